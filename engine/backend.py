@@ -1,0 +1,76 @@
+"""What a backend provides to the engine. Backends live in plugins and are found through entry points."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class PriorStack:
+    """The diffusion prior and the CLIP models around it, loaded on one device in one dtype."""
+
+    tokenizer: Any
+    text_encoder: Any
+    prior: Any
+    scheduler: Any
+    image_encoder: Any
+    image_processor: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.text_encoder.get_input_embeddings().embedding_dim)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a concept was trained against; recorded in its file so a mismatch is caught on load."""
+
+    backend: str
+    model: str
+    revision: str | None
+    embedding_dim: int
+    text_encoder_fingerprint: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A family of models (Kandinsky 2.1, 2.2, the tiny test world) the engine can train against."""
+
+    name: str
+    default_model: str
+    recommended_learning_rate: float
+
+    def load_prior(
+        self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> PriorStack:
+        """Load the prior stack from a hub id or a local folder; raise `BackendError` with one line if absent."""
+        ...
+
+
+def text_encoder_fingerprint(text_encoder: Any) -> str:
+    """A short hash of the token-embedding matrix, robust to the dtype the model was loaded in.
+
+    Rows are rounded to bfloat16 first: weights stored in float16 and loaded as float32, float16 or bfloat16
+    all give the same bytes, while a different text encoder (another model, another vocabulary) does not.
+    """
+    weight = text_encoder.get_input_embeddings().weight.detach()
+    sample = weight[:: max(1, weight.shape[0] // 64)][:64].float().cpu().to(torch.bfloat16)
+    digest = hashlib.sha256(str(tuple(weight.shape)).encode())
+    digest.update(sample.view(torch.int16).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def model_info(backend: Backend, model: str, revision: str | None, stack: PriorStack) -> ModelInfo:
+    return ModelInfo(
+        backend=backend.name,
+        model=model,
+        revision=revision,
+        embedding_dim=stack.embedding_dim,
+        text_encoder_fingerprint=text_encoder_fingerprint(stack.text_encoder),
+    )

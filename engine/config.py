@@ -1,0 +1,117 @@
+"""One frozen configuration per training command, validated on creation and recorded in the concept."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.templates import OBJECT_TEMPLATES
+
+
+def _check_words(option: str, words: tuple[str, ...]) -> None:
+    for word in words:
+        if not word.strip():
+            raise UsageError(f"{option} has an empty item; separate words with single commas, e.g. cat,dog.")
+        if "{" in word or "}" in word:
+            raise UsageError(f"{option} item {word!r} contains a brace; give plain words.")
+    seen = [word.lower() for word in words]
+    duplicates = sorted({word for word in seen if seen.count(word) > 1})
+    if duplicates:
+        raise UsageError(f"{option} lists {', '.join(duplicates)} more than once; give each word once.")
+
+
+@dataclass(frozen=True)
+class CreateConfig:
+    """Everything that decides what `create` and `mix` learn (the official code's defaults)."""
+
+    kind: str
+    token: str
+    initializer: str
+    positives: tuple[str, ...]
+    weights: tuple[float, ...]
+    negatives: tuple[str, ...] = ()
+    category: str | None = None
+    steps: int = 2500
+    learning_rate: float | None = None
+    """None: the backend's recommendation (1e-4 for Kandinsky, as the official code)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    prior_steps: int = 5
+    prior_guidance: float = 4.0
+    positive_lambda: float = 1.0
+    positive_clamp: float = 0.28
+    negative_clamp: float = 0.2
+    seed: int = 0
+    checkpoint_every: int = 250
+    templates: tuple[str, ...] = OBJECT_TEMPLATES
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("create", "mix"):
+            raise UsageError(f"Unknown kind {self.kind!r}; expected create or mix.")
+        if not self.positives:
+            raise UsageError("No positive words; give --category (create) or at least one word (mix).")
+        _check_words("positives", self.positives)
+        _check_words("--neg", self.negatives)
+        overlap = sorted({w.lower() for w in self.negatives} & {w.lower() for w in self.positives})
+        if overlap:
+            raise UsageError(f"{', '.join(overlap)} is both a positive and a negative; drop it from --neg.")
+        self._check_weights()
+        self._check_numbers()
+        if not self.templates or any(t.count("{}") != 1 for t in self.templates):
+            raise UsageError("Every template needs exactly one {} where the concept goes.")
+
+    def _check_weights(self) -> None:
+        if len(self.weights) != len(self.positives):
+            raise UsageError(
+                f"--weights has {len(self.weights)} values for {len(self.positives)} positives; give one each."
+            )
+        if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise UsageError("--weights must be finite, non-negative and sum to more than 0.")
+
+    def _check_numbers(self) -> None:
+        if self.steps <= 0:
+            raise UsageError(f"--steps must be at least 1 (got {self.steps}).")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"--lr must be a positive number (got {self.learning_rate}).")
+        if self.prior_steps <= 0:
+            raise UsageError(f"--prior-steps must be at least 1 (got {self.prior_steps}).")
+        if not math.isfinite(self.prior_guidance) or self.prior_guidance < 0:
+            raise UsageError(f"--prior-guidance must be a non-negative number (got {self.prior_guidance}).")
+        if self.checkpoint_every <= 0:
+            raise UsageError(f"--every must be at least 1 (got {self.checkpoint_every}).")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be a non-negative integer (got {self.seed}).")
+
+    @property
+    def normalized_weights(self) -> tuple[float, ...]:
+        total = sum(self.weights)
+        return tuple(weight / total for weight in self.weights)
+
+
+def create_config(
+    category: str, negatives: tuple[str, ...] = (), *, initializer: str | None = None, token: str | None = None,
+    **settings,
+) -> CreateConfig:
+    """The config of `create`: a new member of `category`, unlike each of `negatives`."""
+    category = category.strip()
+    if not category:
+        raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
+    return CreateConfig(
+        kind="create", token=token or f"<new-{category.replace(' ', '-')}>", initializer=initializer or category,
+        positives=(category,), weights=(1.0,), negatives=negatives, category=category, **settings,
+    )
+
+
+def mix_config(
+    words: tuple[str, ...], weights: tuple[float, ...] | None = None, *, initializer: str | None = None,
+    token: str | None = None, category: str | None = None, **settings,
+) -> CreateConfig:
+    """The config of `mix`: a hybrid of several positive words, optionally weighted, with no negatives."""
+    if len(words) < 2:
+        raise UsageError("mix needs at least two words, for example: conceptlab mix lobster turtle.")
+    slug = "-".join(word.strip().replace(" ", "-") for word in words)
+    return CreateConfig(
+        kind="mix", token=token or f"<{slug}>", initializer=initializer or words[0],
+        positives=words, weights=weights or (1.0,) * len(words), category=category, **settings,
+    )

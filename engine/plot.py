@@ -1,0 +1,83 @@
+"""The similarity plot of a run (the paper's figure of similarities over training), drawn with Pillow."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from conceptlab.engine.files import write_atomically
+
+WIDTH, HEIGHT = 900, 520
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 190, 40, 60
+POSITIVE_COLORS = ("#1a7f37", "#2da44e", "#4ac26b", "#6fdd8b")
+NEGATIVE_COLORS = ("#cf222e", "#e16f24", "#bf8700", "#8250df", "#bf3989", "#0969da", "#57606a", "#a40e26")
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over `window` steps: each step samples one template and one noise, so raw curves jitter."""
+    averaged, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        averaged.append(total / min(index + 1, window))
+    return averaged
+
+
+def _series(records: Sequence[dict]) -> list[tuple[str, str, list[float]]]:
+    window = max(1, len(records) // 25)
+    series = []
+    for group, colors, prefix in (("positive", POSITIVE_COLORS, "+"), ("negative", NEGATIVE_COLORS, "-")):
+        words = list(dict.fromkeys(word for record in records for word in record[group]))
+        for index, word in enumerate(words):
+            values = [record[group].get(word, float("nan")) for record in records]
+            present = [v for v in values if v == v]
+            series.append((f"{prefix} {word}", colors[index % len(colors)], moving_average(present, window)))
+    return series
+
+
+def render_similarity_plot(records: Sequence[dict], title: str) -> Image.Image:
+    """Similarity of the concept's prior output to each positive and negative word, per step."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    series = _series(records)
+    values = [v for _, _, line in series for v in line] or [0.0, 1.0]
+    low, high = min(values) - 0.02, max(values) + 0.02
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    steps = max(1, len(records))
+
+    def point(step_index: int, value: float) -> tuple[float, float]:
+        x = MARGIN_LEFT + plot_w * step_index / max(1, steps - 1)
+        y = MARGIN_TOP + plot_h * (1 - (value - low) / (high - low))
+        return x, y
+
+    draw.rectangle([MARGIN_LEFT, MARGIN_TOP, MARGIN_LEFT + plot_w, MARGIN_TOP + plot_h], outline="#888888")
+    for tick in range(6):
+        value = low + (high - low) * tick / 5
+        _, y = point(0, value)
+        draw.line([MARGIN_LEFT - 4, y, MARGIN_LEFT + plot_w, y], fill="#eeeeee")
+        draw.text((8, y - 6), f"{value:.2f}", fill="black", font=font)
+    for tick in range(6):
+        index = round((steps - 1) * tick / 5)
+        x, _ = point(index, low)
+        draw.text((x - 10, HEIGHT - MARGIN_BOTTOM + 8), str(records[index]["step"] if records else 0), fill="black")
+    draw.text((MARGIN_LEFT, 12), title, fill="black", font=font)
+    draw.text((MARGIN_LEFT + plot_w // 2 - 20, HEIGHT - 24), "step", fill="black", font=font)
+    draw.text((8, MARGIN_TOP - 24), "cosine similarity", fill="black", font=font)
+    for row, (label, color, line) in enumerate(series):
+        if len(line) > 1:
+            draw.line([point(i, v) for i, v in enumerate(line)], fill=color, width=2)
+        legend_y = MARGIN_TOP + 18 * row
+        draw.line([WIDTH - MARGIN_RIGHT + 15, legend_y + 6, WIDTH - MARGIN_RIGHT + 40, legend_y + 6], fill=color, width=3)
+        draw.text((WIDTH - MARGIN_RIGHT + 46, legend_y), label, fill="black", font=font)
+    return image
+
+
+def save_similarity_plot(records: Sequence[dict], path: Path, title: str) -> None:
+    buffer = io.BytesIO()
+    render_similarity_plot(records, title).save(buffer, format="PNG")
+    write_atomically(path, buffer.getvalue())

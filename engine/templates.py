@@ -1,0 +1,16 @@
+"""Prompt templates sampled during training; `{}` is where the concept's token (or a constraint word) goes."""
+
+OBJECT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}",
+    "a rendering of a {}",
+    "a cropped photo of the {}",
+    "the photo of a {}",
+    "a photo of a clean {}",
+    "a photo of my {}",
+    "a close-up photo of a {}",
+    "a bright photo of the {}",
+    "a good photo of a {}",
+    "a photo of one {}",
+    "a photo of a nice {}",
+    "a photo of a small {}",
+)

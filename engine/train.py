@@ -1,0 +1,100 @@
+"""The training loop: one token embedding, optimized through the prior against text constraints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.config import CreateConfig
+from conceptlab.engine.constraints import ConstraintBank
+from conceptlab.engine.errors import TrainingError
+from conceptlab.engine.objectives import ObjectiveWeights, conceptlab_loss
+from conceptlab.engine.prior import sample_image_embeds
+from conceptlab.engine.tokens import add_placeholder_token, encode_prompts
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened at one training step (one line of `log.jsonl`)."""
+
+    step: int
+    template: str
+    loss: float
+    positive: dict[str, float]
+    negative: dict[str, float]
+
+    @property
+    def max_negative(self) -> float | None:
+        return max(self.negative.values()) if self.negative else None
+
+    def as_json(self) -> dict:
+        return {
+            "step": self.step, "template": self.template, "loss": self.loss,
+            "positive": self.positive, "negative": self.negative,
+        }
+
+
+StepCallback = Callable[[StepRecord], None]
+CheckpointCallback = Callable[[int, torch.Tensor], None]
+
+
+def _check_finite(step: int, loss: torch.Tensor, vector: torch.nn.Parameter) -> None:
+    if not math.isfinite(loss.item()) or vector.grad is None or not torch.isfinite(vector.grad).all():
+        raise TrainingError(
+            f"Step {step}: the loss or its gradient is not finite; try a smaller --lr or --dtype float32."
+        )
+
+
+def train_token(
+    stack: PriorStack,
+    config: CreateConfig,
+    *,
+    on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+) -> torch.Tensor:
+    """Learn `config.token` and return its final embedding (float32, CPU).
+
+    Every random draw (template choice, the prior's noise) comes from one generator seeded with
+    `config.seed`, so the same seed on the same machine gives the same bytes.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
+    bank = ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
+    bank.add_words([*config.positives, *config.negatives])
+    with torch.no_grad():
+        unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
+    weights = ObjectiveWeights(
+        config.normalized_weights, config.positive_lambda, config.positive_clamp, config.negative_clamp
+    )
+    optimizer = torch.optim.AdamW(
+        [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
+    )
+    positives, negatives = list(config.positives), list(config.negatives)
+    for step in range(1, config.steps + 1):
+        template_index = int(torch.randint(len(config.templates), (1,), generator=generator))
+        template = config.templates[template_index]
+        prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
+        image_embed = sample_image_embeds(
+            stack.prior, stack.scheduler, prompt, unconditional,
+            num_steps=config.prior_steps, guidance_scale=config.prior_guidance, generator=generator,
+        )[0]
+        value = conceptlab_loss(
+            image_embed, bank.embeds(template_index, positives), bank.embeds(template_index, negatives), weights
+        )
+        optimizer.zero_grad(set_to_none=True)
+        value.loss.backward()
+        _check_finite(step, value.loss, placeholder.vector)
+        optimizer.step()
+        if on_step:
+            on_step(StepRecord(
+                step, template, value.loss.item(),
+                dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
+                dict(zip(negatives, value.negative_similarities.tolist(), strict=True)),
+            ))
+        if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
+            on_checkpoint(step, placeholder.vector.detach().float().cpu().clone())
+    return placeholder.vector.detach().float().cpu().clone()

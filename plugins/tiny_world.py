@@ -1,0 +1,256 @@
+"""Build the tiny world: small models of the real Kandinsky prior architectures that behave like them.
+
+Random weights alone make a useless test bed (see DESIGN.md): a random CLIP text encoder maps every prompt to
+nearly the same direction and a fresh `PriorTransformer` outputs a constant. So the tiny world is *trained*, in a
+few seconds on a CPU, to have the properties the method depends on:
+
+* the text encoder sends "a photo of a {word}" close to a fixed direction per word, where members of a category
+  share part of the category's direction (cat ~ pet), so different words sit well apart;
+* the prior maps a prompt's text embedding to an image embedding along the same direction plus a fixed offset
+  (CLIP's modality gap), so text-image cosines sit near 0.3 as on real models and the 0.2 / 0.28 clamps matter;
+* the image encoder is a real `CLIPVisionModelWithProjection` of matching width.
+
+Everything is deterministic for a given seed and written with `save_pretrained`, so it is loaded by the same
+`from_pretrained` code as a real model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import KandinskyV22PriorPipeline, PriorTransformer, UnCLIPScheduler
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
+
+from conceptlab.engine.templates import OBJECT_TEMPLATES
+
+EMBED_DIM = 64
+SEED = 1234
+TEXT_TRAIN_STEPS = 300
+PRIOR_TRAIN_STEPS = 500
+BATCH = 32
+MEMBER_SHARE = 0.7
+"""Cosine between a member's direction and its category's (cat vs pet); members of one category share 0.49."""
+MODALITY_GAP = 4.0
+"""Norm of the fixed offset added to a unit text direction to make its image embedding: cos ~ 1/sqrt(1+2.6^2)."""
+
+CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
+    "pet": ("cat", "dog", "hamster", "rabbit", "parrot", "goldfish", "turtle", "ferret"),
+    "plant": ("cactus", "fern", "tree", "flower", "rose", "moss", "bamboo", "ivy"),
+    "fruit": ("apple", "banana", "orange", "mango", "grape", "pear", "cherry", "lemon"),
+    "furniture": ("chair", "table", "sofa", "bed", "desk", "lamp", "shelf", "stool"),
+    "musical instrument": ("guitar", "piano", "violin", "drum", "flute", "trumpet", "harp", "cello"),
+    "animal": ("lobster", "crab", "lion", "zebra", "owl", "frog", "snail", "whale"),
+}
+"""Built-in categories of the tiny world and their known members (also what its oracle and metrics know)."""
+
+_SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """The byte-to-printable-character table of byte-level BPE (as in GPT-2 and CLIP)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars), strict=True))
+
+
+def _words() -> list[str]:
+    """Every whole word the tiny tokenizer knows: templates' words, categories and members."""
+    words: set[str] = set()
+    for template in OBJECT_TEMPLATES:
+        words.update(template.replace("{}", " ").replace(",", " ").split())
+    for category, members in CATEGORY_MEMBERS.items():
+        words.update(category.split())
+        words.update(members)
+    return sorted(w.lower() for w in words)
+
+
+def build_tokenizer() -> CLIPTokenizer:
+    """A CLIP BPE tokenizer whose vocabulary holds every byte plus whole-word merges for the tiny words."""
+    byte_chars = list(_bytes_to_unicode().values())
+    vocab_list = byte_chars + [c + "</w>" for c in byte_chars]
+    merges: list[tuple[str, str]] = []
+    known = set(vocab_list)
+    for word in _words():
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(pieces) > 1:
+            merged = pieces[0] + pieces[1]
+            merge = (pieces[0], pieces[1])
+            if merge not in merges:
+                merges.append(merge)
+            if merged not in known:
+                known.add(merged)
+                vocab_list.append(merged)
+            pieces = [merged, *pieces[2:]]
+    vocab_list += list(_SPECIAL_TOKENS)
+    vocab = {token: index for index, token in enumerate(vocab_list)}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _text_model(vocab_size: int, tokenizer: CLIPTokenizer) -> CLIPTextModelWithProjection:
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=EMBED_DIM,
+        intermediate_size=2 * EMBED_DIM,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=EMBED_DIM,
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=2,  # the legacy value shipped in the real Kandinsky prior text encoders
+        pad_token_id=1,
+    )
+    return CLIPTextModelWithProjection(config)
+
+
+def _vision_model() -> CLIPVisionModelWithProjection:
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=EMBED_DIM,
+    )
+    return CLIPVisionModelWithProjection(config)
+
+
+def _word_directions(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A unit direction per word; members lean towards their category's direction."""
+
+    def random_unit() -> torch.Tensor:
+        return F.normalize(torch.randn(EMBED_DIM, generator=generator), dim=0)
+
+    directions: dict[str, torch.Tensor] = {}
+    for category, members in CATEGORY_MEMBERS.items():
+        directions[category] = random_unit()
+        for member in members:
+            mixed = MEMBER_SHARE * directions[category] + (1 - MEMBER_SHARE**2) ** 0.5 * random_unit()
+            directions[member] = F.normalize(mixed, dim=0)
+    directions[""] = random_unit()
+    return directions
+
+
+def _encode(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModelWithProjection, prompts: list[str], padding="max_length"):
+    inputs = tokenizer(prompts, padding=padding, max_length=77, truncation=True, return_tensors="pt")
+    output = text_encoder(inputs.input_ids)
+    return output.text_embeds, output.last_hidden_state, inputs.attention_mask.bool()
+
+
+def _training_prompts(directions: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
+    prompts, targets = [], []
+    for template, word in itertools.product(OBJECT_TEMPLATES, [w for w in directions if w]):
+        prompts.append(template.format(word))
+        targets.append(directions[word])
+    prompts.append("")
+    targets.append(directions[""])
+    return prompts, torch.stack(targets)
+
+
+def _train_text_encoder(tokenizer, text_encoder, directions, generator: torch.Generator) -> None:
+    """Pull each prompt's pooled, projected output towards its word's direction."""
+    prompts, targets = _training_prompts(directions)
+    optimizer = torch.optim.AdamW(text_encoder.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(TEXT_TRAIN_STEPS):
+        batch = torch.randint(len(prompts), (BATCH,), generator=generator)
+        # Causal attention: padding to the longest prompt gives the same pooled output as padding to 77, faster.
+        embeds, _, _ = _encode(tokenizer, text_encoder, [prompts[i] for i in batch], padding="longest")
+        loss = (1 - F.cosine_similarity(embeds, targets[batch], dim=-1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def image_embedding_for(text_embeds: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+    """The tiny world's 'true' image embedding of a text embedding: its direction plus the modality gap."""
+    return F.normalize(F.normalize(text_embeds, dim=-1) + gap, dim=-1) * 10.0
+
+
+def _train_prior(prior: PriorTransformer, scheduler: UnCLIPScheduler, conditions, generator) -> None:
+    """Train the prior with its own objective (predict the clean sample) on prompt -> image embedding pairs."""
+    text_embeds, hidden, mask, images = conditions
+    mean, std = images.mean(0, keepdim=True), images.std(0, keepdim=True)
+    prior.clip_mean.data, prior.clip_std.data = mean, std
+    prior.clip_mean.requires_grad_(False)
+    prior.clip_std.requires_grad_(False)
+    targets = (images - mean) / std
+    alphas = scheduler.alphas_cumprod
+    unconditional = len(text_embeds) - 1  # the empty prompt is last
+    optimizer = torch.optim.AdamW([p for p in prior.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.0)
+    for _ in range(PRIOR_TRAIN_STEPS):
+        batch = torch.randint(len(text_embeds) - 1, (BATCH,), generator=generator)
+        drop = torch.rand(BATCH, generator=generator) < 0.1
+        condition = torch.where(drop, torch.full_like(batch, unconditional), batch)
+        timesteps = torch.randint(len(alphas), (BATCH,), generator=generator)
+        noise = torch.randn(BATCH, EMBED_DIM, generator=generator)
+        alpha = alphas[timesteps].unsqueeze(-1)
+        noisy = alpha.sqrt() * targets[batch] + (1 - alpha).sqrt() * noise
+        predicted = prior(
+            noisy,
+            timestep=timesteps,
+            proj_embedding=text_embeds[condition],
+            encoder_hidden_states=hidden[condition],
+            attention_mask=mask[condition],
+        ).predicted_image_embedding
+        loss = F.mse_loss(predicted, targets[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def build_tiny_prior_pipeline() -> KandinskyV22PriorPipeline:
+    """Build and train the tiny prior stack deterministically (about 20 s on 2 CPU cores)."""
+    torch.manual_seed(SEED)
+    generator = torch.Generator().manual_seed(SEED)
+    tokenizer = build_tokenizer()
+    text_encoder = _text_model(len(tokenizer), tokenizer)
+    directions = _word_directions(generator)
+    _train_text_encoder(tokenizer, text_encoder, directions, generator)
+
+    prompts, _ = _training_prompts(directions)
+    with torch.no_grad():
+        text_embeds, hidden, mask = _encode(tokenizer, text_encoder, prompts)
+    gap = F.normalize(torch.randn(EMBED_DIM, generator=generator), dim=0) * MODALITY_GAP
+    images = image_embedding_for(text_embeds, gap)
+
+    prior = PriorTransformer(
+        num_attention_heads=4, attention_head_dim=16, num_layers=2, embedding_dim=EMBED_DIM, num_embeddings=77
+    )
+    scheduler = UnCLIPScheduler(
+        variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
+        clip_sample=True, clip_sample_range=10.0,
+    )
+    _train_prior(prior, scheduler, (text_embeds, hidden, mask, images), generator)
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=True
+    )
+    return KandinskyV22PriorPipeline(
+        prior=prior.eval(),
+        image_encoder=_vision_model().eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        image_processor=image_processor,
+    )
+
+
+def save_tiny_world(folder: Path) -> None:
+    """Build the tiny world and write it with `save_pretrained` (the layout of a real prior repository)."""
+    build_tiny_prior_pipeline().save_pretrained(folder, safe_serialization=True)
