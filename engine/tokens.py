@@ -95,8 +95,8 @@ def add_placeholder_token(
     """
     if not token.strip() or any(c.isspace() for c in token):
         raise UsageError(f"Token {token!r} must be one word without spaces, for example <new-pet>.")
-    if token in tokenizer.get_vocab():
-        raise UsageError(f"Token {token!r} already exists in the tokenizer; choose another with --token.")
+    if token in tokenizer.get_vocab() or len(tokenizer.tokenize(token)) == 1:
+        raise UsageError(f"Token {token!r} is already a word of the tokenizer; choose another with --token.")
     vector = (
         initializer if isinstance(initializer, torch.Tensor)
         else initializer_vector(tokenizer, text_encoder, initializer)

@@ -1,0 +1,81 @@
+"""The `conceptlab` command: wires the commands together and turns errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
+from conceptlab.cli.demo import demo_command
+from conceptlab.cli.info import INFO_EXAMPLES, info_command
+from conceptlab.cli.output import error
+from conceptlab.engine.errors import ConceptLabError
+
+app = typer.Typer(
+    name="conceptlab",
+    help="Invent new concepts with a diffusion prior (ConceptLab). Every concept is a safetensors token file.",
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("create", help="Invent a new member of a category, unlike given negatives.", epilog=CREATE_EXAMPLES)(
+    create_command
+)
+app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
+app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
+app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
+
+
+@app.callback(invoke_without_command=True)
+def _root(context: typer.Context) -> None:
+    """Show the help when no command is given; keep the libraries' loading chatter off the terminal."""
+    if context.invoked_subcommand is None:
+        print(context.get_help())
+        raise typer.Exit(0)
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _click_error_line(exception: Exception) -> str:
+    """One line for a parsing error of the click that Typer bundles (missing option, bad value, ...)."""
+    context = getattr(exception, "ctx", None)
+    command = context.command_path if context else "conceptlab"
+    return f"{exception.format_message()} (see '{command} --help')"
+
+
+def _is_click_error(exception: Exception) -> bool:
+    return hasattr(exception, "format_message") and isinstance(getattr(exception, "exit_code", None), int)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; every error becomes one line on stderr and an exit code (2 for usage errors)."""
+    try:
+        result = app(args=argv, prog_name="conceptlab", standalone_mode=False)
+    except ConceptLabError as exception:
+        error(str(exception))
+        return exception.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        error("interrupted.")
+        return 130
+    except Exception as exception:
+        if _is_click_error(exception):
+            error(_click_error_line(exception))
+            return exception.exit_code
+        # A bug: keep it to one line unless asked for the traceback.
+        if os.environ.get("CONCEPTLAB_DEBUG"):
+            raise
+        error(f"internal error: {type(exception).__name__}: {exception} (set CONCEPTLAB_DEBUG=1 for details)")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""`conceptlab create` and `conceptlab mix`: learn a new concept.
+
+    conceptlab create --category pet --neg cat,dog
+    conceptlab create --category "musical instrument" --neg guitar,piano --steps 1000 --seed 3
+    conceptlab create --category pet --neg cat,dog --model tiny --steps 200     # offline, seconds
+    conceptlab mix lobster turtle --weights 0.6,0.4
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli import options
+from conceptlab.cli.output import stdout
+from conceptlab.cli.parsing import number_list, word_list
+from conceptlab.cli.progress import training_progress
+from conceptlab.engine.config import CreateConfig, create_config, mix_config
+from conceptlab.engine.create import CreateResult, create
+from conceptlab.engine.loading import ModelChoice
+
+CREATE_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab create --category pet --neg cat,dog
+
+  conceptlab create --category pet --neg cat,dog --model tiny --steps 200   [dim]# offline, in seconds[/]
+
+  conceptlab create --category "musical instrument" --neg guitar,piano --model kandinsky-2.2 --device cuda:1
+
+Writes RUN/<token>.safetensors, RUN/log.jsonl, RUN/checkpoints/ and RUN/similarities.png.
+"""
+
+MIX_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab mix lobster turtle
+
+  conceptlab mix lobster turtle --weights 0.6,0.4 --model tiny --steps 200
+"""
+
+
+def _print_result(result: CreateResult) -> None:
+    first, final = result.first_similarities, result.final_similarities
+    stdout.print(f"[bold green]Learned[/] {result.config.token} in {result.run_dir}/")
+    for group, sign in (("positive", "+"), ("negative", "−")):
+        for word, value in final[group].items():
+            stdout.print(f"  {sign} {word:<20} {first[group][word]:.3f} → {value:.3f}")
+    stdout.print(f"  concept  {result.concept_path}")
+    stdout.print(f"  log      {result.run_dir / 'log.jsonl'}")
+    stdout.print(f"  plot     {result.run_dir / 'similarities.png'}")
+
+
+def run_training(config: CreateConfig, model: ModelChoice, out, force: bool) -> CreateResult:
+    """Train with a live progress bar and print what was written."""
+    with training_progress(config.steps, config.token) as on_step:
+        result = create(config, model, out=out, force=force, on_step=on_step)
+    _print_result(result)
+    return result
+
+
+def create_command(
+    category: Annotated[str, typer.Option(help="The broad category to invent a new member of, e.g. pet.")],
+    neg: Annotated[
+        str | None, typer.Option("--neg", help="Comma-separated members it must not look like, e.g. cat,dog.")
+    ] = None,
+    token: options.TokenOpt = None,
+    init: options.InitOpt = None,
+    steps: options.StepsOpt = 2500,
+    lr: options.LearningRateOpt = None,
+    seed: options.SeedOpt = 0,
+    every: options.EveryOpt = 250,
+    prior_steps: options.PriorStepsOpt = 5,
+    prior_guidance: options.PriorGuidanceOpt = 4.0,
+    model: options.ModelOpt = "kandinsky-2.1",
+    backend: options.BackendOpt = None,
+    revision: options.RevisionOpt = None,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    out: options.OutOpt = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Invent a new member of a category, unlike the given negatives."""
+    config = create_config(
+        category, word_list(neg), initializer=init, token=token, steps=steps, learning_rate=lr, seed=seed,
+        checkpoint_every=every, prior_steps=prior_steps, prior_guidance=prior_guidance,
+    )
+    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)
+
+
+def mix_command(
+    words: Annotated[list[str], typer.Argument(help="Two or more words to blend, e.g. lobster turtle.")],
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per word (default equal), e.g. 0.6,0.4.")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="Category the hybrid belongs to (recorded).")] = None,
+    token: options.TokenOpt = None,
+    init: options.InitOpt = None,
+    steps: options.StepsOpt = 2500,
+    lr: options.LearningRateOpt = None,
+    seed: options.SeedOpt = 0,
+    every: options.EveryOpt = 250,
+    prior_steps: options.PriorStepsOpt = 5,
+    prior_guidance: options.PriorGuidanceOpt = 4.0,
+    model: options.ModelOpt = "kandinsky-2.1",
+    backend: options.BackendOpt = None,
+    revision: options.RevisionOpt = None,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    out: options.OutOpt = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Blend several words into one hybrid concept (no negatives)."""
+    config = mix_config(
+        tuple(w.strip() for w in words), number_list("--weights", weights), initializer=init, token=token,
+        category=category, steps=steps, learning_rate=lr, seed=seed, checkpoint_every=every,
+        prior_steps=prior_steps, prior_guidance=prior_guidance,
+    )
+    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)

@@ -1,0 +1,73 @@
+"""`conceptlab info`: everything a concept file records, readable.
+
+    conceptlab info runs/new-pet/new-pet.safetensors
+    conceptlab info runs/new-pet/new-pet.safetensors --json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from conceptlab.cli import options
+from conceptlab.cli.output import print_json, stdout
+from conceptlab.engine.concept import load_concept
+
+INFO_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab info runs/new-pet/new-pet.safetensors
+
+  conceptlab info runs/new-pet/new-pet.safetensors --json | jq .negatives
+"""
+
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Concept", ("token", "kind", "category", "initializer", "sha256", "created", "conceptlab_version")),
+    ("Constraints", ("positives", "weights", "negatives", "final_similarities")),
+    ("Model", ("backend", "model", "model_revision", "embedding_dim", "text_encoder_fingerprint", "device", "dtype")),
+    ("Training", ("seed", "steps", "learning_rate", "prior_steps", "prior_guidance", "checkpoint_step")),
+    ("Lineage", ("parents", "lineage")),
+)
+
+
+def _format(key: str, value: Any) -> str:
+    if key == "negatives" and isinstance(value, list):
+        return ", ".join(f"{n['word']} (step {n['step']})" for n in value) or "none"
+    if key == "final_similarities" and isinstance(value, dict):
+        return "  ".join(
+            f"{'+' if group == 'positive' else '−'}{word} {sim:.3f}"
+            for group, sims in value.items() for word, sim in sims.items()
+        )
+    if isinstance(value, list | dict):
+        return json.dumps(value) if value else "none"
+    return "—" if value is None else str(value)
+
+
+def info_command(
+    concept: Annotated[Path, typer.Argument(help="A concept .safetensors file.")],
+    as_json: options.JsonOpt = False,
+) -> None:
+    """Show everything a concept file records."""
+    loaded = load_concept(concept)
+    metadata = {**loaded.metadata, "path": str(concept)}
+    if as_json:
+        print_json(metadata)
+        return
+    table = Table(title=f"{loaded.token}  ({concept})", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column(overflow="fold")
+    shown = {"config", "conceptlab.format", "path"}
+    for section, keys in SECTIONS:
+        table.add_section()
+        table.add_row(f"[dim]{section}[/]", "")
+        for key in keys:
+            if key in metadata:
+                table.add_row(key, _format(key, metadata[key]))
+                shown.add(key)
+    for key in sorted(set(metadata) - shown):
+        table.add_row(key, _format(key, metadata[key]))
+    stdout.print(table)

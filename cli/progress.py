@@ -1,0 +1,56 @@
+"""A live progress bar for training: step, loss, positive and max-negative similarity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from conceptlab.cli.output import stderr
+from conceptlab.engine.plot import moving_average
+from conceptlab.engine.train import StepRecord
+
+SMOOTHING = 20
+
+
+def _describe(records: list[StepRecord]) -> str:
+    """Similarities averaged over the last steps: one step samples one template, so single values jitter."""
+    recent = records[-SMOOTHING:]
+    loss = moving_average([r.loss for r in recent], SMOOTHING)[-1]
+    positive = " ".join(
+        f"{word} {moving_average([r.positive[word] for r in recent], SMOOTHING)[-1]:.3f}"
+        for word in recent[-1].positive
+    )
+    text = f"loss {loss:.3f} | + {positive}"
+    if recent[-1].negative:
+        max_negative = moving_average([r.max_negative for r in recent], SMOOTHING)[-1]
+        text += f" | max − {max_negative:.3f}"
+    return text
+
+
+@contextmanager
+def training_progress(total: int, label: str) -> Iterator:
+    """Yield an `on_step` callback; a spinner shows while the model loads, then a progress bar on stderr."""
+    records: list[StepRecord] = []
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=stderr, transient=True)
+    task = progress.add_task(label, total=total, stats="")
+    status = stderr.status("Loading the model…")
+    status.start()
+
+    def on_step(record: StepRecord) -> None:
+        if not records:
+            status.stop()
+            progress.start()
+        records.append(record)
+        progress.update(task, completed=record.step, stats=_describe(records))
+
+    try:
+        yield on_step
+    finally:
+        status.stop()
+        progress.stop()
