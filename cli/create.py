@@ -1,9 +1,9 @@
 """`conceptlab create` and `conceptlab mix`: learn a new concept.
 
-    conceptlab create --category pet --neg cat,dog
-    conceptlab create --category "musical instrument" --neg guitar,piano --steps 1000 --seed 3
-    conceptlab create --category pet --neg cat,dog --model tiny --steps 200     # offline, seconds
-    conceptlab mix lobster turtle --weights 0.6,0.4
+conceptlab create --category pet --neg cat,dog
+conceptlab create --category "musical instrument" --neg guitar,piano --steps 1000 --seed 3
+conceptlab create --category pet --neg cat,dog --model tiny --steps 200     # offline, seconds
+conceptlab mix lobster turtle --weights 0.6,0.4
 """
 
 from __future__ import annotations
@@ -43,13 +43,16 @@ MIX_EXAMPLES = """
 
 def _print_result(result: CreateResult) -> None:
     first, final = result.first_similarities, result.final_similarities
-    stdout.print(f"[bold green]Learned[/] {result.config.token} in {result.run_dir}/")
+    lines = [f"[bold green]Learned[/] {result.config.token} in {result.run_dir}/"]
     for group, sign in (("positive", "+"), ("negative", "−")):
-        for word, value in final[group].items():
-            stdout.print(f"  {sign} {word:<20} {first[group][word]:.3f} → {value:.3f}")
-    stdout.print(f"  concept  {result.concept_path}")
-    stdout.print(f"  log      {result.run_dir / 'log.jsonl'}")
-    stdout.print(f"  plot     {result.run_dir / 'similarities.png'}")
+        lines += [f"  {sign} {word:<20} {first[group][word]:.3f} → {value:.3f}" for word, value in final[group].items()]
+    lines += [
+        f"  concept  {result.concept_path}",
+        f"  log      {result.run_dir / 'log.jsonl'}",
+        f"  plot     {result.run_dir / 'similarities.png'}",
+    ]
+    for line in lines:
+        stdout.print(line, soft_wrap=True, highlight=False)
 
 
 def run_training(config: CreateConfig, model: ModelChoice, out, force: bool) -> CreateResult:
@@ -83,8 +86,16 @@ def create_command(
 ) -> None:
     """Invent a new member of a category, unlike the given negatives."""
     config = create_config(
-        category, word_list(neg), initializer=init, token=token, steps=steps, learning_rate=lr, seed=seed,
-        checkpoint_every=every, prior_steps=prior_steps, prior_guidance=prior_guidance,
+        category,
+        word_list(neg),
+        initializer=init,
+        token=token,
+        steps=steps,
+        learning_rate=lr,
+        seed=seed,
+        checkpoint_every=every,
+        prior_steps=prior_steps,
+        prior_guidance=prior_guidance,
     )
     run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)
 
@@ -113,8 +124,16 @@ def mix_command(
 ) -> None:
     """Blend several words into one hybrid concept (no negatives)."""
     config = mix_config(
-        tuple(w.strip() for w in words), number_list("--weights", weights), initializer=init, token=token,
-        category=category, steps=steps, learning_rate=lr, seed=seed, checkpoint_every=every,
-        prior_steps=prior_steps, prior_guidance=prior_guidance,
+        tuple(w.strip() for w in words),
+        number_list("--weights", weights),
+        initializer=init,
+        token=token,
+        category=category,
+        steps=steps,
+        learning_rate=lr,
+        seed=seed,
+        checkpoint_every=every,
+        prior_steps=prior_steps,
+        prior_guidance=prior_guidance,
     )
     run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)

@@ -1,6 +1,6 @@
 """`conceptlab demo`: a new pet on the tiny backend, offline, in under a minute on 2 CPU cores.
 
-    conceptlab demo
+conceptlab demo
 """
 
 from __future__ import annotations

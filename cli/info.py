@@ -1,7 +1,7 @@
 """`conceptlab info`: everything a concept file records, readable.
 
-    conceptlab info runs/new-pet/new-pet.safetensors
-    conceptlab info runs/new-pet/new-pet.safetensors --json
+conceptlab info runs/new-pet/new-pet.safetensors
+conceptlab info runs/new-pet/new-pet.safetensors --json
 """
 
 from __future__ import annotations
@@ -28,7 +28,18 @@ INFO_EXAMPLES = """
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Concept", ("token", "kind", "category", "initializer", "sha256", "created", "conceptlab_version")),
     ("Constraints", ("positives", "weights", "negatives", "final_similarities")),
-    ("Model", ("backend", "model", "model_revision", "embedding_dim", "text_encoder_fingerprint", "device", "dtype")),
+    (
+        "Model",
+        (
+            "backend",
+            "model",
+            "model_revision",
+            "embedding_dim",
+            "text_encoder_fingerprint",
+            "device",
+            "dtype",
+        ),
+    ),
     ("Training", ("seed", "steps", "learning_rate", "prior_steps", "prior_guidance", "checkpoint_step")),
     ("Lineage", ("parents", "lineage")),
 )
@@ -40,7 +51,8 @@ def _format(key: str, value: Any) -> str:
     if key == "final_similarities" and isinstance(value, dict):
         return "  ".join(
             f"{'+' if group == 'positive' else '−'}{word} {sim:.3f}"
-            for group, sims in value.items() for word, sim in sims.items()
+            for group, sims in value.items()
+            for word, sim in sims.items()
         )
     if isinstance(value, list | dict):
         return json.dumps(value) if value else "none"

@@ -10,7 +10,8 @@ import typer
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder.",
     ),
 ]
@@ -24,19 +25,19 @@ DtypeOpt = Annotated[
     str, typer.Option(help="auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16 or bfloat16.")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw: the same seed gives the same concept.")]
-OutOpt = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Run folder to write (default: runs/<token>).")
-]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write (default: runs/<token>).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the outputs of an earlier run in --out.")]
 TokenOpt = Annotated[
     str | None, typer.Option(help="Placeholder token to learn (default: <new-CATEGORY> or <WORD-WORD>).")
 ]
 InitOpt = Annotated[
-    str | None, typer.Option("--init", help="Word the token starts from (default: the category / first word).")
+    str | None,
+    typer.Option("--init", help="Word the token starts from (default: the category / first word)."),
 ]
 StepsOpt = Annotated[int, typer.Option(help="Optimization steps.")]
 LearningRateOpt = Annotated[
-    float | None, typer.Option("--lr", help="AdamW learning rate (default: the backend's; 1e-4 for Kandinsky).")
+    float | None,
+    typer.Option("--lr", help="AdamW learning rate (default: the backend's; 1e-4 for Kandinsky)."),
 ]
 EveryOpt = Annotated[int, typer.Option(help="Write a checkpoint concept every N steps.")]
 PriorStepsOpt = Annotated[int, typer.Option(help="Prior sampling steps per training step.")]

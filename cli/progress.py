@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from conceptlab.cli.output import stderr
 from conceptlab.engine.plot import moving_average
@@ -34,8 +41,12 @@ def training_progress(total: int, label: str) -> Iterator:
     """Yield an `on_step` callback; a spinner shows while the model loads, then a progress bar on stderr."""
     records: list[StepRecord] = []
     columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     progress = Progress(*columns, console=stderr, transient=True)
     task = progress.add_task(label, total=total, stats="")

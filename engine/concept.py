@@ -110,7 +110,7 @@ def _parse_metadata(path: Path, data: bytes) -> dict[str, Any]:
 def _checked_vector(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> torch.Tensor:
     if len(tensors) != 1:
         raise ConceptFileError(f"{path} holds {len(tensors)} tensors; a concept file holds exactly one.")
-    (token, tensor), = tensors.items()
+    ((token, tensor),) = tensors.items()
     if token != metadata.get("token"):
         raise ConceptFileError(f"{path}: tensor {token!r} does not match its token {metadata.get('token')!r}.")
     if tensor.dtype != torch.float32:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.templates import OBJECT_TEMPLATES
+from conceptlab.engine.tokens import check_token_text
 
 
 def _check_words(option: str, words: tuple[str, ...]) -> None:
@@ -49,6 +50,7 @@ class CreateConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("create", "mix"):
             raise UsageError(f"Unknown kind {self.kind!r}; expected create or mix.")
+        check_token_text(self.token)
         if not self.positives:
             raise UsageError("No positive words; give --category (create) or at least one word (mix).")
         _check_words("positives", self.positives)
@@ -90,7 +92,11 @@ class CreateConfig:
 
 
 def create_config(
-    category: str, negatives: tuple[str, ...] = (), *, initializer: str | None = None, token: str | None = None,
+    category: str,
+    negatives: tuple[str, ...] = (),
+    *,
+    initializer: str | None = None,
+    token: str | None = None,
     **settings,
 ) -> CreateConfig:
     """The config of `create`: a new member of `category`, unlike each of `negatives`."""
@@ -98,20 +104,36 @@ def create_config(
     if not category:
         raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
     return CreateConfig(
-        kind="create", token=token or f"<new-{category.replace(' ', '-')}>", initializer=initializer or category,
-        positives=(category,), weights=(1.0,), negatives=negatives, category=category, **settings,
+        kind="create",
+        token=token or f"<new-{category.replace(' ', '-')}>",
+        initializer=initializer or category,
+        positives=(category,),
+        weights=(1.0,),
+        negatives=negatives,
+        category=category,
+        **settings,
     )
 
 
 def mix_config(
-    words: tuple[str, ...], weights: tuple[float, ...] | None = None, *, initializer: str | None = None,
-    token: str | None = None, category: str | None = None, **settings,
+    words: tuple[str, ...],
+    weights: tuple[float, ...] | None = None,
+    *,
+    initializer: str | None = None,
+    token: str | None = None,
+    category: str | None = None,
+    **settings,
 ) -> CreateConfig:
     """The config of `mix`: a hybrid of several positive words, optionally weighted, with no negatives."""
     if len(words) < 2:
         raise UsageError("mix needs at least two words, for example: conceptlab mix lobster turtle.")
     slug = "-".join(word.strip().replace(" ", "-") for word in words)
     return CreateConfig(
-        kind="mix", token=token or f"<{slug}>", initializer=initializer or words[0],
-        positives=words, weights=weights or (1.0,) * len(words), category=category, **settings,
+        kind="mix",
+        token=token or f"<{slug}>",
+        initializer=initializer or words[0],
+        positives=words,
+        weights=weights or (1.0,) * len(words),
+        category=category,
+        **settings,
     )

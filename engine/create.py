@@ -18,6 +18,7 @@ from conceptlab.engine.devices import dtype_name
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
 from conceptlab.engine.plot import save_similarity_plot
 from conceptlab.engine.run_folder import RunFolder, default_run_dir, write_log_line
+from conceptlab.engine.tokens import check_new_token
 from conceptlab.engine.train import StepRecord, train_token
 from conceptlab.engine.version import conceptlab_version
 
@@ -87,8 +88,10 @@ def create(
     `loaded` reuses an already loaded prior (its tokenizer gains the token); otherwise `model` is loaded.
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
-    folder.claim(force)
+    folder.check(force)
     loaded = loaded or load_prior(model or ModelChoice())
+    check_new_token(loaded.stack.tokenizer, config.token)
+    folder.claim(force)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
     records: list[StepRecord] = []
@@ -105,13 +108,17 @@ def create(
 
     with folder.open_log() as log:
         vector = train_token(loaded.stack, config, on_step=record_step, on_checkpoint=write_checkpoint)
-    tail = records[-max(1, len(records) // 10):]
+    tail = records[-max(1, len(records) // 10) :]
     final = _mean_similarities(tail)
     concept = Concept(config.token, vector, concept_metadata(config, loaded, final_similarities=final))
     save_concept(concept, folder.concept_path)
     title = f"{config.token}: {config.kind} ({loaded.info.backend}, seed {config.seed})"
     save_similarity_plot([r.as_json() for r in records], folder.plot_path, title)
     return CreateResult(
-        concept, folder.concept_path, folder.path, config,
-        _mean_similarities(records[: max(1, len(records) // 10)]), final,
+        concept,
+        folder.concept_path,
+        folder.path,
+        config,
+        _mean_similarities(records[: max(1, len(records) // 10)]),
+        final,
     )

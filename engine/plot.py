@@ -72,7 +72,11 @@ def render_similarity_plot(records: Sequence[dict], title: str) -> Image.Image:
         if len(line) > 1:
             draw.line([point(i, v) for i, v in enumerate(line)], fill=color, width=2)
         legend_y = MARGIN_TOP + 18 * row
-        draw.line([WIDTH - MARGIN_RIGHT + 15, legend_y + 6, WIDTH - MARGIN_RIGHT + 40, legend_y + 6], fill=color, width=3)
+        draw.line(
+            [WIDTH - MARGIN_RIGHT + 15, legend_y + 6, WIDTH - MARGIN_RIGHT + 40, legend_y + 6],
+            fill=color,
+            width=3,
+        )
         draw.text((WIDTH - MARGIN_RIGHT + 46, legend_y), label, fill="black", font=font)
     return image
 

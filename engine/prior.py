@@ -35,7 +35,9 @@ def sample_image_embeds(
         attention_mask = torch.cat([negative.attention_mask, prompts.attention_mask])
     else:
         text_embeds, hidden_states, attention_mask = (
-            prompts.text_embeds, prompts.hidden_states, prompts.attention_mask
+            prompts.text_embeds,
+            prompts.hidden_states,
+            prompts.attention_mask,
         )
 
     scheduler.set_timesteps(num_steps, device=text_embeds.device)

@@ -44,6 +44,4 @@ def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]
         if candidate.default_model == model:
             return candidate, model
     kind = "folder" if Path(model).exists() else "model id"
-    raise UsageError(
-        f"Cannot tell which backend the {kind} {model!r} is for; add --backend ({', '.join(names)})."
-    )
+    raise UsageError(f"Cannot tell which backend the {kind} {model!r} is for; add --backend ({', '.join(names)}).")

@@ -48,8 +48,8 @@ class RunFolder:
         found = [p for pattern in OUTPUT_PATTERNS for p in self.path.glob(pattern)]
         return found + sorted(self.path.glob("checkpoints/*.safetensors"))
 
-    def claim(self, force: bool) -> None:
-        """Make the folder, refusing to reuse one that already holds a run unless `force`."""
+    def check(self, force: bool) -> None:
+        """Refuse a folder that is a file or already holds a run (unless `force`), touching nothing."""
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"--out {self.path} is a file; give a folder.")
         existing = self.existing_outputs() if self.path.is_dir() else []
@@ -57,6 +57,10 @@ class RunFolder:
             raise UsageError(
                 f"{self.path} already holds a run ({existing[0].name}); choose another --out or add --force."
             )
+
+    def claim(self, force: bool) -> None:
+        """Make the folder (after `check`), clearing stale checkpoints of a forced rerun."""
+        self.check(force)
         for stale in self.path.glob("checkpoints/step-*.safetensors") if force else ():
             stale.unlink()
         try:

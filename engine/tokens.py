@@ -86,6 +86,18 @@ def initializer_vector(tokenizer: Any, text_encoder: Any, word: str) -> torch.Te
     return weight[torch.tensor(ids, device=weight.device)].detach().float().mean(0)
 
 
+def check_token_text(token: str) -> None:
+    if not token.strip() or any(c.isspace() for c in token):
+        raise UsageError(f"Token {token!r} must be one word without spaces, for example <new-pet>.")
+
+
+def check_new_token(tokenizer: Any, token: str) -> None:
+    """Refuse a token that is malformed or that the tokenizer already knows as one token."""
+    check_token_text(token)
+    if token in tokenizer.get_vocab() or len(tokenizer.tokenize(token)) == 1:
+        raise UsageError(f"Token {token!r} is already a word of the tokenizer; choose another with --token.")
+
+
 def add_placeholder_token(
     tokenizer: Any, text_encoder: Any, token: str, initializer: str | torch.Tensor
 ) -> Placeholder:
@@ -93,12 +105,10 @@ def add_placeholder_token(
 
     `initializer` is a word (its embedding, or the mean of its tokens') or a vector (a loaded concept).
     """
-    if not token.strip() or any(c.isspace() for c in token):
-        raise UsageError(f"Token {token!r} must be one word without spaces, for example <new-pet>.")
-    if token in tokenizer.get_vocab() or len(tokenizer.tokenize(token)) == 1:
-        raise UsageError(f"Token {token!r} is already a word of the tokenizer; choose another with --token.")
+    check_new_token(tokenizer, token)
     vector = (
-        initializer if isinstance(initializer, torch.Tensor)
+        initializer
+        if isinstance(initializer, torch.Tensor)
         else initializer_vector(tokenizer, text_encoder, initializer)
     )
     embedding = _placeholder_embedding(text_encoder)
@@ -131,7 +141,11 @@ class EncodedPrompts:
 def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: list[str]) -> EncodedPrompts:
     """Tokenize to the model's full length and run the CLIP text encoder, keeping the graph."""
     inputs = tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        prompts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     )
     device = text_encoder.device
     output = text_encoder(inputs.input_ids.to(device))

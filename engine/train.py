@@ -33,8 +33,11 @@ class StepRecord:
 
     def as_json(self) -> dict:
         return {
-            "step": self.step, "template": self.template, "loss": self.loss,
-            "positive": self.positive, "negative": self.negative,
+            "step": self.step,
+            "template": self.template,
+            "loss": self.loss,
+            "positive": self.positive,
+            "negative": self.negative,
         }
 
 
@@ -79,22 +82,34 @@ def train_token(
         template = config.templates[template_index]
         prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
         image_embed = sample_image_embeds(
-            stack.prior, stack.scheduler, prompt, unconditional,
-            num_steps=config.prior_steps, guidance_scale=config.prior_guidance, generator=generator,
+            stack.prior,
+            stack.scheduler,
+            prompt,
+            unconditional,
+            num_steps=config.prior_steps,
+            guidance_scale=config.prior_guidance,
+            generator=generator,
         )[0]
         value = conceptlab_loss(
-            image_embed, bank.embeds(template_index, positives), bank.embeds(template_index, negatives), weights
+            image_embed,
+            bank.embeds(template_index, positives),
+            bank.embeds(template_index, negatives),
+            weights,
         )
         optimizer.zero_grad(set_to_none=True)
         value.loss.backward()
         _check_finite(step, value.loss, placeholder.vector)
         optimizer.step()
         if on_step:
-            on_step(StepRecord(
-                step, template, value.loss.item(),
-                dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
-                dict(zip(negatives, value.negative_similarities.tolist(), strict=True)),
-            ))
+            on_step(
+                StepRecord(
+                    step,
+                    template,
+                    value.loss.item(),
+                    dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
+                    dict(zip(negatives, value.negative_similarities.tolist(), strict=True)),
+                )
+            )
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
             on_checkpoint(step, placeholder.vector.detach().float().cpu().clone())
     return placeholder.vector.detach().float().cpu().clone()

@@ -88,7 +88,7 @@ def build_tokenizer() -> CLIPTokenizer:
     merges: list[tuple[str, str]] = []
     known = set(vocab_list)
     for word in _words():
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        pieces = [*word[:-1], word[-1] + "</w>"]
         while len(pieces) > 1:
             merged = pieces[0] + pieces[1]
             merge = (pieces[0], pieces[1])
@@ -148,7 +148,12 @@ def _word_directions(generator: torch.Generator) -> dict[str, torch.Tensor]:
     return directions
 
 
-def _encode(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModelWithProjection, prompts: list[str], padding="max_length"):
+def _encode(
+    tokenizer: CLIPTokenizer,
+    text_encoder: CLIPTextModelWithProjection,
+    prompts: list[str],
+    padding="max_length",
+):
     inputs = tokenizer(prompts, padding=padding, max_length=77, truncation=True, return_tensors="pt")
     output = text_encoder(inputs.input_ids)
     return output.text_embeds, output.last_hidden_state, inputs.attention_mask.bool()
@@ -234,8 +239,11 @@ def build_tiny_prior_pipeline() -> KandinskyV22PriorPipeline:
         num_attention_heads=4, attention_head_dim=16, num_layers=2, embedding_dim=EMBED_DIM, num_embeddings=77
     )
     scheduler = UnCLIPScheduler(
-        variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
-        clip_sample=True, clip_sample_range=10.0,
+        variance_type="fixed_small_log",
+        prediction_type="sample",
+        num_train_timesteps=1000,
+        clip_sample=True,
+        clip_sample_range=10.0,
     )
     _train_prior(prior, scheduler, (text_embeds, hidden, mask, images), generator)
     image_processor = CLIPImageProcessor(
