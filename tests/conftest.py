@@ -1,0 +1,42 @@
+"""Shared fixtures: the tiny world (built once, cached) loaded through the real `from_pretrained` path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may download anything
+
+import pytest
+import torch
+
+from conceptlab.cli.app import main
+from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
+
+
+@pytest.fixture
+def tiny() -> LoadedPrior:
+    """A fresh load of the tiny backend (a test may add tokens to its tokenizer)."""
+    return load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32"))
+
+
+@pytest.fixture
+def stack(tiny: LoadedPrior) -> PriorStack:
+    return tiny.stack
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `conceptlab ARGS...` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(2)

@@ -1,0 +1,220 @@
+"""`conceptlab create`, `mix`, `info` and `demo` end to end on the tiny backend."""
+
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.run_folder import read_log
+
+TINY = ("--model", "tiny", "--device", "cpu")
+
+
+def _tree_hashes(folder):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def pet_run(tmp_path_factory):
+    """The issue's reference run: 200 steps, seed 0, negatives cat and dog."""
+    out = tmp_path_factory.mktemp("pet")
+    from conceptlab.cli.app import main
+
+    code = main(
+        [
+            "create",
+            "--category",
+            "pet",
+            "--neg",
+            "cat,dog",
+            *TINY,
+            "--steps",
+            "200",
+            "--seed",
+            "0",
+            "--every",
+            "50",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_create_lowers_max_negative_similarity_and_loss(pet_run):
+    log = read_log(pet_run / "log.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 201))
+    head, tail = log[:30], log[-30:]
+    max_negative = [max(r["negative"].values()) for r in log]
+    assert statistics.fmean(max_negative[-30:]) < statistics.fmean(max_negative[:30]) - 0.03
+    assert statistics.fmean(r["loss"] for r in tail) < statistics.fmean(r["loss"] for r in head)
+    assert set(log[0]["positive"]) == {"pet"} and set(log[0]["negative"]) == {"cat", "dog"}
+    assert {r["template"] for r in log} > {"a photo of a {}"}
+
+
+def test_create_writes_concept_checkpoints_and_plot(pet_run):
+    concept = load_concept(pet_run / "new-pet.safetensors")
+    meta = concept.metadata
+    assert concept.token == "<new-pet>" and meta["kind"] == "create" and meta["category"] == "pet"
+    assert meta["negatives"] == [{"word": "cat", "step": 0}, {"word": "dog", "step": 0}]
+    assert meta["config"]["steps"] == 200 and meta["config"]["learning_rate"] == meta["learning_rate"] > 0
+    assert meta["backend"] == "tiny" and meta["embedding_dim"] == 64 and meta["parents"] == []
+    assert meta["final_similarities"]["negative"]["cat"] < 0.25
+    checkpoints = sorted(p.name for p in (pet_run / "checkpoints").iterdir())
+    assert checkpoints == [
+        "step-0050.safetensors",
+        "step-0100.safetensors",
+        "step-0150.safetensors",
+        "step-0200.safetensors",
+    ]
+    assert load_concept(pet_run / "checkpoints" / "step-0200.safetensors").sha256 == concept.sha256
+    assert load_concept(pet_run / "checkpoints" / "step-0050.safetensors").sha256 != concept.sha256
+    assert (pet_run / "similarities.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_gives_same_bytes(run_cli, tmp_path):
+    shas = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        code, _, err = run_cli(
+            "create",
+            "--category",
+            "pet",
+            "--neg",
+            "cat",
+            *TINY,
+            "--steps",
+            "40",
+            "--seed",
+            seed,
+            "--out",
+            tmp_path / name,
+        )
+        assert code == 0, err
+        shas.append(load_concept(tmp_path / name / "new-pet.safetensors").sha256)
+    assert shas[0] == shas[1] != shas[2]
+    a, b = (read_log(tmp_path / n / "log.jsonl") for n in "ab")
+    assert a == b
+
+
+def test_refuses_to_overwrite_a_run_without_force(run_cli, pet_run):
+    before = _tree_hashes(pet_run)
+    code, _, err = run_cli("create", "--category", "pet", *TINY, "--steps", "5", "--out", pet_run)
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    assert _tree_hashes(pet_run) == before
+
+
+def test_force_replaces_a_run(run_cli, tmp_path):
+    args = ("create", "--category", "pet", "--neg", "cat", *TINY, "--out", tmp_path)
+    assert run_cli(*args, "--steps", "10", "--every", "5")[0] == 0
+    assert run_cli(*args, "--steps", "6", "--force")[0] == 0
+    assert len(read_log(tmp_path / "log.jsonl")) == 6
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0006.safetensors"]
+
+
+def test_mix_blends_weighted_positives_without_negatives(run_cli, tmp_path):
+    code, out, err = run_cli("mix", "lobster", "turtle", "--weights", "3,1", *TINY, "--steps", "30", "--out", tmp_path)
+    assert code == 0, err
+    concept = load_concept(tmp_path / "lobster-turtle.safetensors")
+    assert concept.metadata["kind"] == "mix" and concept.metadata["negatives"] == []
+    assert concept.metadata["positives"] == ["lobster", "turtle"]
+    assert concept.metadata["weights"] == [0.75, 0.25]
+    assert concept.metadata["initializer"] == "lobster"
+    log = read_log(tmp_path / "log.jsonl")
+    assert set(log[0]["positive"]) == {"lobster", "turtle"} and log[0]["negative"] == {}
+    assert "lobster-turtle.safetensors" in out
+
+
+def test_info_shows_the_metadata(run_cli, pet_run):
+    code, out, _ = run_cli("info", pet_run / "new-pet.safetensors", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["token"] == "<new-pet>" and data["negatives"][0]["word"] == "cat"
+    code, out, _ = run_cli("info", pet_run / "new-pet.safetensors")
+    assert code == 0 and "cat (step 0)" in out and data["sha256"][:16] in out.replace("\n", "")
+
+
+def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
+    base = tmp_path / "demo"
+    assert run_cli("demo", "--steps", "5", "--out", base)[0] == 0
+    assert run_cli("demo", "--steps", "5", "--out", base)[0] == 0
+    assert (base / "new-pet.safetensors").exists() and (tmp_path / "demo-2" / "new-pet.safetensors").exists()
+
+
+BAD_INPUTS = [
+    ("create",),  # missing --category
+    ("create", "--category", ""),
+    ("create", "--category", "pet", "--neg", "cat,,dog"),
+    ("create", "--category", "pet", "--neg", "cat,cat"),
+    ("create", "--category", "pet", "--neg", "pet,cat"),
+    ("create", "--category", "pet", "--steps", "0"),
+    ("create", "--category", "pet", "--steps", "-3"),
+    ("create", "--category", "pet", "--steps", "many"),
+    ("create", "--category", "pet", "--lr", "0"),
+    ("create", "--category", "pet", "--lr", "-1e-4"),
+    ("create", "--category", "pet", "--every", "0"),
+    ("create", "--category", "pet", "--device", "tpu"),
+    ("create", "--category", "pet", "--device", "cuda:7"),
+    ("create", "--category", "pet", "--dtype", "float8"),
+    ("create", "--category", "pet", "--model", "someone/some-model"),
+    ("create", "--category", "pet", "--backend", "nope"),
+    ("create", "--category", "pet", "--token", "cat"),
+    ("create", "--category", "pet", "--token", "two words"),
+    ("mix", "lobster"),
+    ("mix", "lobster", "turtle", "--weights", "1"),
+    ("mix", "lobster", "turtle", "--weights", "0,0"),
+    ("mix", "lobster", "turtle", "--weights", "a,b"),
+    ("mix", "lobster", "lobster"),
+    ("info",),
+    ("info", "missing.safetensors"),
+    ("nonsense",),
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS, ids=" ".join)
+def test_bad_input_gives_one_line_and_exit_2(run_cli, tmp_path, args):
+    args = [*args, "--model", "tiny"] if args[0] in ("create", "mix") and "--model" not in args else list(args)
+    if args[0] in ("create", "mix"):
+        args += ["--out", str(tmp_path / "run")]
+    code, out, err = run_cli(*args)
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_missing_weights_exit_1_with_one_line(run_cli, tmp_path):
+    code, _, err = run_cli(
+        "create", "--category", "pet", "--model", "kandinsky-2.2", "--device", "cpu", "--out", tmp_path
+    )
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "kandinsky-community/kandinsky-2-2-prior" in err and "--model tiny" in err
+
+
+def test_console_script_runs_end_to_end(tmp_path):
+    command = [sys.executable, "-c", "from conceptlab.cli.app import run; run()"]
+    result = subprocess.run(
+        [
+            *command,
+            "create",
+            "--category",
+            "fruit",
+            "--neg",
+            "apple",
+            *TINY,
+            "--steps",
+            "5",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "new-fruit.safetensors" in result.stdout
+    assert load_concept(tmp_path / "new-fruit.safetensors").metadata["category"] == "fruit"

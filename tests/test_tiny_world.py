@@ -1,0 +1,44 @@
+"""The tiny world must behave like the real models in the ways the method depends on (DESIGN.md)."""
+
+import torch
+import torch.nn.functional as F
+
+from conceptlab.engine.prior import sample_image_embeds
+from conceptlab.engine.tokens import encode_prompts
+
+
+def _text(stack, word):
+    with torch.no_grad():
+        return F.normalize(
+            encode_prompts(stack.tokenizer, stack.text_encoder, [f"a photo of a {word}"]).text_embeds[0],
+            dim=0,
+        )
+
+
+def _image(stack, word, seed=0):
+    with torch.no_grad():
+        prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [f"a photo of a {word}"])
+        empty = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
+        generator = torch.Generator().manual_seed(seed)
+        return F.normalize(
+            sample_image_embeds(stack.prior, stack.scheduler, prompt, empty, generator=generator)[0], dim=0
+        )
+
+
+def test_text_encoder_tells_words_apart(stack):
+    words = ["pet", "cat", "dog", "fruit", "chair"]
+    texts = {w: _text(stack, w) for w in words}
+    for i, a in enumerate(words):
+        for b in words[i + 1 :]:
+            assert (texts[a] @ texts[b]).item() < 0.9, (a, b)
+    assert (texts["cat"] @ texts["pet"]) > (texts["cat"] @ texts["fruit"])
+
+
+def test_prior_has_a_modality_gap_like_clip(stack):
+    assert stack.prior.clip_std.abs().min() > 0
+    for word in ("cat", "apple", "chair"):
+        sims = torch.stack([_image(stack, word, seed) @ _text(stack, word) for seed in range(4)])
+        assert 0.15 < sims.mean() < 0.6, (word, sims)
+    own = torch.stack([_image(stack, "apple", s) @ _text(stack, "apple") for s in range(4)]).mean()
+    other = torch.stack([_image(stack, "apple", s) @ _text(stack, "dog") for s in range(4)]).mean()
+    assert own > other + 0.15
