@@ -50,10 +50,12 @@ def _format(key: str, value: Any) -> str:
         return ", ".join(f"{n['word']} (step {n['step']})" for n in value) or "none"
     if key == "final_similarities" and isinstance(value, dict):
         return "  ".join(
-            f"{'+' if group == 'positive' else '−'}{word} {sim:.3f}"
-            for group, sims in value.items()
-            for word, sim in sims.items()
+            f"{sign}{word} {sim:.3f}"
+            for group, sign in (("positive", "+"), ("negative", "−"))
+            for word, sim in value.get(group, {}).items()
         )
+    if isinstance(value, list) and value and all(isinstance(item, str | int | float) for item in value):
+        return ", ".join(f"{item:.3g}" if isinstance(item, float) else str(item) for item in value)
     if isinstance(value, list | dict):
         return json.dumps(value) if value else "none"
     return "—" if value is None else str(value)

@@ -76,20 +76,19 @@ def concept_metadata(config: CreateConfig, loaded: LoadedPrior, **extra: Any) ->
 
 def create(
     config: CreateConfig,
-    model: ModelChoice | None = None,
+    model: ModelChoice | LoadedPrior,
     *,
     out: Path | None = None,
     force: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
-    loaded: LoadedPrior | None = None,
 ) -> CreateResult:
     """Learn a new concept and write `out/<token>.safetensors`, `log.jsonl`, checkpoints and `similarities.png`.
 
-    `loaded` reuses an already loaded prior (its tokenizer gains the token); otherwise `model` is loaded.
+    `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token).
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
-    loaded = loaded or load_prior(model or ModelChoice())
+    loaded = model if isinstance(model, LoadedPrior) else load_prior(model)
     check_new_token(loaded.stack.tokenizer, config.token)
     folder.claim(force)
     if config.learning_rate is None:
@@ -113,7 +112,8 @@ def create(
     concept = Concept(config.token, vector, concept_metadata(config, loaded, final_similarities=final))
     save_concept(concept, folder.concept_path)
     title = f"{config.token}: {config.kind} ({loaded.info.backend}, seed {config.seed})"
-    save_similarity_plot([r.as_json() for r in records], folder.plot_path, title)
+    clamps = [("+ clamp", config.positive_clamp)] + ([("- clamp", config.negative_clamp)] if config.negatives else [])
+    save_similarity_plot([r.as_json() for r in records], folder.plot_path, title, clamps)
     return CreateResult(
         concept,
         folder.concept_path,

@@ -13,7 +13,8 @@ from conceptlab.engine.registry import resolve_model
 class ModelChoice:
     """Which model to train against and where: the `--model/--backend/--device/--dtype` of every command."""
 
-    model: str = "kandinsky-2.1"
+    model: str
+    """A backend name (its default weights), a hub id or a local folder."""
     backend: str | None = None
     device: str = "auto"
     dtype: str = "auto"

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.files import write_atomically
 
-WIDTH, HEIGHT = 900, 520
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 190, 40, 60
+WIDTH, HEIGHT = 960, 560
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 200, 64, 60
 POSITIVE_COLORS = ("#1a7f37", "#2da44e", "#4ac26b", "#6fdd8b")
 NEGATIVE_COLORS = ("#cf222e", "#e16f24", "#bf8700", "#8250df", "#bf3989", "#0969da", "#57606a", "#a40e26")
 
@@ -39,13 +39,24 @@ def _series(records: Sequence[dict]) -> list[tuple[str, str, list[float]]]:
     return series
 
 
-def render_similarity_plot(records: Sequence[dict], title: str) -> Image.Image:
-    """Similarity of the concept's prior output to each positive and negative word, per step."""
+def _dashed_line(draw: ImageDraw.ImageDraw, x0: float, x1: float, y: float, color: str) -> None:
+    for start in range(int(x0), int(x1), 12):
+        draw.line([start, y, min(start + 6, x1), y], fill=color, width=1)
+
+
+def render_similarity_plot(
+    records: Sequence[dict], title: str, clamps: Sequence[tuple[str, float]] = ()
+) -> Image.Image:
+    """Similarity of the concept's prior output to each positive and negative word, per step.
+
+    `clamps` are drawn as dashed lines: past them a constraint stops pulling (the objective's thresholds).
+    """
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    font, title_font = ImageFont.load_default(size=13), ImageFont.load_default(size=16)
     series = _series(records)
     values = [v for _, _, line in series for v in line] or [0.0, 1.0]
+    values += [value for _, value in clamps]
     low, high = min(values) - 0.02, max(values) + 0.02
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     steps = max(1, len(records))
@@ -65,23 +76,25 @@ def render_similarity_plot(records: Sequence[dict], title: str) -> Image.Image:
         index = round((steps - 1) * tick / 5)
         x, _ = point(index, low)
         draw.text((x - 10, HEIGHT - MARGIN_BOTTOM + 8), str(records[index]["step"] if records else 0), fill="black")
-    draw.text((MARGIN_LEFT, 12), title, fill="black", font=font)
+    for label, value in clamps:
+        _, y = point(0, value)
+        _dashed_line(draw, MARGIN_LEFT, MARGIN_LEFT + plot_w, y, "#888888")
+        draw.text((MARGIN_LEFT + plot_w + 6, y - 7), label, fill="#666666", font=font)
+    draw.text((MARGIN_LEFT, 10), title, fill="black", font=title_font)
     draw.text((MARGIN_LEFT + plot_w // 2 - 20, HEIGHT - 24), "step", fill="black", font=font)
-    draw.text((8, MARGIN_TOP - 24), "cosine similarity", fill="black", font=font)
+    draw.text((8, MARGIN_TOP - 22), "cosine similarity (moving average)", fill="black", font=font)
     for row, (label, color, line) in enumerate(series):
         if len(line) > 1:
             draw.line([point(i, v) for i, v in enumerate(line)], fill=color, width=2)
-        legend_y = MARGIN_TOP + 18 * row
-        draw.line(
-            [WIDTH - MARGIN_RIGHT + 15, legend_y + 6, WIDTH - MARGIN_RIGHT + 40, legend_y + 6],
-            fill=color,
-            width=3,
-        )
-        draw.text((WIDTH - MARGIN_RIGHT + 46, legend_y), label, fill="black", font=font)
+        legend_x, legend_y = WIDTH - MARGIN_RIGHT + 70, MARGIN_TOP + 18 * row
+        draw.line([legend_x, legend_y + 7, legend_x + 25, legend_y + 7], fill=color, width=3)
+        draw.text((legend_x + 31, legend_y), label, fill="black", font=font)
     return image
 
 
-def save_similarity_plot(records: Sequence[dict], path: Path, title: str) -> None:
+def save_similarity_plot(
+    records: Sequence[dict], path: Path, title: str, clamps: Sequence[tuple[str, float]] = ()
+) -> None:
     buffer = io.BytesIO()
-    render_similarity_plot(records, title).save(buffer, format="PNG")
+    render_similarity_plot(records, title, clamps).save(buffer, format="PNG")
     write_atomically(path, buffer.getvalue())
