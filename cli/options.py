@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+DEFAULT_MODEL = "kandinsky-2.1"
+"""The official code's prior."""
 ModelOpt = Annotated[
     str,
     typer.Option(
