@@ -9,7 +9,9 @@ import typer
 
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
+from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
+from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
 from conceptlab.engine.errors import ConceptLabError
 
@@ -24,7 +26,16 @@ app.command("create", help="Invent a new member of a category, unlike given nega
     create_command
 )
 app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
+app.command("evolve", help="Breed a child concept from parent concepts or image folders.", epilog=EVOLVE_EXAMPLES)(
+    evolve_command
+)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
+app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
+    lineage_command
+)
+app.command("verify", help="Check a concept's sha256 and which ancestors are present.", epilog=VERIFY_EXAMPLES)(
+    verify_command
+)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 

@@ -14,7 +14,7 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
-from conceptlab.cli.parsing import number_list, word_list
+from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.cli.progress import training_progress
 from conceptlab.engine.config import CreateConfig, create_config, mix_config
 from conceptlab.engine.create import CreateResult, create
@@ -41,11 +41,15 @@ MIX_EXAMPLES = """
 """
 
 
-def _print_result(result: CreateResult) -> None:
+def print_result(result: CreateResult) -> None:
     first, final = result.first_similarities, result.final_similarities
     lines = [f"[bold green]Learned[/] {result.config.token} in {result.run_dir}/"]
     for group, sign in (("positive", "+"), ("negative", "−")):
-        lines += [f"  {sign} {word:<20} {first[group][word]:.3f} → {value:.3f}" for word, value in final[group].items()]
+        for word, value in final[group].items():
+            start = f"{first[group][word]:.3f}" if word in first[group] else "  new"
+            lines.append(f"  {sign} {word:<20} {start} → {value:.3f}")
+    if result.strip_path:
+        lines.append(f"  images   {result.strip_path}")
     lines += [
         f"  concept  {result.concept_path}",
         f"  log      {result.run_dir / 'log.jsonl'}",
@@ -57,9 +61,9 @@ def _print_result(result: CreateResult) -> None:
 
 def run_training(config: CreateConfig, model: ModelChoice, out, force: bool) -> CreateResult:
     """Train with a live progress bar and print what was written."""
-    with training_progress(config.steps, config.token) as on_step:
-        result = create(config, model, out=out, force=force, on_step=on_step)
-    _print_result(result)
+    with training_progress(config.steps, config.token) as display:
+        result = create(config, model, out=out, force=force, on_step=display.on_step, on_negative=display.on_negative)
+    print_result(result)
     return result
 
 
@@ -68,6 +72,38 @@ def create_command(
     neg: Annotated[
         str | None, typer.Option("--neg", help="Comma-separated members it must not look like, e.g. cat,dog.")
     ] = None,
+    adaptive: Annotated[
+        bool | None,
+        typer.Option(
+            "--adaptive/--no-adaptive",
+            help="Ask an oracle what the images show and add its answers to the negatives "
+            "(default: on when --neg is empty, as in the paper).",
+            show_default=False,
+        ),
+    ] = None,
+    oracle: Annotated[
+        str | None,
+        typer.Option(help="blip2 (the paper's) or clip-zeroshot (light; the backend's CLIP). Default: the backend's."),
+    ] = None,
+    oracle_model: Annotated[
+        str | None,
+        typer.Option(help="The oracle's weights: a BLIP-2 hub id or folder (default Salesforce/blip2-flan-t5-xl)."),
+    ] = None,
+    ask_every: Annotated[int | None, typer.Option(help="Ask the oracle every N steps (default: --every).")] = None,
+    max_negatives: Annotated[
+        int, typer.Option(help="Stop asking once this many negatives apply.")
+    ] = CreateConfig.max_negatives,
+    vocab: Annotated[
+        str | None, typer.Option(help="clip-zeroshot: a file of candidate words, one per line (default: built-in).")
+    ] = None,
+    style: Annotated[
+        bool, typer.Option("--style", help="Invent an art style: style templates and the oracle's style question.")
+    ] = False,
+    gradual: Annotated[
+        bool, typer.Option("--gradual", help="Add the --neg words one at a time over training.")
+    ] = False,
+    images: options.ImagesOpt = True,
+    image_seeds: options.ImageSeedsOpt = "42,500",
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
     steps: options.StepsOpt = CreateConfig.steps,
@@ -90,6 +126,16 @@ def create_command(
         word_list(neg),
         initializer=init,
         token=token,
+        adaptive=adaptive,
+        style=style,
+        oracle=oracle,
+        oracle_model=oracle_model,
+        ask_every=ask_every,
+        max_negatives=max_negatives,
+        vocab_file=vocab,
+        gradual=gradual,
+        images=images,
+        image_seeds=integer_list("--image-seeds", image_seeds),
         steps=steps,
         learning_rate=lr,
         seed=seed,
@@ -106,6 +152,8 @@ def mix_command(
         str | None, typer.Option(help="Comma-separated weight per word (default equal), e.g. 0.6,0.4.")
     ] = None,
     category: Annotated[str | None, typer.Option(help="Category the hybrid belongs to (recorded).")] = None,
+    images: options.ImagesOpt = True,
+    image_seeds: options.ImageSeedsOpt = "42,500",
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
     steps: options.StepsOpt = CreateConfig.steps,
@@ -129,6 +177,8 @@ def mix_command(
         initializer=init,
         token=token,
         category=category,
+        images=images,
+        image_seeds=integer_list("--image-seeds", image_seeds),
         steps=steps,
         learning_rate=lr,
         seed=seed,

@@ -48,6 +48,10 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 def _format(key: str, value: Any) -> str:
     if key == "negatives" and isinstance(value, list):
         return ", ".join(f"{n['word']} (step {n['step']})" for n in value) or "none"
+    if key == "parents" and isinstance(value, list) and value:
+        return ", ".join(f"{p['token']} ({p['sha256'][:10]}, weight {p['weight']:g})" for p in value)
+    if key == "lineage" and isinstance(value, list) and value:
+        return f"{len(value)} parent records; see conceptlab lineage"
     if key == "final_similarities" and isinstance(value, dict):
         return "  ".join(
             f"{sign}{word} {sim:.3f}"

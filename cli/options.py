@@ -45,3 +45,7 @@ EveryOpt = Annotated[int, typer.Option(help="Write a checkpoint concept every N 
 PriorStepsOpt = Annotated[int, typer.Option(help="Prior sampling steps per training step.")]
 PriorGuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance of the prior.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ImagesOpt = Annotated[
+    bool, typer.Option("--images/--no-images", help="Render the concept at every checkpoint (loads the decoder).")
+]
+ImageSeedsOpt = Annotated[str, typer.Option(help="Seeds of the checkpoint images, comma-separated.")]

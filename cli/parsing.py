@@ -19,3 +19,10 @@ def number_list(option: str, value: str | None) -> tuple[float, ...] | None:
         return tuple(float(item) for item in value.split(","))
     except ValueError:
         raise UsageError(f"{option} {value!r} is not a comma-separated list of numbers, e.g. 0.6,0.4.") from None
+
+
+def integer_list(option: str, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(item) for item in value.split(","))
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a comma-separated list of integers, e.g. 42,500.") from None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from rich.progress import (
     BarColumn,
@@ -15,6 +16,7 @@ from rich.progress import (
 )
 
 from conceptlab.cli.output import stderr
+from conceptlab.engine.negatives import Negative
 from conceptlab.engine.plot import moving_average
 from conceptlab.engine.train import StepRecord
 
@@ -36,9 +38,18 @@ def _describe(records: list[StepRecord]) -> str:
     return text
 
 
+@dataclass
+class TrainingDisplay:
+    """The callbacks `create` reports to: every step, and every negative that comes into force."""
+
+    on_step: Callable[[StepRecord], None]
+    on_negative: Callable[[Negative], None]
+    on_parent_image: Callable[[str, int, int], None]
+
+
 @contextmanager
-def training_progress(total: int, label: str) -> Iterator:
-    """Yield an `on_step` callback; a spinner shows while the model loads, then a progress bar on stderr."""
+def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
+    """A spinner while models load and the first images are judged, then a progress bar on stderr."""
     records: list[StepRecord] = []
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -60,8 +71,15 @@ def training_progress(total: int, label: str) -> Iterator:
         records.append(record)
         progress.update(task, completed=record.step, stats=_describe(records))
 
+    def on_negative(negative: Negative) -> None:
+        if negative.source != "given":
+            progress.console.print(f"step {negative.step}: new negative [bold]{negative.word}[/] ({negative.source})")
+
+    def on_parent_image(parent: str, done: int, total: int) -> None:
+        status.update(f"Rendering parent {parent}: image {done}/{total}…")
+
     try:
-        yield on_step
+        yield TrainingDisplay(on_step, on_negative, on_parent_image)
     finally:
         status.stop()
         progress.stop()

@@ -45,6 +45,8 @@ class Backend(Protocol):
     name: str
     default_model: str
     recommended_learning_rate: float
+    default_oracle: str
+    """The oracle `create --adaptive` asks unless `--oracle` names another."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

@@ -153,3 +153,9 @@ def check_concept_fits(concept: Concept, info: ModelInfo, source: str = "concept
         raise ConceptFileError(
             f"{source} was trained against another text encoder than {loaded} (fingerprints differ)."
         )
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """A concept file's metadata without checking its tensor (to name a file whose embedding was altered)."""
+    path = Path(path)
+    return _parse_metadata(path, _read_checked_bytes(path))

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.templates import OBJECT_TEMPLATES
+from conceptlab.engine.templates import OBJECT_TEMPLATES, STYLE_TEMPLATES
 from conceptlab.engine.tokens import check_token_text
 
 
@@ -46,10 +46,28 @@ class CreateConfig:
     seed: int = 0
     checkpoint_every: int = 250
     templates: tuple[str, ...] = OBJECT_TEMPLATES
+    style: bool = False
+    """Style mode: style templates, and the oracle asks which art style the images show."""
+    gradual: bool = False
+    """Add the given negatives one at a time, evenly over training, instead of all from the start."""
+    adaptive: bool = False
+    """Ask an oracle what the concept's images show and add its answers to the negatives."""
+    oracle: str | None = None
+    """None: the backend's default oracle."""
+    oracle_model: str | None = None
+    ask_every: int | None = None
+    """None: every `checkpoint_every` steps."""
+    max_negatives: int = 10
+    vocab_file: str | None = None
+    images: bool = True
+    """Render the concept at every checkpoint (needs the backend's decoder)."""
+    image_seeds: tuple[int, ...] = (42, 500)
+    images_per_parent: int = 8
+    """evolve: how many images of each concept parent are rendered to stand for it."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("create", "mix"):
-            raise UsageError(f"Unknown kind {self.kind!r}; expected create or mix.")
+        if self.kind not in ("create", "mix", "evolve"):
+            raise UsageError(f"Unknown kind {self.kind!r}; expected create, mix or evolve.")
         check_token_text(self.token)
         if not self.positives:
             raise UsageError("No positive words; give --category (create) or at least one word (mix).")
@@ -84,6 +102,22 @@ class CreateConfig:
             raise UsageError(f"--every must be at least 1 (got {self.checkpoint_every}).")
         if self.seed < 0:
             raise UsageError(f"--seed must be a non-negative integer (got {self.seed}).")
+        if self.ask_every is not None and self.ask_every <= 0:
+            raise UsageError(f"--ask-every must be at least 1 (got {self.ask_every}).")
+        if self.max_negatives < 0:
+            raise UsageError(f"--max-negatives must be 0 or more (got {self.max_negatives}).")
+        if self.adaptive and self.kind != "create":
+            raise UsageError(f"{self.kind} has no negatives, so --adaptive does not apply; drop it.")
+        if self.images_per_parent <= 0:
+            raise UsageError(f"--images-per-parent must be at least 1 (got {self.images_per_parent}).")
+        if self.gradual and not self.negatives:
+            raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
+        if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
+            raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
+
+    @property
+    def ask_interval(self) -> int:
+        return self.ask_every or self.checkpoint_every
 
     @property
     def normalized_weights(self) -> tuple[float, ...]:
@@ -97,9 +131,14 @@ def create_config(
     *,
     initializer: str | None = None,
     token: str | None = None,
+    adaptive: bool | None = None,
+    style: bool = False,
     **settings,
 ) -> CreateConfig:
-    """The config of `create`: a new member of `category`, unlike each of `negatives`."""
+    """The config of `create`: a new member of `category`, unlike each of `negatives`.
+
+    `adaptive` None follows the paper: ask an oracle for negatives when none are given.
+    """
     category = category.strip()
     if not category:
         raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
@@ -111,6 +150,9 @@ def create_config(
         weights=(1.0,),
         negatives=negatives,
         category=category,
+        style=style,
+        templates=STYLE_TEMPLATES if style else OBJECT_TEMPLATES,
+        adaptive=not negatives if adaptive is None else adaptive,
         **settings,
     )
 
@@ -135,5 +177,28 @@ def mix_config(
         positives=words,
         weights=weights or (1.0,) * len(words),
         category=category,
+        **settings,
+    )
+
+
+def evolve_config(
+    labels: tuple[str, ...],
+    weights: tuple[float, ...] | None,
+    *,
+    initializer: str,
+    token: str,
+    category: str | None = None,
+    **settings,
+) -> CreateConfig:
+    """The config of `evolve`: one positive per parent (its images), weighted, no clamp and no negatives,
+    so the objective is the paper's `L_mix = 1 - sum_i w_i mean_c cos(c, P(v))`."""
+    return CreateConfig(
+        kind="evolve",
+        token=token,
+        initializer=initializer,
+        positives=labels,
+        weights=weights or (1.0,) * len(labels),
+        category=category,
+        positive_clamp=1.0,
         **settings,
     )

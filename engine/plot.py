@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.files import write_atomically
 
-WIDTH, HEIGHT = 960, 560
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 200, 64, 60
+WIDTH, HEIGHT = 1040, 560
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 280, 64, 60
 POSITIVE_COLORS = ("#1a7f37", "#2da44e", "#4ac26b", "#6fdd8b")
 NEGATIVE_COLORS = ("#cf222e", "#e16f24", "#bf8700", "#8250df", "#bf3989", "#0969da", "#57606a", "#a40e26")
 
@@ -27,15 +27,17 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
     return averaged
 
 
-def _series(records: Sequence[dict]) -> list[tuple[str, str, list[float]]]:
+def _series(records: Sequence[dict]) -> list[tuple[str, str, int, list[float]]]:
+    """(label, color, first step index, smoothed values) per constraint; adaptive negatives start late."""
     window = max(1, len(records) // 25)
     series = []
     for group, colors, prefix in (("positive", POSITIVE_COLORS, "+"), ("negative", NEGATIVE_COLORS, "-")):
         words = list(dict.fromkeys(word for record in records for word in record[group]))
         for index, word in enumerate(words):
-            values = [record[group].get(word, float("nan")) for record in records]
-            present = [v for v in values if v == v]
-            series.append((f"{prefix} {word}", colors[index % len(colors)], moving_average(present, window)))
+            start = next(i for i, record in enumerate(records) if word in record[group])
+            values = [record[group].get(word, float("nan")) for record in records[start:]]
+            label = f"{prefix} {word}" + (f" (from step {records[start]['step']})" if start else "")
+            series.append((label, colors[index % len(colors)], start, moving_average(values, window)))
     return series
 
 
@@ -55,7 +57,7 @@ def render_similarity_plot(
     draw = ImageDraw.Draw(image)
     font, title_font = ImageFont.load_default(size=13), ImageFont.load_default(size=16)
     series = _series(records)
-    values = [v for _, _, line in series for v in line] or [0.0, 1.0]
+    values = [v for *_, line in series for v in line] or [0.0, 1.0]
     values += [value for _, value in clamps]
     low, high = min(values) - 0.02, max(values) + 0.02
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
@@ -83,9 +85,9 @@ def render_similarity_plot(
     draw.text((MARGIN_LEFT, 10), title, fill="black", font=title_font)
     draw.text((MARGIN_LEFT + plot_w // 2 - 20, HEIGHT - 24), "step", fill="black", font=font)
     draw.text((8, MARGIN_TOP - 22), "cosine similarity (moving average)", fill="black", font=font)
-    for row, (label, color, line) in enumerate(series):
+    for row, (label, color, start, line) in enumerate(series):
         if len(line) > 1:
-            draw.line([point(i, v) for i, v in enumerate(line)], fill=color, width=2)
+            draw.line([point(start + i, v) for i, v in enumerate(line)], fill=color, width=2)
         legend_x, legend_y = WIDTH - MARGIN_RIGHT + 70, MARGIN_TOP + 18 * row
         draw.line([legend_x, legend_y + 7, legend_x + 25, legend_y + 7], fill=color, width=3)
         draw.text((legend_x + 31, legend_y), label, fill="black", font=font)

@@ -78,4 +78,9 @@ def write_log_line(log: TextIO, record: dict) -> None:
 
 
 def read_log(path: Path) -> list[dict]:
+    """Every line of a run's log: one per step, and an `event` line for each negative added during training."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def step_lines(log: list[dict]) -> list[dict]:
+    return [line for line in log if "event" not in line]

@@ -14,3 +14,18 @@ OBJECT_TEMPLATES: tuple[str, ...] = (
     "a photo of a nice {}",
     "a photo of a small {}",
 )
+
+STYLE_TEMPLATES: tuple[str, ...] = (
+    "a painting in the style of {}",
+    "a rendering in the style of {}",
+    "a cropped painting in the style of {}",
+    "the painting in the style of {}",
+    "a clean painting in the style of {}",
+    "a picture in the style of {}",
+    "a close-up painting in the style of {}",
+    "a bright painting in the style of {}",
+    "a good painting in the style of {}",
+    "a nice painting in the style of {}",
+    "a small painting in the style of {}",
+    "a large painting in the style of {}",
+)

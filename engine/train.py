@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -12,6 +13,7 @@ from conceptlab.engine.backend import PriorStack
 from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.constraints import ConstraintBank
 from conceptlab.engine.errors import TrainingError
+from conceptlab.engine.negatives import NegativeSchedule
 from conceptlab.engine.objectives import ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.prior import sample_image_embeds
 from conceptlab.engine.tokens import add_placeholder_token, encode_prompts
@@ -45,11 +47,32 @@ StepCallback = Callable[[StepRecord], None]
 CheckpointCallback = Callable[[int, torch.Tensor], None]
 
 
+class Constraints(Protocol):
+    """Unit embeddings to compare the prior's output with, per template and word (see `ConstraintBank`)."""
+
+    def add_words(self, words: list[str]) -> None: ...
+
+    def embeds(self, template_index: int, words: list[str]) -> torch.Tensor: ...
+
+
+AskCallback = Callable[[int, list[str]], list[str]]
+"""`ask(step, known_negatives)` -> new negative words, judged from the concept as it is at `step`."""
+
+
 def _check_finite(step: int, loss: torch.Tensor, vector: torch.nn.Parameter) -> None:
     if not math.isfinite(loss.item()) or vector.grad is None or not torch.isfinite(vector.grad).all():
         raise TrainingError(
             f"Step {step}: the loss or its gradient is not finite; try a smaller --lr or --dtype float32."
         )
+
+
+def ask_steps(config: CreateConfig) -> list[int]:
+    """Steps after which the oracle is asked: every `ask_every`, and first on the initial concept when no
+    negatives are given; never at the last step (nothing would use the answer)."""
+    if not config.adaptive:
+        return []
+    start = 0 if not config.negatives or config.gradual else config.ask_interval
+    return list(range(start, config.steps, config.ask_interval))
 
 
 def train_token(
@@ -58,15 +81,21 @@ def train_token(
     *,
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
+    ask: AskCallback | None = None,
+    negatives: NegativeSchedule | None = None,
+    constraints: Constraints | None = None,
 ) -> torch.Tensor:
     """Learn `config.token` and return its final embedding (float32, CPU).
 
     Every random draw (template choice, the prior's noise) comes from one generator seeded with
-    `config.seed`, so the same seed on the same machine gives the same bytes.
+    `config.seed`, so the same seed on the same machine gives the same bytes. `negatives` (updated in place)
+    says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones. `constraints`
+    replaces the text constraints (evolve's parent images).
     """
     generator = torch.Generator().manual_seed(config.seed)
     placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
-    bank = ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
+    negatives = negatives or NegativeSchedule(config.negatives, gradual=config.gradual, steps=config.steps)
+    bank = constraints or ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
     bank.add_words([*config.positives, *config.negatives])
     with torch.no_grad():
         unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
@@ -76,8 +105,17 @@ def train_token(
     optimizer = torch.optim.AdamW(
         [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
     )
-    positives, negatives = list(config.positives), list(config.negatives)
+    positives, questions = list(config.positives), set(ask_steps(config))
+
+    def consult_oracle(step: int) -> None:
+        if ask and step in questions and len(negatives.active) < config.max_negatives:
+            room = config.max_negatives - len(negatives.active)
+            bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
+
+    negatives.activate(0)
+    consult_oracle(0)
     for step in range(1, config.steps + 1):
+        negatives.activate(step - 1)
         template_index = int(torch.randint(len(config.templates), (1,), generator=generator))
         template = config.templates[template_index]
         prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
@@ -90,11 +128,9 @@ def train_token(
             guidance_scale=config.prior_guidance,
             generator=generator,
         )[0]
+        words = negatives.words
         value = conceptlab_loss(
-            image_embed,
-            bank.embeds(template_index, positives),
-            bank.embeds(template_index, negatives),
-            weights,
+            image_embed, bank.embeds(template_index, positives), bank.embeds(template_index, words), weights
         )
         optimizer.zero_grad(set_to_none=True)
         value.loss.backward()
@@ -107,9 +143,10 @@ def train_token(
                     template,
                     value.loss.item(),
                     dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
-                    dict(zip(negatives, value.negative_similarities.tolist(), strict=True)),
+                    dict(zip(words, value.negative_similarities.tolist(), strict=True)),
                 )
             )
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
             on_checkpoint(step, placeholder.vector.detach().float().cpu().clone())
+        consult_oracle(step)
     return placeholder.vector.detach().float().cpu().clone()

@@ -18,6 +18,7 @@ class KandinskyBackend:
     default_model: str
     pipeline_class: type
     recommended_learning_rate = 1e-4
+    default_oracle = "blip2"
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

@@ -6,48 +6,49 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.cache import cache_root
 from conceptlab.plugins.kandinsky import Kandinsky22Backend
 
 TINY_RECIPE_VERSION = "1"
 
 
-def cache_root() -> Path:
-    """`$CONCEPTLAB_CACHE`, else `$XDG_CACHE_HOME/conceptlab`, else `~/.cache/conceptlab`."""
-    if os.environ.get("CONCEPTLAB_CACHE"):
-        return Path(os.environ["CONCEPTLAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conceptlab"
+def _recipe_fingerprint(recipe_file: Path) -> str:
+    """Changes whenever the code that builds a tiny model changes, so a stale cache is never used."""
+    return hashlib.sha256(recipe_file.read_bytes() + TINY_RECIPE_VERSION.encode()).hexdigest()[:12]
 
 
-def _recipe_fingerprint() -> str:
-    """Changes whenever the code that builds the tiny world changes, so a stale cache is never used."""
-    source = (Path(__file__).parent / "tiny_world.py").read_bytes()
-    return hashlib.sha256(source + TINY_RECIPE_VERSION.encode()).hexdigest()[:12]
-
-
-def tiny_world_folder() -> Path:
-    """The cached tiny world, built on first use (about 25 s) and written atomically."""
-    folder = cache_root() / f"tiny-{_recipe_fingerprint()}"
-    if (folder / "model_index.json").exists():
+def cached_build(name: str, recipe_file: Path, build: Callable[[Path], None]) -> Path:
+    """`cache_root()/<name>-<recipe hash>`, built on first use by `build(folder)` and moved into place atomically."""
+    folder = cache_root() / f"{name}-{_recipe_fingerprint(recipe_file)}"
+    if (folder / ".complete").exists():
         return folder
-    from conceptlab.plugins.tiny_world import save_tiny_world
-
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     try:
         with torch.random.fork_rng():
-            save_tiny_world(staging)
+            build(staging)
+        (staging / ".complete").touch()
+        shutil.rmtree(folder, ignore_errors=True)  # a build interrupted before this marker existed
         os.replace(staging, folder)
     except OSError:
-        if not (folder / "model_index.json").exists():
+        if not (folder / ".complete").exists():
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def tiny_world_folder() -> Path:
+    """The cached tiny world (prior stack), built on first use in about 25 s."""
+    from conceptlab.plugins import tiny_world
+
+    return cached_build("tiny", Path(tiny_world.__file__), tiny_world.save_tiny_world)
 
 
 class TinyBackend(Kandinsky22Backend):
@@ -56,6 +57,8 @@ class TinyBackend(Kandinsky22Backend):
     name = "tiny"
     default_model = "tiny"
     recommended_learning_rate = 1e-3
+    default_oracle = "clip-zeroshot"
+    """The tiny world has no BLIP-2 of its own; `--oracle blip2 --oracle-model tiny` runs a tiny random one."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

@@ -44,3 +44,20 @@ def test_only_constraints_of_the_run_are_drawn():
     image = render_similarity_plot(records, "mix")
     assert _rows_with_color(image, POSITIVE_COLORS[0])
     assert not _rows_with_color(image, NEGATIVE_COLORS[0])
+
+
+def _columns_with_color(image, color: str) -> list[int]:
+    rgb = ImageColor.getrgb(color)
+    pixels = image.load()
+    return [x for x in range(WIDTH - MARGIN_RIGHT) for y in range(image.height) if pixels[x, y] == rgb]
+
+
+def test_a_negative_added_late_starts_where_it_was_added():
+    records = [
+        {"step": i + 1, "positive": {"pet": 0.3}, "negative": {"cat": 0.2, **({"hamster": 0.25} if i >= 30 else {})}}
+        for i in range(60)
+    ]
+    image = render_similarity_plot(records, "adaptive")
+    early, late = _columns_with_color(image, NEGATIVE_COLORS[0]), _columns_with_color(image, NEGATIVE_COLORS[1])
+    plot_left, plot_right = min(early), max(early)
+    assert min(late) > plot_left + 0.45 * (plot_right - plot_left)

@@ -1,0 +1,84 @@
+"""`conceptlab evolve`: a child of learned concepts (or image folders), trained against their images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli import options
+from conceptlab.cli.create import print_result
+from conceptlab.cli.parsing import integer_list, number_list
+from conceptlab.cli.progress import training_progress
+from conceptlab.engine.config import CreateConfig
+from conceptlab.engine.evolve import evolve
+from conceptlab.engine.loading import ModelChoice
+
+EVOLVE_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab evolve runs/pet-a/new-pet.safetensors runs/pet-b/new-pet.safetensors
+
+  conceptlab evolve parent1.safetensors parent2.safetensors --weights 0.7,0.3 --out runs/gen2
+
+  conceptlab evolve runs/gen2/evo-1a2b3c4d.safetensors photos/my-lizard/ --model kandinsky-2.1
+
+Parents are concept files or folders of images. Each concept parent's images are rendered once and cached by
+its sha256. The child records its parents and their whole lineage: see conceptlab lineage CHILD.
+"""
+
+
+def evolve_command(
+    parents: Annotated[list[Path], typer.Argument(help="Concept files and/or folders of images.")],
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per parent (default equal), e.g. 0.7,0.3.")
+    ] = None,
+    images_per_parent: Annotated[
+        int, typer.Option(help="Images rendered for each concept parent (fixed seeds).")
+    ] = CreateConfig.images_per_parent,
+    token: Annotated[str | None, typer.Option(help="Token of the child (default: <evo-HASH of the parents>).")] = None,
+    init: Annotated[
+        str | None,
+        typer.Option("--init", help="Word the child starts from (default: the parents' category, or the first's)."),
+    ] = None,
+    steps: options.StepsOpt = CreateConfig.steps,
+    lr: options.LearningRateOpt = None,
+    seed: options.SeedOpt = CreateConfig.seed,
+    every: options.EveryOpt = CreateConfig.checkpoint_every,
+    images: options.ImagesOpt = True,
+    image_seeds: options.ImageSeedsOpt = "42,500",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="Prior to train with (default: the one the concept parents were made with)."
+        ),
+    ] = "",
+    backend: options.BackendOpt = None,
+    revision: options.RevisionOpt = None,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    out: options.OutOpt = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Evolve a new concept from parents: L = 1 - sum_i w_i mean cos(parent image, prior output)."""
+    with training_progress(steps, "evolve") as display:
+        result = evolve(
+            parents,
+            ModelChoice(model, backend, device, dtype, revision),
+            weights=number_list("--weights", weights),
+            token=token,
+            initializer=init,
+            out=out,
+            force=force,
+            on_step=display.on_step,
+            on_parent=display.on_parent_image,
+            steps=steps,
+            learning_rate=lr,
+            seed=seed,
+            checkpoint_every=every,
+            images=images,
+            image_seeds=integer_list("--image-seeds", image_seeds),
+            images_per_parent=images_per_parent,
+        )
+    print_result(result)

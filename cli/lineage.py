@@ -1,0 +1,89 @@
+"""`conceptlab lineage` and `conceptlab verify`: a concept's family tree, and whether its files are intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.tree import Tree
+
+from conceptlab.cli import options
+from conceptlab.cli.output import print_json, stdout
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.files import write_atomically
+from conceptlab.engine.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
+
+LINEAGE_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab lineage runs/child/child.safetensors
+
+  conceptlab lineage runs/child/child.safetensors --dot tree.dot && dot -Tpng tree.dot -o tree.png
+"""
+
+VERIFY_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab verify runs/child/child.safetensors
+
+  conceptlab verify runs/child/child.safetensors --parents runs/
+"""
+
+STATUS_STYLE = {"present": "[green]present[/]", "changed": "[bold red]changed[/]", "missing": "[yellow]missing[/]"}
+
+
+def _label(node: LineageNode) -> str:
+    weight = f"  weight {node.weight:g}" if node.weight is not None else ""
+    what = " ".join(part for part in (node.kind, node.category) if part)
+    created = f"  [dim]{node.created}[/]" if node.created else ""
+    return f"[bold]{node.token}[/]  {what}{weight}  [cyan]{node.sha256[:12]}[/]{created}"
+
+
+def _rich_tree(node: LineageNode, tree: Tree | None = None) -> Tree:
+    branch = Tree(_label(node)) if tree is None else tree.add(_label(node))
+    for parent in node.parents:
+        _rich_tree(parent, branch)
+    return branch
+
+
+def lineage_command(
+    concept: Annotated[Path, typer.Argument(help="A concept .safetensors file.")],
+    as_json: options.JsonOpt = False,
+    dot: Annotated[Path | None, typer.Option(help="Also write the tree as Graphviz text to this file.")] = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Show a concept's family tree, known from its own file (parent files are not needed)."""
+    root = lineage_tree(load_concept(concept).metadata)
+    if dot is not None:
+        if dot.exists() and not force:
+            raise UsageError(f"{dot} exists; choose another --dot file or add --force.")
+        write_atomically(dot, lineage_dot(root).encode())
+    if as_json:
+        print_json(root.as_json())
+        return
+    stdout.print(_rich_tree(root))
+    ancestors = len(root.walk()) - 1
+    stdout.print(f"{ancestors} ancestor{'s' * (ancestors != 1)}" + (f"; Graphviz text in {dot}" if dot else ""))
+
+
+def verify_command(
+    concept: Annotated[Path, typer.Argument(help="A concept .safetensors file.")],
+    parents: Annotated[
+        Path | None, typer.Option(help="A folder to look for the recorded ancestors in (searched recursively).")
+    ] = None,
+) -> None:
+    """Check a concept's own sha256 and, with --parents, which recorded ancestors are present and unchanged."""
+    loaded = load_concept(concept)  # refuses a file whose embedding does not match its recorded sha256
+    stdout.print(f"[green]ok[/] {concept}: embedding matches its sha256 {loaded.sha256[:12]}", highlight=False)
+    if parents is None:
+        return
+    if not parents.is_dir():
+        raise UsageError(f"--parents {parents} is not a folder; give the folder that holds the parent concepts.")
+    checks = check_ancestors(lineage_tree(loaded.metadata), recorded_paths(loaded.metadata), parents)
+    for check in checks:
+        where = f"  {check.path}" if check.path else ""
+        stdout.print(f"  {STATUS_STYLE[check.status]:<24} {check.token}  {check.sha256[:12]}{where}", highlight=False)
+    if any(check.status == "changed" for check in checks):
+        raise typer.Exit(1)

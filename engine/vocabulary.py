@@ -1,0 +1,57 @@
+"""Built-in word lists: known members of common categories and art styles (for oracles and metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conceptlab.engine.errors import UsageError
+
+CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
+    "pet": (
+        "cat", "dog", "hamster", "rabbit", "parrot", "goldfish", "turtle", "ferret", "guinea pig", "mouse",
+        "lizard", "snake", "canary", "hedgehog", "chinchilla", "frog", "pony", "budgie", "gerbil", "rat",
+    ),
+    "plant": (
+        "cactus", "fern", "tree", "flower", "rose", "moss", "bamboo", "ivy", "succulent", "orchid",
+        "tulip", "sunflower", "palm", "bonsai", "lily", "grass", "shrub", "aloe", "daisy", "vine",
+    ),
+    "fruit": (
+        "apple", "banana", "orange", "mango", "grape", "pear", "cherry", "lemon", "strawberry", "pineapple",
+        "watermelon", "peach", "plum", "kiwi", "coconut", "papaya", "blueberry", "lime", "fig", "pomegranate",
+    ),
+    "furniture": (
+        "chair", "table", "sofa", "bed", "desk", "lamp", "shelf", "stool", "cabinet", "dresser",
+        "bench", "armchair", "wardrobe", "bookcase", "ottoman", "couch", "nightstand", "crib", "futon", "recliner",
+    ),
+    "musical instrument": (
+        "guitar", "piano", "violin", "drum", "flute", "trumpet", "harp", "cello", "saxophone", "clarinet",
+        "accordion", "banjo", "ukulele", "trombone", "harmonica", "xylophone", "tuba", "oboe", "bagpipes", "sitar",
+    ),
+}  # fmt: skip
+
+ART_STYLES: tuple[str, ...] = (
+    "impressionism", "cubism", "surrealism", "pop art", "watercolor", "pixel art", "art nouveau", "baroque",
+    "expressionism", "minimalism", "ukiyo-e", "anime", "pointillism", "renaissance", "abstract", "realism",
+    "oil painting", "pencil sketch", "graffiti", "art deco",
+)  # fmt: skip
+
+
+def vocabulary_for(category: str | None, style: bool = False, vocab_file: Path | None = None) -> tuple[str, ...]:
+    """The words an oracle or a metric compares against: `vocab_file` (one word per line), else a built-in list."""
+    if vocab_file is not None:
+        try:
+            words = tuple(dict.fromkeys(line.strip() for line in vocab_file.read_text(encoding="utf-8").splitlines()))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise UsageError(f"Cannot read --vocab {vocab_file}: {reason}.") from None
+        words = tuple(word for word in words if word and not word.startswith("#"))
+        if not words:
+            raise UsageError(f"--vocab {vocab_file} lists no words; give one word per line.")
+        return words
+    if style:
+        return ART_STYLES
+    members = CATEGORY_MEMBERS.get((category or "").strip().lower())
+    if members is None:
+        known = ", ".join(CATEGORY_MEMBERS)
+        raise UsageError(f"No built-in vocabulary for category {category!r} (known: {known}); give --vocab FILE.")
+    return members

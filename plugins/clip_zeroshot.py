@@ -1,0 +1,53 @@
+"""`clip-zeroshot`: a light oracle that names the closest word of a vocabulary with the backend's own CLIP.
+
+For machines where BLIP-2 does not fit: it reuses the prior's CLIP text encoder and image encoder, which share
+one embedding space, so it loads nothing new.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conceptlab.engine.loading import LoadedPrior
+from conceptlab.engine.oracle import OracleOptions, Question
+from conceptlab.engine.tokens import encode_prompts
+from conceptlab.engine.vocabulary import vocabulary_for
+
+OBJECT_PROMPT = "a photo of a {}"
+STYLE_PROMPT = "a painting in the style of {}"
+
+
+class ClipZeroShotOracle:
+    name = "clip-zeroshot"
+
+    def __init__(self, loaded: LoadedPrior, options: OracleOptions):
+        self._stack = loaded.stack
+        self._vocab_file = options.vocab_file
+
+    @torch.inference_mode()
+    def _image_embeds(self, images: list[Image.Image]) -> torch.Tensor:
+        stack = self._stack
+        pixels = stack.image_processor(images=images, return_tensors="pt").pixel_values
+        embeds = stack.image_encoder(pixels.to(stack.device, stack.image_encoder.dtype)).image_embeds
+        return F.normalize(embeds.float(), dim=-1)
+
+    @torch.inference_mode()
+    def _word_embeds(self, words: list[str], style: bool) -> torch.Tensor:
+        prompt = STYLE_PROMPT if style else OBJECT_PROMPT
+        encoded = encode_prompts(self._stack.tokenizer, self._stack.text_encoder, [prompt.format(w) for w in words])
+        return F.normalize(encoded.text_embeds.float(), dim=-1)
+
+    def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
+        """For each image, the vocabulary word it is closest to, among words not already constrained."""
+        taken = {word.lower() for word in known}
+        words = [w for w in vocabulary_for(question.category, question.style, self._vocab_file) if w not in taken]
+        if not words:
+            return []
+        similarities = self._image_embeds(images) @ self._word_embeds(words, question.style).T
+        return [words[int(index)] for index in similarities.argmax(dim=-1)]
+
+
+def clip_zeroshot_oracle(loaded: LoadedPrior, options: OracleOptions) -> ClipZeroShotOracle:
+    return ClipZeroShotOracle(loaded, options)

@@ -1,0 +1,90 @@
+"""`create` watching its concept: images at checkpoints, a strip, adaptive negatives, style and gradual modes."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.run_folder import read_log, step_lines
+from conceptlab.engine.vocabulary import ART_STYLES, CATEGORY_MEMBERS
+
+TINY = ("--model", "tiny", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def adaptive_run(tmp_path_factory):
+    """The issue's run: no negatives given, so the oracle is asked on the initial images and every 25 steps."""
+    from conceptlab.cli.app import main
+
+    out = tmp_path_factory.mktemp("adaptive")
+    assert main(["create", "--category", "pet", *TINY, "--steps", "100", "--every", "25", "--out", str(out)]) == 0
+    return out
+
+
+def test_oracle_is_asked_four_times_and_each_answer_is_recorded_with_its_step(adaptive_run):
+    metadata = load_concept(adaptive_run / "new-pet.safetensors").metadata
+    assert sorted({answer["step"] for answer in metadata["oracle_answers"]}) == [0, 25, 50, 75]
+    assert all(len([a for a in metadata["oracle_answers"] if a["step"] == s]) == 2 for s in (0, 25, 50, 75))
+    negatives = metadata["negatives"]
+    assert negatives and all(n["source"] == "oracle" and n["step"] in (0, 25, 50, 75) for n in negatives)
+    assert {n["word"] for n in negatives} <= set(CATEGORY_MEMBERS["pet"])
+    assert len({n["word"] for n in negatives}) == len(negatives)
+    named = {a["negative"] for a in metadata["oracle_answers"] if a["negative"]}
+    assert named == {n["word"] for n in negatives}
+
+
+def test_added_negatives_are_logged_and_constrain_the_following_steps(adaptive_run):
+    log = read_log(adaptive_run / "log.jsonl")
+    events = [line for line in log if line.get("event") == "negative"]
+    steps = step_lines(log)
+    assert [line["step"] for line in steps] == list(range(1, 101))
+    for event in events:
+        after = steps[event["step"]]  # the step after the one it was added at
+        assert event["word"] in after["negative"]
+        if event["step"] > 0:
+            assert event["word"] not in steps[event["step"] - 1]["negative"]
+
+
+def test_images_at_every_checkpoint_and_a_strip(adaptive_run):
+    images = adaptive_run / "images"
+    for step in (0, 25, 50, 75, 100):
+        for seed in (42, 500):
+            assert Image.open(images / f"step-{step:04d}-seed-{seed}.png").size[0] > 0
+    strip = Image.open(images / "strip.png")
+    assert strip.width > strip.height  # one column per step (5), one row per seed (2)
+
+
+def test_style_mode_asks_for_art_styles(tmp_path, run_cli):
+    out = tmp_path / "style"
+    code, _, err = run_cli(
+        "create", "--category", "art", "--style", *TINY, "--steps", "10", "--every", "5", "--out", out
+    )
+    assert code == 0, err
+    metadata = load_concept(out / "new-art.safetensors").metadata
+    assert metadata["config"]["style"] is True
+    assert all("style of" in template for template in metadata["config"]["templates"])
+    assert {n["word"] for n in metadata["negatives"]} <= set(ART_STYLES)
+
+
+def test_gradual_negatives_come_one_at_a_time(tmp_path, run_cli):
+    out = tmp_path / "gradual"
+    args = ("--neg", "cat,dog", "--gradual", "--no-images", "--steps", "20", "--every", "10", "--out", out)
+    code, _, err = run_cli("create", "--category", "pet", *TINY, *args)
+    assert code == 0, err
+    steps = step_lines(read_log(out / "log.jsonl"))
+    assert set(steps[0]["negative"]) == {"cat"} and set(steps[-1]["negative"]) == {"cat", "dog"}
+    negatives = load_concept(out / "new-pet.safetensors").metadata["negatives"]
+    assert negatives == [
+        {"word": "cat", "step": 0, "source": "gradual"},
+        {"word": "dog", "step": 10, "source": "gradual"},
+    ]
+    assert not (out / "images").exists()
+
+
+def test_no_adaptive_without_negatives_trains_on_the_positive_only(tmp_path, run_cli):
+    out = tmp_path / "plain"
+    code, _, err = run_cli("create", "--category", "pet", *TINY, "--no-adaptive", "--no-images", "--steps", "5",
+                           "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(json.dumps(load_concept(out / "new-pet.safetensors").metadata["negatives"])) == []

@@ -1,0 +1,115 @@
+"""`evolve`, lineages that survive without their parent files, `lineage` and `verify`."""
+
+import json
+import shutil
+import statistics
+
+import pytest
+import torch
+
+from conceptlab.engine.concept import Concept, load_concept, save_concept
+from conceptlab.engine.run_folder import read_log, step_lines
+
+TINY = ("--model", "tiny", "--device", "cpu")
+QUICK = ("--no-images", "--every", "20")
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    """Three created concepts, a child of the first two, and a grandchild of the child and the third."""
+    from conceptlab.cli.app import main
+
+    root = tmp_path_factory.mktemp("family")
+    for name, negatives, seed in (("a", "cat", "0"), ("b", "dog", "1"), ("c", "hamster", "2")):
+        args = ["create", "--category", "pet", "--neg", negatives, "--seed", seed, "--steps", "20", *TINY, *QUICK]
+        assert main([*args, "--out", str(root / name)]) == 0
+    a, b, c = (root / name / "new-pet.safetensors" for name in "abc")
+    evolve = ["evolve", "--images-per-parent", "3", "--device", "cpu", *QUICK]
+    assert main([*evolve, str(a), str(b), "--steps", "60", "--weights", "3,1", "--out", str(root / "child")]) == 0
+    child = next((root / "child").glob("*.safetensors"))
+    assert main([*evolve, str(child), str(c), "--steps", "20", "--out", str(root / "grandchild")]) == 0
+    grandchild = next((root / "grandchild").glob("*.safetensors"))
+    return {"root": root, "a": a, "b": b, "c": c, "child": child, "grandchild": grandchild}
+
+
+def test_child_records_its_parents_with_weights(family):
+    metadata = load_concept(family["child"]).metadata
+    assert metadata["kind"] == "evolve" and metadata["category"] == "pet"
+    parents = metadata["parents"]
+    assert [p["sha256"] for p in parents] == [load_concept(family[n]).sha256 for n in "ab"]
+    assert [p["weight"] for p in parents] == [0.75, 0.25]
+    assert [record["negatives"][0]["word"] for record in metadata["lineage"]] == ["cat", "dog"]
+
+
+def test_child_moves_toward_its_parents_images(family):
+    log = step_lines(read_log(family["child"].parent / "log.jsonl"))
+    labels = list(log[0]["positive"])
+    assert len(labels) == 2 and not log[0]["negative"]
+    weighted = [sum(w * r["positive"][label] for w, label in zip((0.75, 0.25), labels, strict=True)) for r in log]
+    assert statistics.fmean(weighted[-10:]) > statistics.fmean(weighted[:10])
+
+
+def test_verify_reports_present_changed_and_missing_ancestors(family, tmp_path, run_cli):
+    code, out, _ = run_cli("verify", family["grandchild"])
+    assert code == 0 and "matches its sha256" in out
+    parents_dir = tmp_path / "parents"
+    parents_dir.mkdir()
+    shutil.copy(family["a"], parents_dir / "a.safetensors")
+    data = bytearray(family["b"].read_bytes())
+    data[-4:] = b"\x00\x00\x80\x3f"
+    (parents_dir / "b.safetensors").write_bytes(bytes(data))
+    code, out, _ = run_cli("verify", family["grandchild"], "--parents", parents_dir)
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 1
+    assert out.count("present") == 1 and out.count("changed") == 1 and out.count("missing") == 2
+    assert "a.safetensors" in lines["present"] and "b.safetensors" in lines["changed"]
+
+
+def test_lineage_survives_deleting_every_parent_file(family, tmp_path, run_cli):
+    shas = {name: load_concept(family[name]).sha256 for name in ("a", "b", "c", "child", "grandchild")}
+    alone = tmp_path / "grandchild.safetensors"
+    shutil.copy(family["grandchild"], alone)
+    for name in ("a", "b", "c", "child"):
+        family[name].unlink()
+    code, out, err = run_cli("lineage", alone, "--json")
+    assert code == 0, err
+    tree = json.loads(out)
+    child, third = tree["parents"]
+    found = {tree["sha256"], child["sha256"], third["sha256"], *(p["sha256"] for p in child["parents"])}
+    assert found == set(shas.values())
+    assert [p["weight"] for p in child["parents"]] == [0.75, 0.25]
+    code, out, _ = run_cli("lineage", alone, "--dot", tmp_path / "tree.dot")
+    assert code == 0 and "4 ancestors" in out
+    assert (tmp_path / "tree.dot").read_text().count("->") == 4
+
+
+def test_parents_of_different_models_are_refused(family, tmp_path, run_cli):
+    other = Concept("<wide>", torch.zeros(128), {"backend": "kandinsky-2.2", "model": "x", "kind": "create"})
+    save_concept(other, tmp_path / "wide.safetensors")
+    code, _, err = run_cli("evolve", family["grandchild"], tmp_path / "wide.safetensors", "--device", "cpu")
+    assert code == 2 and "different models" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_altered_parent_is_refused(family, tmp_path, run_cli):
+    altered = tmp_path / "altered.safetensors"
+    data = bytearray(family["grandchild"].read_bytes())
+    data[-4:] = b"\x00\x00\x80\x3f"  # the last float of the embedding becomes 1.0
+    altered.write_bytes(bytes(data))
+    code, _, err = run_cli("evolve", altered, family["grandchild"], "--device", "cpu", "--out", tmp_path / "x")
+    assert code == 2 and "sha256" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch):
+    import conceptlab.engine.evolve as evolve_module
+
+    args = ("--images-per-parent", "3", "--steps", "2", "--device", "cpu", *QUICK)
+    code, _, err = run_cli("evolve", family["grandchild"], *args, "--out", tmp_path / "first")
+    assert code == 0, err
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("parents were rendered again")
+
+    monkeypatch.setattr(evolve_module, "render_prompts", no_render)
+    code, _, err = run_cli("evolve", family["grandchild"], "--token", "<again>", *args, "--out", tmp_path / "again")
+    assert code == 0, err
