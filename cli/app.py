@@ -13,6 +13,7 @@ from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
+from conceptlab.cli.sample import SAMPLE_EXAMPLES, sample_command
 from conceptlab.engine.errors import ConceptLabError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("mix", help="Blend several words into one hybrid concept.", epilog=M
 app.command("evolve", help="Breed a child concept from parent concepts or image folders.", epilog=EVOLVE_EXAMPLES)(
     evolve_command
 )
+app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
     lineage_command

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.cache import cache_root
 from conceptlab.plugins.kandinsky import Kandinsky22Backend
 
@@ -51,17 +51,34 @@ def tiny_world_folder() -> Path:
     return cached_build("tiny", Path(tiny_world.__file__), tiny_world.save_tiny_world)
 
 
+def tiny_decoder_folder() -> Path:
+    """The cached tiny decoder, built on first use (a second); its own cache, so the prior's stays valid."""
+    from conceptlab.plugins import tiny_decoder
+
+    return cached_build("tiny-decoder", Path(tiny_decoder.__file__), tiny_decoder.save_tiny_decoder)
+
+
 class TinyBackend(Kandinsky22Backend):
     """Same loading code as Kandinsky 2.2; `tiny` resolves to the locally built folder."""
 
     name = "tiny"
     default_model = "tiny"
+    default_decoder = "tiny"
     recommended_learning_rate = 1e-3
     default_oracle = "clip-zeroshot"
     """The tiny world has no BLIP-2 of its own; `--oracle blip2 --oracle-model tiny` runs a tiny random one."""
+    recommended_render = {"size": 32, "steps": 10}  # noqa: RUF012 (read-only class default)
+    """Random decoder weights make no picture at any size or step count; these keep a render under a second on a
+    CPU (about 2 s at 50 steps)."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:
         folder = str(tiny_world_folder()) if model == "tiny" else model
         return super().load_prior(folder, device, dtype, revision)
+
+    def load_decoder(
+        self, model: str | None, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> DecoderStack:
+        folder = str(tiny_decoder_folder()) if model in (None, "tiny") else model
+        return super().load_decoder(folder, device, dtype, revision)
