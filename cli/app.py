@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from conceptlab.cli.bench import BENCH_EXAMPLES, bench_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
@@ -25,6 +26,9 @@ app.command("create", help="Invent a new member of a category, unlike given nega
 )
 app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
+app.command("bench", help="Time the create step: ours against the official code's, per step.", epilog=BENCH_EXAMPLES)(
+    bench_command
+)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 
