@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test lint format demo clean
+.PHONY: install test lint format demo bench clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ test: lint
 
 demo: install
 	$(BIN)/conceptlab demo
+
+# Ours against the official code's step on random models of the real widths (depth cut on a CPU; --full on a GPU).
+bench: install
+	$(BIN)/conceptlab bench --json runs/bench.json --force
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

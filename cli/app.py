@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from conceptlab.cli.bench import BENCH_EXAMPLES, bench_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
@@ -37,6 +38,9 @@ app.command("lineage", help="Show a concept's family tree (parents not needed)."
 )
 app.command("verify", help="Check a concept's sha256 and which ancestors are present.", epilog=VERIFY_EXAMPLES)(
     verify_command
+)
+app.command("bench", help="Time the create step: ours against the official code's, per step.", epilog=BENCH_EXAMPLES)(
+    bench_command
 )
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 

@@ -16,7 +16,7 @@ from conceptlab.engine.errors import TrainingError
 from conceptlab.engine.negatives import NegativeSchedule
 from conceptlab.engine.objectives import ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.prior import sample_image_embeds
-from conceptlab.engine.tokens import add_placeholder_token, encode_prompts
+from conceptlab.engine.tokens import EncodedPrompts, Placeholder, add_placeholder_token, encode_prompts
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,80 @@ def _check_finite(step: int, loss: torch.Tensor, vector: torch.nn.Parameter) -> 
         )
 
 
+@dataclass
+class TrainingSession:
+    """Everything one `create` step needs, prepared once: placeholder, cached constraints, optimizer, generator.
+
+    `train_token` is a loop over `step`; the benchmark times the same `step`, so what it measures is what ships.
+    """
+
+    stack: PriorStack
+    config: CreateConfig
+    generator: torch.Generator
+    placeholder: Placeholder
+    bank: Constraints
+    unconditional: EncodedPrompts
+    weights: ObjectiveWeights
+    optimizer: torch.optim.Optimizer
+
+    def step(self, step: int, positives: list[str], negatives: list[str]) -> StepRecord:
+        """One optimization step: sample a template, run the prior with gradients, update the token row."""
+        config, stack = self.config, self.stack
+        template_index = int(torch.randint(len(config.templates), (1,), generator=self.generator))
+        template = config.templates[template_index]
+        prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
+        image_embed = sample_image_embeds(
+            stack.prior,
+            stack.scheduler,
+            prompt,
+            self.unconditional,
+            num_steps=config.prior_steps,
+            guidance_scale=config.prior_guidance,
+            generator=self.generator,
+        )[0]
+        value = conceptlab_loss(
+            image_embed,
+            self.bank.embeds(template_index, positives),
+            self.bank.embeds(template_index, negatives),
+            self.weights,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        value.loss.backward()
+        _check_finite(step, value.loss, self.placeholder.vector)
+        self.optimizer.step()
+        return StepRecord(
+            step,
+            template,
+            value.loss.item(),
+            dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
+            dict(zip(negatives, value.negative_similarities.tolist(), strict=True)),
+        )
+
+    def vector(self) -> torch.Tensor:
+        """The token's current embedding (float32, CPU, detached)."""
+        return self.placeholder.vector.detach().float().cpu().clone()
+
+
+def start_training(stack: PriorStack, config: CreateConfig, constraints: Constraints | None = None) -> TrainingSession:
+    """Add the token and prepare what never changes during training (constraints, the empty prompt's encoding).
+
+    `constraints` replaces the text constraints (evolve's parent images).
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
+    bank = constraints or ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
+    bank.add_words([*config.positives, *config.negatives])
+    with torch.no_grad():
+        unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
+    weights = ObjectiveWeights(
+        config.normalized_weights, config.positive_lambda, config.positive_clamp, config.negative_clamp
+    )
+    optimizer = torch.optim.AdamW(
+        [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
+    )
+    return TrainingSession(stack, config, generator, placeholder, bank, unconditional, weights, optimizer)
+
+
 def ask_steps(config: CreateConfig) -> list[int]:
     """Steps after which the oracle is asked: every `ask_every`, and first on the initial concept when no
     negatives are given; never at the last step (nothing would use the answer)."""
@@ -89,64 +163,25 @@ def train_token(
 
     Every random draw (template choice, the prior's noise) comes from one generator seeded with
     `config.seed`, so the same seed on the same machine gives the same bytes. `negatives` (updated in place)
-    says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones. `constraints`
-    replaces the text constraints (evolve's parent images).
+    says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones.
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
+    session = start_training(stack, config, constraints)
     negatives = negatives or NegativeSchedule(config.negatives, gradual=config.gradual, steps=config.steps)
-    bank = constraints or ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
-    bank.add_words([*config.positives, *config.negatives])
-    with torch.no_grad():
-        unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
-    weights = ObjectiveWeights(
-        config.normalized_weights, config.positive_lambda, config.positive_clamp, config.negative_clamp
-    )
-    optimizer = torch.optim.AdamW(
-        [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
-    )
     positives, questions = list(config.positives), set(ask_steps(config))
 
     def consult_oracle(step: int) -> None:
         if ask and step in questions and len(negatives.active) < config.max_negatives:
             room = config.max_negatives - len(negatives.active)
-            bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
+            session.bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
 
     negatives.activate(0)
     consult_oracle(0)
     for step in range(1, config.steps + 1):
         negatives.activate(step - 1)
-        template_index = int(torch.randint(len(config.templates), (1,), generator=generator))
-        template = config.templates[template_index]
-        prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
-        image_embed = sample_image_embeds(
-            stack.prior,
-            stack.scheduler,
-            prompt,
-            unconditional,
-            num_steps=config.prior_steps,
-            guidance_scale=config.prior_guidance,
-            generator=generator,
-        )[0]
-        words = negatives.words
-        value = conceptlab_loss(
-            image_embed, bank.embeds(template_index, positives), bank.embeds(template_index, words), weights
-        )
-        optimizer.zero_grad(set_to_none=True)
-        value.loss.backward()
-        _check_finite(step, value.loss, placeholder.vector)
-        optimizer.step()
+        record = session.step(step, positives, negatives.words)
         if on_step:
-            on_step(
-                StepRecord(
-                    step,
-                    template,
-                    value.loss.item(),
-                    dict(zip(positives, value.positive_similarities.tolist(), strict=True)),
-                    dict(zip(words, value.negative_similarities.tolist(), strict=True)),
-                )
-            )
+            on_step(record)
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
-            on_checkpoint(step, placeholder.vector.detach().float().cpu().clone())
+            on_checkpoint(step, session.vector())
         consult_oracle(step)
-    return placeholder.vector.detach().float().cpu().clone()
+    return session.vector()

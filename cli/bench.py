@@ -1,0 +1,120 @@
+"""`conceptlab bench`: per-step time and peak memory of `create`, ours against the official code's step.
+
+conceptlab bench
+conceptlab bench --stacks kandinsky-2.1 --repeats 5 --json bench.json
+conceptlab bench --full --device cuda
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from conceptlab.cli import options
+from conceptlab.cli.output import stderr, stdout
+from conceptlab.cli.parsing import word_list
+from conceptlab.engine.bench import BenchSettings, StackReport, bench_report, benchmark_stack
+from conceptlab.engine.devices import resolve_device, resolve_dtype
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.files import write_atomically
+from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_real_width_stack
+from conceptlab.plugins.tiny import TinyBackend
+
+BENCH_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab bench                                   [dim]# reduced depth, real widths; a few minutes on a CPU[/]
+
+  conceptlab bench --stacks kandinsky-2.1 --json bench.json
+
+  conceptlab bench --full --device cuda              [dim]# full depth on a GPU[/]
+"""
+
+
+STACK_NAMES = (*REAL_WIDTH_STACKS, "tiny")
+
+
+def _depth(name: str, full: bool, text_layers: int, prior_layers: int) -> dict[str, int | str]:
+    if name == "tiny":
+        return {"text_encoder_layers": 2, "prior_layers": 2, "cut": "none (the tiny world, 64 wide)"}
+    shape = REAL_WIDTH_STACKS[name]
+    if full:
+        return {"text_encoder_layers": shape.text_layers, "prior_layers": shape.prior_layers, "cut": "none (full)"}
+    return {
+        "text_encoder_layers": text_layers,
+        "prior_layers": prior_layers,
+        "cut": f"text {text_layers}/{shape.text_layers}, prior {prior_layers}/{shape.prior_layers} layers",
+    }
+
+
+def _table(reports: list[StackReport], settings: BenchSettings, memory_kind: str) -> None:
+    for report in reports:
+        stdout.print(f"[bold]{report.name}[/] (random weights, real widths; depth: {report.depth['cut']})")
+        stdout.print(f"  {'':<10}{'dtype':>10}{'ms/step':>10}{'peak MB':>10}{'2500 steps':>12}")
+        for side in ("baseline", "ours"):
+            part = getattr(report, side)
+            stdout.print(
+                f"  {side:<10}{part.dtype:>10}{part.step_ms:>10.0f}{part.peak_memory_mb:>10.0f}"
+                f"{part.create_estimate_s / 60:>10.1f} min"
+            )
+        stdout.print(f"  ratio (baseline / ours) with {settings.negatives} negatives: [bold]{report.ratio:.2f}x[/]")
+        counts = list(report.ours.step_ms_by_negatives)
+        stdout.print("  ms/step by negatives " + "".join(f"{c:>8}" for c in counts) + "   64/1")
+        for side in ("baseline", "ours"):
+            values = getattr(report, side).step_ms_by_negatives.values()
+            line = "".join(f"{v:>8.0f}" for v in values)
+            stdout.print(f"  {side:<21}{line}   {report.growth(side):.2f}x")
+    stdout.print(f"  memory: {memory_kind}; render and oracle timing: pending (no decoder / oracle API yet)")
+
+
+def bench_command(
+    stacks: Annotated[
+        str, typer.Option(help="Comma-separated stacks: kandinsky-2.1, kandinsky-2.2 (real widths), tiny.")
+    ] = "kandinsky-2.1,kandinsky-2.2",
+    full: Annotated[bool, typer.Option("--full", help="Full depth (for a GPU); default cuts the depth.")] = False,
+    text_layers: Annotated[int, typer.Option(help="Text-encoder layers when the depth is cut.")] = 1,
+    prior_layers: Annotated[int, typer.Option(help="Prior layers when the depth is cut.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed steps per measurement (median reported).")] = 3,
+    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 1,
+    negatives: Annotated[int, typer.Option(help="Negatives in the main comparison.")] = 3,
+    negative_counts: Annotated[str, typer.Option(help="Negative counts of the growth sweep.")] = "1,4,16,64",
+    sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count.")] = 2,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Time the create step (ours vs the official code's) on random models of the real widths."""
+    names = list(word_list(stacks))
+    unknown = [name for name in names if name not in STACK_NAMES]
+    if unknown or not names:
+        raise UsageError(f"--stacks: unknown {', '.join(unknown) or 'none given'}; use {', '.join(STACK_NAMES)}.")
+    if min(repeats, sweep_repeats, text_layers, prior_layers, negatives) < 1 or warmup < 0:
+        raise UsageError("--repeats, --sweep-repeats, --negatives and the layer counts must be at least 1.")
+    if json_path and json_path.exists() and not force:
+        raise UsageError(f"{json_path} exists; add --force to replace it.")
+    counts = tuple(int(c) for c in word_list(negative_counts))
+    settings = BenchSettings(repeats, warmup, negatives, counts, sweep_repeats)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    reports = []
+    with stderr.status("Benchmarking…") as status:
+        for name in names:
+            depth = _depth(name, full, text_layers, prior_layers)
+            cut = {} if full else {"text_layers": text_layers, "prior_layers": prior_layers, "vision_layers": 1}
+
+            def build(device: torch.device, dtype: torch.dtype, name: str = name, cut: dict = cut):
+                if name == "tiny":
+                    return TinyBackend().load_prior("tiny", device, dtype)
+                return build_real_width_stack(REAL_WIDTH_STACKS[name], device, dtype, **cut)
+
+            reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
+    report = bench_report(reports, torch_device, settings)
+    _table(reports, settings, report["memory_kind"])
+    if json_path:
+        write_atomically(json_path, json.dumps(report, indent=2).encode())
+        stdout.print(f"  json: {json_path}")

@@ -1,0 +1,160 @@
+"""Random-weight prior stacks with the real widths of Kandinsky 2.1 and 2.2, for the benchmark.
+
+No weights are downloaded or written: the models are built in memory from configs that match the hub's
+(`kandinsky-community/kandinsky-2-1-prior` and `-2-2-prior`: `text_encoder/config.json`, `prior/config.json`,
+`image_encoder/config.json`). Timing and memory depend on the shapes, not on the values, so a random stack
+costs what the real one does per step. Depth can be cut (`text_layers`, `prior_layers`, `vision_layers`)
+for a CPU; the widths, the vocabulary and the sequence lengths never are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import PriorTransformer, UnCLIPScheduler
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModelWithProjection,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
+
+from conceptlab.engine.backend import PriorStack
+from conceptlab.plugins.tiny_world import build_tokenizer
+
+CLIP_VOCAB_SIZE = 49408
+"""Rows of CLIP's token-embedding matrix; what the official code's AdamW updates every step."""
+
+
+@dataclass(frozen=True)
+class StackShape:
+    """The architecture of one prior stack: CLIP text encoder, `PriorTransformer`, CLIP image encoder."""
+
+    name: str
+    text: dict = field(default_factory=dict)
+    prior: dict = field(default_factory=dict)
+    vision: dict = field(default_factory=dict)
+
+    @property
+    def text_layers(self) -> int:
+        return int(self.text["num_hidden_layers"])
+
+    @property
+    def prior_layers(self) -> int:
+        return int(self.prior["num_layers"])
+
+    @property
+    def vision_layers(self) -> int:
+        return int(self.vision["num_hidden_layers"])
+
+
+_PRIOR_COMMON = {"num_attention_heads": 32, "attention_head_dim": 64, "num_layers": 20, "num_embeddings": 77}
+
+REAL_WIDTH_STACKS: dict[str, StackShape] = {
+    "kandinsky-2.1": StackShape(
+        name="kandinsky-2.1",
+        # CLIP ViT-L/14 text tower
+        text={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "projection_dim": 768,
+            "hidden_act": "quick_gelu",
+        },
+        prior={**_PRIOR_COMMON, "embedding_dim": 768},
+        vision={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "image_size": 224,
+            "patch_size": 14,
+            "projection_dim": 768,
+            "hidden_act": "quick_gelu",
+        },
+    ),
+    "kandinsky-2.2": StackShape(
+        name="kandinsky-2.2",
+        # CLIP ViT-bigG/14 text tower
+        text={
+            "hidden_size": 1280,
+            "intermediate_size": 5120,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 20,
+            "projection_dim": 1280,
+            "hidden_act": "gelu",
+        },
+        prior={**_PRIOR_COMMON, "embedding_dim": 1280},
+        vision={
+            "hidden_size": 1664,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 48,
+            "num_attention_heads": 16,
+            "image_size": 224,
+            "patch_size": 14,
+            "projection_dim": 1280,
+            "hidden_act": "gelu",
+        },
+    ),
+}
+
+
+def _real_size_tokenizer():
+    """A CLIP BPE tokenizer padded to CLIP's 49,408 entries, so a new token gets id 49408 as on the real model."""
+    tokenizer = build_tokenizer()
+    tokenizer.add_tokens([f"<unused-{index}>" for index in range(CLIP_VOCAB_SIZE - len(tokenizer))])
+    return tokenizer
+
+
+def build_real_width_stack(
+    shape: StackShape,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    text_layers: int | None = None,
+    prior_layers: int | None = None,
+    vision_layers: int | None = None,
+    seed: int = 0,
+) -> PriorStack:
+    """Build `shape` with random weights; a `*_layers` of None keeps that model's real depth."""
+    tokenizer = _real_size_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_config = CLIPTextConfig(
+            **{**shape.text, "num_hidden_layers": text_layers or shape.text_layers},
+            vocab_size=CLIP_VOCAB_SIZE,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=2,  # the legacy value the real Kandinsky prior text encoders ship
+            pad_token_id=1,
+        )
+        text_encoder = CLIPTextModelWithProjection(text_config)
+        prior = PriorTransformer(**{**shape.prior, "num_layers": prior_layers or shape.prior_layers})
+        # A fresh PriorTransformer has clip_std = 0 and zero positional embeddings (DESIGN.md); give it values.
+        torch.nn.init.normal_(prior.positional_embedding, std=0.02)
+        torch.nn.init.normal_(prior.prd_embedding, std=0.02)
+        prior.clip_std.data.fill_(1.0)
+        vision_config = CLIPVisionConfig(**{**shape.vision, "num_hidden_layers": vision_layers or shape.vision_layers})
+        image_encoder = CLIPVisionModelWithProjection(vision_config)
+    for module in (text_encoder, prior, image_encoder):
+        module.to(device=device, dtype=dtype).requires_grad_(False).eval()
+    scheduler = UnCLIPScheduler(
+        variance_type="fixed_small_log",
+        prediction_type="sample",
+        num_train_timesteps=1000,
+        clip_sample=True,
+        clip_sample_range=10.0,
+    )
+    return PriorStack(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        prior=prior,
+        scheduler=scheduler,
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(),
+        device=device,
+        dtype=dtype,
+    )

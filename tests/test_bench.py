@@ -1,0 +1,83 @@
+"""The benchmark compares like with like, and records what it documents (no timing assertions)."""
+
+import json
+
+import torch
+
+from conceptlab.engine.bench import BenchSettings, OfficialBaseline, bench_config, bench_words
+from conceptlab.engine.prior import sample_image_embeds
+from conceptlab.engine.tokens import encode_prompts
+from conceptlab.engine.train import start_training
+
+
+def test_baseline_and_ours_compute_the_same_first_loss(stack):
+    settings = BenchSettings(negatives=3, negative_counts=(1, 3))
+    session = start_training(stack, bench_config(settings))
+    baseline = OfficialBaseline(session)
+    negatives = bench_words(3)
+    ours = session.step(1, ["pet"], negatives)
+    theirs = baseline.step(["pet"], negatives)
+    assert abs(ours.loss - theirs) < 1e-5
+    assert ours.loss != 0.0
+    # each side trained its own row; the baseline restored every other row of its full matrix
+    moved = (baseline.embedding.weight - baseline.original).abs().sum(dim=1)
+    assert moved.nonzero().flatten().tolist() == [session.placeholder.token_id]
+    assert not torch.equal(session.vector(), baseline.original[session.placeholder.token_id])
+
+
+def test_prior_without_padding_matches_the_full_context(stack):
+    prompts = encode_prompts(stack.tokenizer, stack.text_encoder, ["a photo of a cat"])
+    unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
+    results = [
+        sample_image_embeds(
+            stack.prior,
+            stack.scheduler,
+            prompts,
+            unconditional,
+            generator=torch.Generator().manual_seed(3),
+            skip_padding=skip,
+        )
+        for skip in (True, False)
+    ]
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-5)
+    assert stack.prior.positional_embedding.shape[1] == stack.prior.config.num_embeddings + 4  # restored
+
+
+def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
+    out = tmp_path / "bench.json"
+    code, stdout, _ = run_cli(
+        "bench",
+        "--stacks",
+        "tiny",
+        "--device",
+        "cpu",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--negatives",
+        "2",
+        "--negative-counts",
+        "1,2",
+        "--sweep-repeats",
+        "1",
+        "--json",
+        out,
+    )
+    assert code == 0, stdout
+    report = json.loads(out.read_text())
+    assert report["sections"] == ["step", "negatives", "render", "oracle"]
+    assert report["memory_kind"] == "peak_rss" and report["create_steps"] == 2500
+    (stack_report,) = report["stacks"]
+    assert stack_report["name"] == "tiny" and stack_report["depth"]["prior_layers"] == 2
+    for side in ("baseline", "ours"):
+        part = stack_report[side]
+        assert set(part) == {"dtype", "step_ms", "peak_memory_mb", "create_estimate_s", "step_ms_by_negatives"}
+        assert part["step_ms"] > 0 and part["peak_memory_mb"] > 0 and set(part["step_ms_by_negatives"]) == {"1", "2"}
+    assert stack_report["ratio"] == stack_report["baseline"]["step_ms"] / stack_report["ours"]["step_ms"]
+    assert "ratio (baseline / ours) with 2 negatives" in stdout
+
+
+def test_bench_refuses_an_unknown_stack(run_cli):
+    code, _, stderr = run_cli("bench", "--stacks", "kandinsky-9")
+    assert code == 2 and "kandinsky-9" in stderr
