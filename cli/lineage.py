@@ -76,7 +76,9 @@ def verify_command(
 ) -> None:
     """Check a concept's own sha256 and, with --parents, which recorded ancestors are present and unchanged."""
     loaded = load_concept(concept)  # refuses a file whose embedding does not match its recorded sha256
-    stdout.print(f"[green]ok[/] {concept}: embedding matches its sha256 {loaded.sha256[:12]}", highlight=False)
+    stdout.print(
+        f"[green]ok[/] {concept}: embedding matches its sha256 {loaded.sha256[:12]}", highlight=False, soft_wrap=True
+    )
     if parents is None:
         return
     if not parents.is_dir():
@@ -84,6 +86,10 @@ def verify_command(
     checks = check_ancestors(lineage_tree(loaded.metadata), recorded_paths(loaded.metadata), parents)
     for check in checks:
         where = f"  {check.path}" if check.path else ""
-        stdout.print(f"  {STATUS_STYLE[check.status]:<24} {check.token}  {check.sha256[:12]}{where}", highlight=False)
+        stdout.print(
+            f"  {STATUS_STYLE[check.status]:<24} {check.token}  {check.sha256[:12]}{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if any(check.status == "changed" for check in checks):
         raise typer.Exit(1)
