@@ -17,10 +17,20 @@ import typer
 from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
 from conceptlab.cli.parsing import word_list
-from conceptlab.engine.bench import BenchSettings, StackReport, bench_report, benchmark_stack
-from conceptlab.engine.devices import resolve_device, resolve_dtype
+from conceptlab.engine.bench import (
+    BenchSettings,
+    StackReport,
+    bench_report,
+    benchmark_stack,
+    time_oracle,
+    time_render,
+)
+from conceptlab.engine.devices import dtype_name, resolve_device, resolve_dtype
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
+from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.oracle import OracleOptions, load_oracle
+from conceptlab.engine.render import render_prompts, render_settings
 from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_real_width_stack
 from conceptlab.plugins.tiny import TinyBackend
 
@@ -68,7 +78,37 @@ def _table(reports: list[StackReport], settings: BenchSettings, memory_kind: str
             values = getattr(report, side).step_ms_by_negatives.values()
             line = "".join(f"{v:>8.0f}" for v in values)
             stdout.print(f"  {side:<21}{line}   {report.growth(side):.2f}x")
-    stdout.print(f"  memory: {memory_kind}; render and oracle timing: pending (no decoder / oracle API yet)")
+    stdout.print(f"  memory: {memory_kind}")
+
+
+def _render_and_oracle(device: torch.device, dtype: torch.dtype, repeats: int) -> tuple[dict, dict]:
+    """On the tiny world: one render (its recommended size and steps) and one call of each oracle on 2 images."""
+    loaded = load_prior(ModelChoice(model="tiny", device=str(device), dtype=dtype_name(dtype)))
+    decoder = load_decoder(loaded)
+    settings = render_settings(loaded.backend)
+    render = {
+        "model": "tiny",
+        "size": settings.size,
+        "steps": settings.steps,
+        "ms_per_image": time_render(loaded.stack, decoder, settings, device, repeats),
+    }
+    images = render_prompts(loaded.stack, decoder, ["a photo of a cat", "a photo of a dog"], [0, 1], settings)
+    oracle = {"model": "tiny", "images_per_call": len(images)}
+    for name, oracle_options in (("clip-zeroshot", OracleOptions()), ("blip2", OracleOptions(model="tiny"))):
+        timed = load_oracle(name, loaded, oracle_options)
+        oracle[f"{name}_ms_per_call"] = time_oracle(timed, images, device, repeats)
+    return render, oracle
+
+
+def _render_table(render: dict, oracle: dict) -> None:
+    size, steps, milliseconds = render["size"], render["steps"], render["ms_per_image"]
+    stdout.print(f"[bold]tiny world[/] render {size} px, {steps} steps: {milliseconds:.0f} ms/image")
+    calls = ", ".join(
+        f"{key.removesuffix('_ms_per_call')} {value:.0f} ms"
+        for key, value in oracle.items()
+        if key.endswith("_ms_per_call")
+    )
+    stdout.print(f"  oracle per call on {oracle['images_per_call']} images: {calls}")
 
 
 def bench_command(
@@ -85,6 +125,9 @@ def bench_command(
     sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count.")] = 2,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
+    render: Annotated[
+        bool, typer.Option("--render/--no-render", help="Also time a render and each oracle call (tiny world).")
+    ] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
     force: options.ForceOpt = False,
 ) -> None:
@@ -113,8 +156,11 @@ def bench_command(
                 return build_real_width_stack(REAL_WIDTH_STACKS[name], device, dtype, **cut)
 
             reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
-    report = bench_report(reports, torch_device, settings)
+        timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
+    report = bench_report(reports, torch_device, settings, *timings)
     _table(reports, settings, report["memory_kind"])
+    if render:
+        _render_table(*timings)
     if json_path:
         write_atomically(json_path, json.dumps(report, indent=2).encode())
         stdout.print(f"  json: {json_path}")

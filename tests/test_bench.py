@@ -76,6 +76,9 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
         assert part["step_ms"] > 0 and part["peak_memory_mb"] > 0 and set(part["step_ms_by_negatives"]) == {"1", "2"}
     assert stack_report["ratio"] == stack_report["baseline"]["step_ms"] / stack_report["ours"]["step_ms"]
     assert "ratio (baseline / ours) with 2 negatives" in stdout
+    assert report["render"]["ms_per_image"] > 0 and report["render"]["size"] == 32
+    assert report["oracle"]["clip-zeroshot_ms_per_call"] > 0 and report["oracle"]["blip2_ms_per_call"] > 0
+    assert "ms/image" in stdout and "oracle per call on 2 images" in stdout
 
 
 def test_bench_refuses_an_unknown_stack(run_cli):
