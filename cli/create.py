@@ -59,10 +59,20 @@ def print_result(result: CreateResult) -> None:
         stdout.print(line, soft_wrap=True, highlight=False)
 
 
-def run_training(config: CreateConfig, model: ModelChoice, out, force: bool) -> CreateResult:
+def run_training(
+    config: CreateConfig, model: ModelChoice, out, force: bool, offload: bool | None = None
+) -> CreateResult:
     """Train with a live progress bar and print what was written."""
     with training_progress(config.steps, config.token) as display:
-        result = create(config, model, out=out, force=force, on_step=display.on_step, on_negative=display.on_negative)
+        result = create(
+            config,
+            model,
+            out=out,
+            force=force,
+            on_step=display.on_step,
+            on_negative=display.on_negative,
+            offload=offload,
+        )
     print_result(result)
     return result
 
@@ -104,6 +114,7 @@ def create_command(
     ] = False,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
     steps: options.StepsOpt = CreateConfig.steps,
@@ -143,7 +154,7 @@ def create_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)
+    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force, offload)
 
 
 def mix_command(

@@ -49,3 +49,12 @@ ImagesOpt = Annotated[
     bool, typer.Option("--images/--no-images", help="Render the concept at every checkpoint (loads the decoder).")
 ]
 ImageSeedsOpt = Annotated[str, typer.Option(help="Seeds of the checkpoint images, comma-separated.")]
+OffloadOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--offload/--no-offload",
+        help="Keep only the model at work (prior, decoder or oracle) on the GPU; default: only when they would "
+        "not all fit. --no-offload keeps everything resident.",
+        show_default=False,
+    ),
+]

@@ -21,6 +21,7 @@ from conceptlab.engine.negatives import Negative, NegativeSchedule
 from conceptlab.engine.oracle import OracleOptions, load_oracle
 from conceptlab.engine.plot import save_similarity_plot
 from conceptlab.engine.render import RenderSettings, render_settings
+from conceptlab.engine.residency import IDLE_DEVICE, prior_and_decoder_residency
 from conceptlab.engine.run_folder import RunFolder, default_run_dir, write_log_line
 from conceptlab.engine.tokens import check_new_token
 from conceptlab.engine.train import Constraints, StepRecord, train_token
@@ -90,6 +91,7 @@ def _watcher(
     folder: RunFolder,
     render: RenderSettings | None,
     decoder: DecoderStack | None,
+    offload: bool | None,
 ) -> ConceptWatcher | None:
     """Loads the decoder (and the oracle) only when the run renders or asks."""
     if not (config.images or config.adaptive):
@@ -100,8 +102,9 @@ def _watcher(
         oracle = load_oracle(config.oracle or loaded.backend.default_oracle, loaded, options)
     settings = render or render_settings(loaded.backend)
     folder_for_images = folder.path if config.images else None
-    decoder = decoder or load_decoder(loaded)
-    return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle)
+    decoder = decoder or load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
+    residency = prior_and_decoder_residency(loaded, decoder, offload)
+    return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency)
 
 
 def create(
@@ -116,6 +119,7 @@ def create(
     constraints: Constraints | None = None,
     record: dict[str, Any] | None = None,
     decoder: DecoderStack | None = None,
+    offload: bool | None = None,
 ) -> CreateResult:
     """Learn a new concept and write `out/<token>.safetensors`, `log.jsonl`, checkpoints and `similarities.png`,
     and (with `config.images`) `images/step-XXXX-seed-S.png` and `images/strip.png`.
@@ -123,6 +127,7 @@ def create(
     `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token). With
     `config.adaptive` an oracle names new negatives from the images; each is reported to `on_negative`.
     `constraints` replaces the text constraints and `record` adds to the metadata (evolve: parents, lineage).
+    `offload` (None: only when they would not all fit on the GPU) keeps one of prior, decoder, oracle resident.
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
@@ -130,7 +135,7 @@ def create(
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
-    watcher = _watcher(config, loaded, folder, render, decoder)
+    watcher = _watcher(config, loaded, folder, render, decoder, offload)
     folder.claim(force)
     records: list[StepRecord] = []
 

@@ -7,9 +7,14 @@ phase of work (all prior sampling, then all decoding) moves each model once. Wit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from conceptlab.engine.backend import DecoderStack
+    from conceptlab.engine.loading import LoadedPrior
 
 IDLE_DEVICE = torch.device("cpu")
 HEADROOM_BYTES = 2 * 1024**3
@@ -67,3 +72,17 @@ def offload_needed(device: torch.device, waiting: Iterable[nn.Module]) -> bool:
         return False
     free, _total = torch.cuda.mem_get_info(device)
     return module_bytes(waiting) + HEADROOM_BYTES > free
+
+
+def prior_and_decoder_residency(loaded: LoadedPrior, decoder: DecoderStack, offload: bool | None) -> Residency:
+    """Groups `prior` and `decoder`; `offload` None: only when the decoder, parked on the CPU, would not fit."""
+    stack = loaded.stack
+    prior_modules = [stack.text_encoder, stack.prior, stack.image_encoder]
+    decoder_modules = [m for m in decoder.pipeline.components.values() if hasattr(m, "parameters")]
+    decoder_place = next(decoder_modules[0].parameters()).device
+    if offload is None:
+        offload = decoder_place != decoder.device and offload_needed(decoder.device, decoder_modules)
+    residency = Residency(decoder.device, offload)
+    residency.add("prior", prior_modules, stack.device)
+    residency.add("decoder", decoder_modules, decoder_place)
+    return residency

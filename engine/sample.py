@@ -19,7 +19,7 @@ from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
 from conceptlab.engine.loading import LoadedPrior
 from conceptlab.engine.render import RenderSettings, render_prompts
-from conceptlab.engine.residency import Residency, offload_needed
+from conceptlab.engine.residency import prior_and_decoder_residency
 from conceptlab.engine.tokens import add_placeholder_token
 
 CAPTION_HEIGHT = 16
@@ -123,19 +123,6 @@ def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Ima
     return grid
 
 
-def _residency(loaded: LoadedPrior, decoder: DecoderStack, offload: bool | None) -> Residency:
-    stack = loaded.stack
-    prior_modules = [stack.text_encoder, stack.prior, stack.image_encoder]
-    decoder_modules = [m for m in decoder.pipeline.components.values() if hasattr(m, "parameters")]
-    decoder_place = next(decoder_modules[0].parameters()).device
-    if offload is None:
-        offload = decoder_place != decoder.device and offload_needed(decoder.device, decoder_modules)
-    residency = Residency(decoder.device, offload)
-    residency.add("prior", prior_modules, stack.device)
-    residency.add("decoder", decoder_modules, decoder_place)
-    return residency
-
-
 def sample(
     concepts: Sequence[Concept],
     prompt: str,
@@ -178,7 +165,7 @@ def sample(
         settings,
         negative_prompt,
         on_image=on_image,
-        before_phase=_residency(loaded, decoder, offload).use,
+        before_phase=prior_and_decoder_residency(loaded, decoder, offload).use,
     )
     for image, path in zip(images, image_paths, strict=True):
         write_atomically(path, png_bytes(image))

@@ -13,6 +13,7 @@ from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.files import write_atomically
 from conceptlab.engine.oracle import STYLE_CONTENT, Oracle, Question
 from conceptlab.engine.render import RenderSettings, render_prompts
+from conceptlab.engine.residency import IDLE_DEVICE, Residency
 
 STRIP_CELL = 128
 LABEL_HEIGHT = 22
@@ -47,7 +48,9 @@ def render_strip(images_by_step: dict[int, list[Image.Image]], seeds: tuple[int,
 class ConceptWatcher:
     """Renders the concept (as it is in the stack's text encoder now) and asks the oracle about the images.
 
-    Images of one step are rendered once, whether a checkpoint or a question needs them first.
+    Images of one step are rendered once, whether a checkpoint or a question needs them first. With offloading
+    (`residency`), only the model at work is on the GPU: the prior to train, the decoder to render, the oracle to
+    answer (an oracle's `modules()` are parked on the CPU after each question).
     """
 
     def __init__(
@@ -58,9 +61,12 @@ class ConceptWatcher:
         settings: RenderSettings,
         folder: Path | None,
         oracle: Oracle | None = None,
+        residency: Residency | None = None,
     ):
         self.stack, self.decoder, self.config, self.settings = stack, decoder, config, settings
         self.folder, self.oracle = folder, oracle
+        self.residency = residency or Residency(stack.device, offload=False)
+        self.residency.add("oracle", [], IDLE_DEVICE)
         self.images_by_step: dict[int, list[Image.Image]] = {}
         self.answers: list[dict] = []
 
@@ -75,7 +81,10 @@ class ConceptWatcher:
         if step not in self.images_by_step:
             seeds = list(self.config.image_seeds)
             prompts = [concept_prompt(self.config)] * len(seeds)
-            images = render_prompts(self.stack, self.decoder, prompts, seeds, self.settings)
+            images = render_prompts(
+                self.stack, self.decoder, prompts, seeds, self.settings, before_phase=self.residency.use
+            )
+            self.residency.use("prior")  # training goes on
             self.images_by_step[step] = images
             if self.folder is not None:
                 for seed, image in zip(seeds, images, strict=True):
@@ -87,7 +96,14 @@ class ConceptWatcher:
     def ask(self, step: int, known: list[str]) -> list[str]:
         """New negatives the oracle names from the images at `step` (normalized, new, in order)."""
         question = Question(self.config.category, self.config.style)
-        answers = self.oracle.ask(self.images_at(step), question, known)
+        images = self.images_at(step)
+        own_models = hasattr(self.oracle, "modules")  # clip-zeroshot uses the prior's own CLIP instead
+        self.residency.use("oracle" if own_models else "prior")  # offloading: the others make room for it
+        answers = self.oracle.ask(images, question, known)
+        if own_models and self.residency.offload:
+            for module in self.oracle.modules():
+                module.to(IDLE_DEVICE)
+        self.residency.use("prior")
         found: list[str] = []
         for answer in answers:
             word = new_negative(answer, self.config.category, [*known, *found])

@@ -52,16 +52,21 @@ class Blip2Oracle:
 
     @property
     def model(self) -> Blip2ForConditionalGeneration | None:
-        """The loaded model, or None before the first question (so callers can move it off the GPU)."""
+        """The loaded model, or None before the first question."""
         return self._model
+
+    def modules(self) -> list[torch.nn.Module]:
+        """What a caller may park on the CPU between questions (the next question brings it back)."""
+        return [self._model] if self._model is not None else []
 
     @torch.inference_mode()
     def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
         if self._model is None:
             self._load()
+        self._model.to(self.device)
         prompt = f"Question: {question.text} Answer:"
         inputs = self._processor(images=images, text=[prompt] * len(images), return_tensors="pt", padding=True)
-        inputs = inputs.to(self._model.device)
+        inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self._model.dtype)
         output = self._model.generate(**inputs, max_new_tokens=MAX_ANSWER_TOKENS, do_sample=False)
         if self._model.config.use_decoder_only_language_model:

@@ -88,3 +88,46 @@ def test_no_adaptive_without_negatives_trains_on_the_positive_only(tmp_path, run
                            "--out", out)  # fmt: skip
     assert code == 0, err
     assert json.loads(json.dumps(load_concept(out / "new-pet.safetensors").metadata["negatives"])) == []
+
+
+def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder):
+    """A fake mover records moves (nothing leaves the CPU): render brings the decoder in, the oracle gets the
+    device alone, and the prior is back before training goes on."""
+    import torch
+
+    from conceptlab.engine.config import create_config
+    from conceptlab.engine.render import render_settings
+    from conceptlab.engine.residency import Residency
+    from conceptlab.engine.tokens import add_placeholder_token
+    from conceptlab.engine.watch import ConceptWatcher
+
+    names = {}
+    moves = []
+    residency = Residency(torch.device("cuda"), offload=True, move=lambda m, d: moves.append((names[id(m)], d.type)))
+    stack = tiny.stack
+    for name, module in (("prior", stack.prior), ("decoder", tiny_decoder.pipeline.unet)):
+        names[id(module)] = name
+    residency.add("prior", [stack.prior], torch.device("cuda"))
+    residency.add("decoder", [tiny_decoder.pipeline.unet], torch.device("cpu"))
+
+    class Oracle:
+        name = "scripted"
+        model = torch.nn.Linear(1, 1)
+
+        def modules(self):
+            return [self.model]
+
+        def ask(self, images, question, known):
+            moves.append(("oracle asked", "-"))
+            return ["hamster"] * len(images)
+
+    config = create_config("pet", steps=10)
+    add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
+    watcher = ConceptWatcher(stack, tiny_decoder, config, render_settings(tiny.backend), None, Oracle(), residency)
+    assert watcher.ask(0, []) == ["hamster"]
+    assert moves == [
+        ("prior", "cpu"), ("decoder", "cuda"),  # render: the decoder alone
+        ("decoder", "cpu"), ("prior", "cuda"),  # back to training
+        ("prior", "cpu"), ("oracle asked", "-"),  # the oracle alone
+        ("prior", "cuda"),
+    ]  # fmt: skip
