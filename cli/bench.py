@@ -31,8 +31,6 @@ from conceptlab.engine.files import write_atomically
 from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.oracle import OracleOptions, load_oracle
 from conceptlab.engine.render import render_prompts, render_settings
-from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_real_width_stack
-from conceptlab.plugins.tiny import TinyBackend
 
 BENCH_EXAMPLES = """
 [bold]Examples[/]
@@ -45,12 +43,15 @@ BENCH_EXAMPLES = """
 """
 
 
-STACK_NAMES = (*REAL_WIDTH_STACKS, "tiny")
+STACK_NAMES = ("kandinsky-2.1", "kandinsky-2.2", "tiny")
+"""The real-width stacks of `conceptlab.plugins.real_width` (imported when a benchmark runs) and the tiny world."""
 
 
 def _depth(name: str, full: bool, text_layers: int, prior_layers: int) -> dict[str, int | str]:
     if name == "tiny":
         return {"text_encoder_layers": 2, "prior_layers": 2, "cut": "none (the tiny world, 64 wide)"}
+    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS
+
     shape = REAL_WIDTH_STACKS[name]
     if full:
         return {"text_encoder_layers": shape.text_layers, "prior_layers": shape.prior_layers, "cut": "none (full)"}
@@ -151,6 +152,9 @@ def bench_command(
             cut = {} if full else {"text_layers": text_layers, "prior_layers": prior_layers, "vision_layers": 1}
 
             def build(device: torch.device, dtype: torch.dtype, name: str = name, cut: dict = cut):
+                from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_real_width_stack
+                from conceptlab.plugins.tiny import TinyBackend
+
                 if name == "tiny":
                     return TinyBackend().load_prior("tiny", device, dtype)
                 return build_real_width_stack(REAL_WIDTH_STACKS[name], device, dtype, **cut)

@@ -25,11 +25,21 @@ CREATE_EXAMPLES = """
 
   conceptlab create --category pet --neg cat,dog
 
+  conceptlab create --category pet   [dim]# adaptive: an oracle names the negatives from the images[/]
+
+  conceptlab create --category pet --oracle clip-zeroshot --ask-every 100 --max-negatives 6
+
+  conceptlab create --category pet --neg cat,dog,hamster --gradual
+
+  conceptlab create --category art --style
+
   conceptlab create --category pet --neg cat,dog --model tiny --steps 200   [dim]# offline, in seconds[/]
 
   conceptlab create --category "musical instrument" --neg guitar,piano --model kandinsky-2.2 --device cuda:1
 
-Writes RUN/<token>.safetensors, RUN/log.jsonl, RUN/checkpoints/ and RUN/similarities.png.
+Writes RUN/<token>.safetensors, RUN/log.jsonl, RUN/checkpoints/, RUN/images/ (every --every steps and a
+strip.png) and RUN/similarities.png. On a GPU that cannot hold the prior, the decoder and BLIP-2 at once,
+only the model at work stays on it (--offload; --no-offload keeps all resident).
 """
 
 MIX_EXAMPLES = """

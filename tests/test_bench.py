@@ -84,3 +84,10 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
 def test_bench_refuses_an_unknown_stack(run_cli):
     code, _, stderr = run_cli("bench", "--stacks", "kandinsky-9")
     assert code == 2 and "kandinsky-9" in stderr
+
+
+def test_bench_lists_every_real_width_stack():
+    from conceptlab.cli.bench import STACK_NAMES
+    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS
+
+    assert set(STACK_NAMES) == {*REAL_WIDTH_STACKS, "tiny"}

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -218,3 +219,11 @@ def test_console_script_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "new-fruit.safetensors" in result.stdout
     assert load_concept(tmp_path / "new-fruit.safetensors").metadata["category"] == "fruit"
+
+
+def test_help_lists_every_command_and_prints_no_warnings():
+    command = [sys.executable, "-c", "from conceptlab.cli.app import run; run()", "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert result.returncode == 0 and result.stderr == ""
+    for name in ("create", "mix", "evolve", "sample", "evaluate", "info", "lineage", "verify", "bench", "demo"):
+        assert f" {name} " in result.stdout
