@@ -62,7 +62,7 @@ def test_create_writes_concept_checkpoints_and_plot(pet_run):
     concept = load_concept(pet_run / "new-pet.safetensors")
     meta = concept.metadata
     assert concept.token == "<new-pet>" and meta["kind"] == "create" and meta["category"] == "pet"
-    assert meta["negatives"] == [{"word": "cat", "step": 0}, {"word": "dog", "step": 0}]
+    assert meta["negatives"] == [{"word": w, "step": 0, "source": "given"} for w in ("cat", "dog")]
     assert meta["config"]["steps"] == 200 and meta["config"]["learning_rate"] == meta["learning_rate"] > 0
     assert meta["backend"] == "tiny" and meta["embedding_dim"] == 64 and meta["parents"] == []
     assert meta["final_similarities"]["negative"]["cat"] < 0.25
