@@ -117,7 +117,7 @@ def create(
     on_negative: Callable[[Negative], None] | None = None,
     render: RenderSettings | None = None,
     constraints: Constraints | None = None,
-    record: dict[str, Any] | None = None,
+    extra_metadata: dict[str, Any] | None = None,
     decoder: DecoderStack | None = None,
     offload: bool | None = None,
 ) -> CreateResult:
@@ -126,7 +126,7 @@ def create(
 
     `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token). With
     `config.adaptive` an oracle names new negatives from the images; each is reported to `on_negative`.
-    `constraints` replaces the text constraints and `record` adds to the metadata (evolve: parents, lineage).
+    `constraints` replaces the text constraints and `extra_metadata` adds to the metadata (evolve: parents, lineage).
     `offload` (None: only when they would not all fit on the GPU) keeps one of prior, decoder, oracle resident.
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
@@ -154,7 +154,7 @@ def create(
         if watcher and config.images:
             watcher.images_at(step)
         metadata = concept_metadata(
-            config, loaded, **(record or {}), checkpoint_step=step, negatives=schedule.records()
+            config, loaded, **(extra_metadata or {}), checkpoint_step=step, negatives=schedule.records()
         )
         save_concept(Concept(config.token, vector, metadata), folder.checkpoint_path(step))
 
@@ -171,13 +171,14 @@ def create(
         )
     tail = records[-max(1, len(records) // 10) :]
     final = _mean_similarities(tail)
-    extra = {**(record or {}), "negatives": schedule.records(), "final_similarities": final}
+    extra = {**(extra_metadata or {}), "negatives": schedule.records(), "final_similarities": final}
     if watcher and watcher.answers:
         extra["oracle_answers"] = watcher.answers
     concept = Concept(config.token, vector, concept_metadata(config, loaded, **extra))
     save_concept(concept, folder.concept_path)
     title = f"{config.token}: {config.kind} ({loaded.info.backend}, seed {config.seed})"
-    clamps = [("+ clamp", config.positive_clamp)] + ([("- clamp", config.negative_clamp)] if schedule.active else [])
+    clamps = [("+ clamp", config.positive_clamp)] if config.positive_clamp < 1 else []
+    clamps += [("- clamp", config.negative_clamp)] if schedule.active else []
     save_similarity_plot([r.as_json() for r in records], folder.plot_path, title, clamps)
     return CreateResult(
         concept,

@@ -254,6 +254,6 @@ def evolve(
         on_step=on_step,
         render=settings_used,
         constraints=ImageConstraints(parents),
-        record=record,
+        extra_metadata=record,
         decoder=decoder,
     )
