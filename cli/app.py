@@ -9,6 +9,7 @@ import typer
 
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
+from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.output import error
 from conceptlab.engine.errors import ConceptLabError
@@ -25,6 +26,13 @@ app.command("create", help="Invent a new member of a category, unlike given nega
 )
 app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
+for _name, _hidden in (("evaluate", False), ("eval", True)):
+    app.command(
+        _name,
+        help="CLIP metrics for concepts, image folders and baselines (alias: eval).",
+        epilog=EVALUATE_EXAMPLES,
+        hidden=_hidden,
+    )(evaluate_command)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 

@@ -36,7 +36,10 @@ class HuggingFaceClip:
         return self.model.text_projection(text.pooler_output).float()
 
 
-def load_hugging_face_clip(model: str, device: torch.device, dtype: torch.dtype) -> HuggingFaceClip:
+def load_hugging_face_clip(
+    model: str, device: torch.device, dtype: torch.dtype, name: str | None = None
+) -> HuggingFaceClip:
+    """Load a `CLIPModel` and its processor from a hub id or a folder; `name` is how results call it."""
     try:
         clip = CLIPModel.from_pretrained(model, dtype=dtype)
         processor = CLIPProcessor.from_pretrained(model)
@@ -46,7 +49,7 @@ def load_hugging_face_clip(model: str, device: torch.device, dtype: torch.dtype)
             f"Could not load the CLIP {model!r} for evaluation ({reason[:160]}). Download it where the hub is "
             "reachable or pass a local folder with --clip; --clip tiny runs offline."
         ) from None
-    return HuggingFaceClip(model, clip.to(device).eval(), processor, device)
+    return HuggingFaceClip(name or model, clip.to(device).eval(), processor, device)
 
 
 class ClipEvaluator:
@@ -69,4 +72,4 @@ class TinyClipEvaluator:
         from conceptlab.plugins.tiny_clip import tiny_clip_folder
 
         folder = str(tiny_clip_folder()) if model == "tiny" else model
-        return load_hugging_face_clip(folder, device, dtype)
+        return load_hugging_face_clip(folder, device, dtype, name=model)

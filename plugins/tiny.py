@@ -56,6 +56,8 @@ class TinyBackend(Kandinsky22Backend):
     name = "tiny"
     default_model = "tiny"
     recommended_learning_rate = 1e-3
+    evaluation_clip = "tiny"
+    """`conceptlab evaluate` scores this backend's images with the tiny CLIP unless `--clip` says otherwise."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

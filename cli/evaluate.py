@@ -1,0 +1,260 @@
+"""`conceptlab evaluate` (alias `eval`): CLIP metrics for concepts, folders of images and baselines.
+
+conceptlab evaluate runs/new-pet/new-pet.safetensors --baseline kandinsky-neg --baseline sd-neg
+conceptlab eval --images renders/ --category pet --neg cat,dog --json
+conceptlab eval --protocol paper --model kandinsky-2.1 --out eval/paper
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conceptlab.cli import options
+from conceptlab.cli.output import print_json, stderr, stdout
+from conceptlab.cli.parsing import number_list, word_list
+from conceptlab.engine.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.devices import resolve_device, resolve_dtype
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.evaluate import (
+    EvaluationRow,
+    ImageSet,
+    check_outputs_free,
+    concept_negatives,
+    evaluate_image_sets,
+    results_csv,
+    results_json,
+    target_for,
+    write_text,
+)
+from conceptlab.engine.evaluators import load_clip
+from conceptlab.engine.images import load_images
+from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
+from conceptlab.engine.metrics_plot import save_metrics_chart
+from conceptlab.engine.registry import resolve_model
+from conceptlab.engine.vocabulary import known_members, read_vocabulary
+
+EVALUATE_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab evaluate runs/new-pet/new-pet.safetensors --baseline kandinsky-neg --baseline sd-neg
+
+  conceptlab eval --images renders/pets --category pet --neg cat,dog --csv pets.csv --plot pets.png
+
+  conceptlab eval child.safetensors --images child/ --parent-images a/ --parent-images b/ --weights 0.5,0.5
+
+  conceptlab eval --protocol paper --model kandinsky-2.1 --out eval/paper      [dim]# the paper's table[/]
+
+  conceptlab eval --protocol paper --quick --model tiny --out eval/quick      [dim]# offline, in seconds[/]
+
+Rows are concepts, folders and baselines; columns are each metric's mean ± std over images (n).
+"""
+
+DEFAULT_CLIP = "clip"
+"""The generic evaluator, whose default CLIP is the paper's (openai/clip-vit-large-patch14)."""
+
+
+def default_clip(choice: ModelChoice) -> str:
+    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
+    try:
+        backend, _ = resolve_model(choice.model, choice.backend)
+    except UsageError:
+        return DEFAULT_CLIP
+    return getattr(backend, "evaluation_clip", DEFAULT_CLIP)
+
+
+def _vocabulary(path: Path | None, category: str | None) -> tuple[str, ...]:
+    return read_vocabulary(path) if path else known_members(category or "")
+
+
+def _parents(folders: list[Path], weights: tuple[float, ...] | None, metadata: dict) -> dict:
+    """Parent name -> (weight, images): weights from --weights, else the concept's recorded parents, else equal."""
+    if not folders:
+        if weights:
+            raise UsageError("--weights is given without --parent-images; add one --parent-images DIR per parent.")
+        return {}
+    recorded = [float(parent.get("weight", 0)) for parent in metadata.get("parents") or []]
+    chosen = weights or (tuple(recorded) if len(recorded) == len(folders) else None)
+    chosen = chosen or tuple(1 / len(folders) for _ in folders)
+    if len(chosen) != len(folders):
+        raise UsageError(f"--weights has {len(chosen)} values for {len(folders)} --parent-images; give one each.")
+    return {folder.name: (weight, load_images(folder)) for folder, weight in zip(folders, chosen, strict=True)}
+
+
+def _folder_sets(
+    concepts: list[Path], folders: list[Path], category: str | None, negatives: tuple[str, ...], vocab: Path | None
+) -> list[ImageSet]:
+    """Rows scored on given images: one concept's target on one folder, or each folder against --category."""
+    if concepts and (len(concepts) > 1 or len(folders) > 1):
+        raise UsageError("--images with a concept takes one concept and one folder; run evaluate once per concept.")
+    if concepts:
+        concept = load_concept(concepts[0])
+        meta = concept.metadata
+        chosen = category or meta.get("category")
+        target = target_for(chosen, negatives or concept_negatives(meta), _vocabulary(vocab, chosen), str(concepts[0]))
+        return [ImageSet(concept.token, "conceptlab", load_images(folders[0]), target)]
+    target = target_for(category, negatives, _vocabulary(vocab, category), "--images")
+    return [ImageSet(folder.name, "images", load_images(folder), target) for folder in folders]
+
+
+def _with_parents(sets: list[ImageSet], parents: dict) -> list[ImageSet]:
+    if not parents:
+        return sets
+    if len(sets) != 1:
+        raise UsageError("--parent-images applies to one row; give one concept or one --images folder.")
+    (only,) = sets
+    target = EvaluationTarget(only.target.category, only.target.negatives, only.target.vocabulary, parents)
+    return [ImageSet(only.name, only.method, only.images, target)]
+
+
+def _cell(row: EvaluationRow, metric: str) -> str:
+    summary = row.metrics.metrics.get(metric)
+    if not summary or not summary.n:
+        return "—"
+    return f"{summary.mean:.3f}±{summary.std:.3f}"
+
+
+def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
+    shown = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
+    table = Table(title=f"CLIP metrics ({clip_name}): mean ± std over n images", title_justify="left")
+    for column in ("row", "category"):
+        table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=5)
+    for metric in shown:
+        table.add_column(metric + (" ↓" if metric == "negative" else " ↑"), justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for row in rows:
+        cells = [_cell(row, metric) for metric in shown]
+        table.add_row(row.metrics.name, row.metrics.category, *cells, str(row.metrics.metrics["positive"].n))
+    stdout.print(table)
+
+
+def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | None, plot: Path | None) -> None:
+    if csv_path:
+        write_text(csv_path, results_csv(rows))
+        stderr.print(f"wrote {csv_path}", highlight=False)
+    if plot:
+        save_metrics_chart(rows, plot, f"CLIP metrics ({clip_name})")
+        stderr.print(f"wrote {plot}", highlight=False)
+
+
+def _baseline_sets(names: list[str], targets: list[EvaluationTarget], request: BaselineRequest) -> list[ImageSet]:
+    """One row per baseline and distinct (category, negatives) of the other rows, rendered with a progress bar."""
+    baselines = [load_baseline(name) for name in names]  # unknown names fail before anything renders
+    distinct = list({(t.category, t.negatives): t for t in targets}.values())
+    sets = []
+    for baseline in baselines:
+        for target in distinct:
+            label = f"{baseline.name}: {target.category}"
+            with count_progress(request.count, label) as on_image:
+                shots = baseline.render(
+                    replace(request, category=target.category, negatives=target.negatives, on_image=on_image)
+                )
+            sets.append(ImageSet(f"{baseline.name} ({target.category})", baseline.name, shots, target))
+    return sets
+
+
+@contextmanager
+def count_progress(total: int, label: str) -> Iterator:
+    """Yield an `on_image(done)` callback driving a progress bar on stderr."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+    task = progress.add_task(label, total=total)
+    with progress:
+        yield lambda done: progress.update(task, completed=done)
+
+
+def evaluate_command(
+    concepts: Annotated[
+        list[Path] | None, typer.Argument(help="Concept .safetensors files (their images are rendered).")
+    ] = None,
+    images: Annotated[
+        list[Path] | None,
+        typer.Option("--images", help="Folder of images to score instead of rendering (repeatable)."),
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="Category to measure against (default: the concept's).")] = None,
+    neg: Annotated[
+        str | None, typer.Option("--neg", help="Comma-separated negatives (default: the concept's, adaptive too).")
+    ] = None,
+    vocab: Annotated[
+        Path | None, typer.Option(help="Known members for novelty, one a line (default: built-in list).")
+    ] = None,
+    parent_images: Annotated[
+        list[Path] | None, typer.Option("--parent-images", help="Folder of a parent's images (repeatable).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per --parent-images (default: recorded or equal).")
+    ] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option("--baseline", help="Also render and score a baseline: kandinsky-neg or sd-neg (repeatable)."),
+    ] = None,
+    sd_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model of the sd-neg baseline: SD hub id or folder (default stabilityai/stable-diffusion-2-1)."
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("-n", help="Images to render per concept and per baseline row.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the first rendered image; image i uses seed + i.")] = 0,
+    size: Annotated[int | None, typer.Option(help="Side of rendered images in pixels (default: the model's).")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Denoising steps of rendered images (default: the model's).")
+    ] = None,
+    model: options.ModelOpt = options.DEFAULT_MODEL,
+    backend: options.BackendOpt = None,
+    revision: options.RevisionOpt = None,
+    clip: Annotated[
+        str | None,
+        typer.Option(help="Evaluating CLIP: hub id, folder or evaluator name (default openai/clip-vit-large-patch14)."),
+    ] = None,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    as_json: options.JsonOpt = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write grouped bars per category (positive, negative) as PNG.")
+    ] = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Score concepts, image folders and baselines with CLIP: positive, negative, novelty, diversity, parents."""
+    concepts, folders, baselines = concepts or [], images or [], baseline or []
+    check_outputs_free([csv_path, plot], force)
+    for name in baselines:
+        load_baseline(name)
+    if count < 1:
+        raise UsageError(f"-n must be at least 1 (got {count}).")
+    if not concepts and not folders and not baselines:
+        raise UsageError("Nothing to evaluate; give concept files, --images DIR, --baseline or --protocol paper.")
+    if concepts and not folders:
+        raise UsageError("Rendering concepts is not available yet; give --images DIR with the concept's images.")
+    negatives = word_list(neg)
+    sets = _folder_sets(concepts, folders, category, negatives, vocab) if folders else []
+    recorded = load_concept(concepts[0]).metadata if len(concepts) == 1 else {}
+    sets = _with_parents(sets, _parents(parent_images or [], number_list("--weights", weights), recorded))
+    choice = ModelChoice(model, backend, device, dtype, revision)
+    targets = [s.target for s in sets] or [target_for(category, negatives, _vocabulary(vocab, category), "--baseline")]
+    request = BaselineRequest(targets[0].category, (), count, seed, choice, sd_model, size, steps)
+    sets += _baseline_sets(baselines, targets, request)
+    torch_device = resolve_device(device)
+    evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(dtype, torch_device))
+    rows = evaluate_image_sets(evaluator, sets)
+    write_outputs(rows, evaluator.name, csv_path, plot)
+    if as_json:
+        print_json(results_json(rows, evaluator.name))
+    else:
+        print_table(rows, evaluator.name)
