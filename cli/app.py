@@ -12,6 +12,7 @@ from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.output import error
+from conceptlab.cli.sample import SAMPLE_EXAMPLES, sample_command
 from conceptlab.engine.errors import ConceptLabError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.command("create", help="Invent a new member of a category, unlike given nega
     create_command
 )
 app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
+app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 for _name, _hidden in (("evaluate", False), ("eval", True)):
     app.command(

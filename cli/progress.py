@@ -65,3 +65,31 @@ def training_progress(total: int, label: str) -> Iterator:
     finally:
         status.stop()
         progress.stop()
+
+
+@contextmanager
+def image_progress(total: int, label: str) -> Iterator:
+    """Yield an `on_image(index)` callback; a spinner while models load and the prior runs, then a bar per image."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+    task = progress.add_task(label, total=total)
+    status = stderr.status("Loading the models and sampling the prior…")
+    status.start()
+
+    def on_image(index: int) -> None:
+        if index == 0:
+            status.stop()
+            progress.start()
+        progress.update(task, completed=index + 1)
+
+    try:
+        yield on_image
+    finally:
+        status.stop()
+        progress.stop()

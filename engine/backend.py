@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +28,32 @@ class PriorStack:
         return int(self.text_encoder.get_input_embeddings().embedding_dim)
 
 
+@dataclass
+class DecoderStack:
+    """The decoder side of a backend (image embedding in, pixels out), loaded on one device in one dtype.
+
+    `pipeline` is the diffusers decoder pipeline itself (`KandinskyV22Pipeline`, `KandinskyPipeline`), loaded with
+    `from_pretrained`; rendering calls it, so our images are diffusers' images.
+    """
+
+    pipeline: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def image_embedding_dim(self) -> int:
+        """Width of the image embeddings the decoder takes (the prior's output width must match)."""
+        unet = self.pipeline.unet.config
+        return int(unet.encoder_hid_dim if unet.encoder_hid_dim is not None else unet.cross_attention_dim)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sizes must be multiples of this: the MoVQ scale factor squared and the UNet's downsampling."""
+        movq_scale = self.pipeline.movq_scale_factor
+        unet_scale = 2 ** (len(self.pipeline.unet.config.block_out_channels) - 1)
+        return math.lcm(movq_scale * movq_scale, movq_scale * unet_scale)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a concept was trained against; recorded in its file so a mismatch is caught on load."""
@@ -45,11 +72,20 @@ class Backend(Protocol):
     name: str
     default_model: str
     recommended_learning_rate: float
+    default_decoder: str
+    recommended_render: dict[str, Any]
+    """Render settings (field names of `RenderSettings`) this backend prefers to the general defaults; may be empty."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:
         """Load the prior stack from a hub id or a local folder; raise `BackendError` with one line if absent."""
+        ...
+
+    def load_decoder(
+        self, model: str | None, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> DecoderStack:
+        """Load the decoder (`None`: `default_decoder`) from a hub id or a local folder, like `load_prior`."""
         ...
 
 

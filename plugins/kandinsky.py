@@ -1,35 +1,45 @@
-"""Kandinsky 2.1 and 2.2 priors, loaded with diffusers' own `from_pretrained` from a hub id or a folder."""
+"""Kandinsky 2.1 and 2.2 priors and decoders, loaded with diffusers' own `from_pretrained` from a hub id or a folder."""
 
 from __future__ import annotations
 
-import torch
-from diffusers import KandinskyPriorPipeline, KandinskyV22PriorPipeline
+from typing import Any
 
-from conceptlab.engine.backend import PriorStack
+import torch
+from diffusers import KandinskyPipeline, KandinskyPriorPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
+
+from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.errors import BackendError
 
 LOAD_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
 
+def _from_pretrained(pipeline_class: type, what: str, model: str, dtype: torch.dtype, revision: str | None) -> Any:
+    """Load a pipeline; a missing or unreadable model is one line naming it and the offline alternative."""
+    try:
+        return pipeline_class.from_pretrained(model, dtype=dtype, revision=revision)
+    except LOAD_ERRORS as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BackendError(
+            f"Could not load the {what} {model!r} ({reason[:160]}). Download it where the "
+            "Hugging Face hub is reachable, or pass a local folder; --model tiny runs offline."
+        ) from None
+
+
 class KandinskyBackend:
-    """A Kandinsky prior: CLIP text encoder, `PriorTransformer`, `UnCLIPScheduler` and CLIP image encoder."""
+    """A Kandinsky prior (CLIP text encoder, `PriorTransformer`, `UnCLIPScheduler`, CLIP image encoder) and decoder."""
 
     name: str
     default_model: str
+    default_decoder: str
     pipeline_class: type
+    decoder_pipeline_class: type
     recommended_learning_rate = 1e-4
+    recommended_render: dict[str, Any] = {}  # noqa: RUF012 (read-only class default)
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:
-        try:
-            pipeline = self.pipeline_class.from_pretrained(model, dtype=dtype, revision=revision)
-        except LOAD_ERRORS as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BackendError(
-                f"Could not load the {self.name} prior {model!r} ({reason[:160]}). Download it where the "
-                "Hugging Face hub is reachable, or pass a local folder; --model tiny runs offline."
-            ) from None
+        pipeline = _from_pretrained(self.pipeline_class, f"{self.name} prior", model, dtype, revision)
         pipeline.to(device)
         for module in (pipeline.text_encoder, pipeline.prior, pipeline.image_encoder):
             module.requires_grad_(False).eval()
@@ -44,14 +54,30 @@ class KandinskyBackend:
             dtype=dtype,
         )
 
+    def load_decoder(
+        self, model: str | None, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> DecoderStack:
+        model = model or self.default_decoder
+        pipeline = _from_pretrained(self.decoder_pipeline_class, f"{self.name} decoder", model, dtype, revision)
+        pipeline.to(device)
+        for module in pipeline.components.values():
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False).eval()
+        pipeline.set_progress_bar_config(disable=True)
+        return DecoderStack(pipeline=pipeline, device=device, dtype=dtype)
+
 
 class Kandinsky21Backend(KandinskyBackend):
     name = "kandinsky-2.1"
     default_model = "kandinsky-community/kandinsky-2-1-prior"
+    default_decoder = "kandinsky-community/kandinsky-2-1"
     pipeline_class = KandinskyPriorPipeline
+    decoder_pipeline_class = KandinskyPipeline
 
 
 class Kandinsky22Backend(KandinskyBackend):
     name = "kandinsky-2.2"
     default_model = "kandinsky-community/kandinsky-2-2-prior"
+    default_decoder = "kandinsky-community/kandinsky-2-2-decoder"
     pipeline_class = KandinskyV22PriorPipeline
+    decoder_pipeline_class = KandinskyV22Pipeline

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from conceptlab.cli.app import main
-from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.registry import load_backend
 
 
 @pytest.fixture
@@ -23,6 +24,12 @@ def tiny() -> LoadedPrior:
 @pytest.fixture
 def stack(tiny: LoadedPrior) -> PriorStack:
     return tiny.stack
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder() -> DecoderStack:
+    """The tiny decoder, loaded once: rendering never changes it."""
+    return load_backend("tiny").load_decoder(None, torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture

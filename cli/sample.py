@@ -1,0 +1,134 @@
+"""`conceptlab sample`: render prompts that use learned concepts.
+
+conceptlab sample runs/new-pet/new-pet.safetensors --prompt "a plush toy {}"
+conceptlab sample a.safetensors b.safetensors --prompt "{0} and {1} playing" -n 8 --seed 500
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli import options
+from conceptlab.cli.output import stdout
+from conceptlab.cli.progress import image_progress
+from conceptlab.engine.concept import Concept, check_concept_fits, load_concept
+from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.render import RenderSettings, render_settings
+from conceptlab.engine.residency import IDLE_DEVICE
+from conceptlab.engine.sample import check_sample_request, sample
+
+SAMPLE_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab sample runs/new-pet/new-pet.safetensors --prompt "a plush toy {}"
+
+  conceptlab sample pet.safetensors fruit.safetensors --prompt "{0} and {1} playing" -n 8 --seed 500
+
+  conceptlab sample runs/x/new-pet.safetensors --prompt "a photo of a {}" --model tiny   [dim]# offline[/]
+
+Writes OUT/<prompt>-seed<S>-<i>.png per image and OUT/<prompt>-grid.png, and prints their paths.
+[bold]Memory[/]: on a GPU the prior and the decoder are both kept on it only if they fit; otherwise each phase
+(prior sampling, then decoding) moves the model it needs onto the GPU and parks the other on the CPU.
+--offload forces that, --no-offload keeps both resident.
+"""
+
+DEFAULTS = RenderSettings()
+
+
+def _model_choice(concepts: list[Concept], model: str | None, backend, device, dtype, revision) -> ModelChoice:
+    """Without --model, the model the first concept was trained against."""
+    if model is None:
+        first = concepts[0].metadata
+        model, backend = first.get("model") or options.DEFAULT_MODEL, backend or first.get("backend")
+    return ModelChoice(model, backend, device, dtype, revision)
+
+
+def sample_command(
+    concepts: Annotated[list[Path], typer.Argument(help="Concept files (.safetensors) to use in the prompt.")],
+    prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
+    n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the first image: the same seed gives the same image.")] = 42,
+    size: Annotated[int | None, typer.Option(help=f"Image size in pixels (default {DEFAULTS.size}; tiny: 32).")] = None,
+    steps: Annotated[int | None, typer.Option(help=f"Decoder steps (default {DEFAULTS.steps}; tiny: 10).")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help=f"Decoder classifier-free guidance (default {DEFAULTS.guidance}).")
+    ] = None,
+    prior_steps: Annotated[
+        int | None, typer.Option(help=f"Prior sampling steps (default {DEFAULTS.prior_steps}).")
+    ] = None,
+    prior_guidance: Annotated[
+        float | None, typer.Option(help=f"Prior classifier-free guidance (default {DEFAULTS.prior_guidance}).")
+    ] = None,
+    decoder_prompt: Annotated[
+        str | None, typer.Option(help="The decoder's own text prompt (Kandinsky 2.1 only; default empty).")
+    ] = None,
+    negative_prompt: Annotated[
+        str, typer.Option(help="Negative prompt of the prior (its image embedding is the decoder's negative).")
+    ] = "",
+    decoder: Annotated[
+        str | None, typer.Option(help="Decoder hub id or local folder (default: the backend's decoder).")
+    ] = None,
+    decoder_revision: Annotated[str | None, typer.Option(help="Hub revision of --decoder.")] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid/--no-grid", help="Also write a grid with the prompt as caption.")
+    ] = True,
+    offload: Annotated[
+        bool | None,
+        typer.Option(
+            "--offload/--no-offload",
+            help="Keep only the model in use on the GPU (default: only when prior and decoder do not fit together).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Backend name, hub id or folder (default: what the first concept used)."),
+    ] = None,
+    backend: options.BackendOpt = None,
+    revision: options.RevisionOpt = None,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the images (default: samples/ beside the concept).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace images of an earlier sample with the same names.")
+    ] = False,
+) -> None:
+    """Render prompts that use learned concepts."""
+    loaded_concepts = [load_concept(path) for path in concepts]
+    check_sample_request(loaded_concepts, prompt, n)
+    loaded = load_prior(_model_choice(loaded_concepts, model, backend, device, dtype, revision))
+    for path, concept in zip(concepts, loaded_concepts, strict=True):
+        check_concept_fits(concept, loaded.info, source=str(path))
+    decoder_stack = load_decoder(loaded, decoder, decoder_revision, place=None if offload is False else IDLE_DEVICE)
+    settings = render_settings(
+        loaded.backend,
+        size=size,
+        steps=steps,
+        guidance=guidance,
+        prior_steps=prior_steps,
+        prior_guidance=prior_guidance,
+        decoder_prompt=decoder_prompt,
+    )
+    with image_progress(n, "Rendering") as on_image:
+        result = sample(
+            loaded_concepts,
+            prompt,
+            loaded,
+            decoder_stack,
+            n,
+            seed,
+            settings,
+            out or concepts[0].parent / "samples",
+            force,
+            negative_prompt=negative_prompt,
+            grid=grid,
+            offload=offload,
+            on_image=on_image,
+        )
+    stdout.print(f"[bold green]Rendered[/] {result.prompt!r} (seeds {seed} to {seed + n - 1})", highlight=False)
+    for path in [*result.images, *([result.grid] if result.grid else [])]:
+        print(path)

@@ -1,0 +1,187 @@
+"""`sample`: render prompts that use one or more learned concepts, and write the images and a captioned grid."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL.Image
+import PIL.ImageDraw
+
+from conceptlab.engine.backend import DecoderStack
+from conceptlab.engine.concept import Concept, check_concept_fits
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.files import write_atomically
+from conceptlab.engine.loading import LoadedPrior
+from conceptlab.engine.render import RenderSettings, render_prompts
+from conceptlab.engine.residency import Residency, offload_needed
+from conceptlab.engine.tokens import add_placeholder_token
+
+CAPTION_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    prompt: str
+    """The prompt as written with each concept's token in place (what the file names and caption show)."""
+    seeds: tuple[int, ...]
+    images: tuple[Path, ...]
+    grid: Path | None
+
+
+def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
+    """Put the concepts' tokens into `prompt`: `{}` (in order) or `{0}`, `{1}`..., or the tokens written as is."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+    except ValueError as error:
+        raise UsageError(f"--prompt {prompt!r}: {error}; use {{}} or {{0}}, {{1}} for the concepts.") from None
+    if not fields:
+        if not any(token in prompt for token in tokens):
+            raise UsageError(f"--prompt {prompt!r} has no {{}} and no concept token; write e.g. 'a plush toy {{}}'.")
+        return prompt
+    for name in fields:
+        if name and not (name.isdigit() and int(name) < len(tokens)):
+            raise UsageError(
+                f"--prompt uses {{{name}}} but {len(tokens)} concept(s) were given; use {{0}} to {{{len(tokens) - 1}}}."
+            )
+    try:
+        return prompt.format(*tokens)
+    except (IndexError, ValueError) as error:
+        raise UsageError(f"--prompt {prompt!r}: {error}; give one concept per {{}}.") from None
+
+
+def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int) -> str:
+    """Validate what needs no model (concepts, prompt, count); return the prompt with the tokens in place."""
+    if not concepts:
+        raise UsageError("Give at least one concept file.")
+    if n <= 0:
+        raise UsageError(f"-n {n}: give a positive number of images.")
+    return fill_prompt(prompt, [concept.token for concept in concepts])
+
+
+def check_size(decoder: DecoderStack, size: int) -> None:
+    multiple = decoder.size_multiple
+    if size <= 0 or size % multiple:
+        raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
+
+
+def _internal_tokens(concepts: Sequence[Concept]) -> list[str]:
+    """Each concept's token, renamed where two concepts share one, so both can live in one tokenizer."""
+    tokens: list[str] = []
+    for concept in concepts:
+        token = concept.token
+        while token in tokens:
+            token = f"{concept.token}#{len(tokens) + 1}"
+        tokens.append(token)
+    return tokens
+
+
+def _model_prompt(prompt: str, tokens: Sequence[str]) -> str:
+    """The prompt the model reads: `{}` fields filled with the internal tokens."""
+    if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
+        return prompt.format(*tokens)
+    return prompt
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "sample"
+
+
+def output_paths(out: Path, display_prompt: str, seeds: Sequence[int]) -> tuple[list[Path], Path]:
+    name = slug(display_prompt)
+    return [out / f"{name}-seed{seed}-{index}.png" for index, seed in enumerate(seeds)], out / f"{name}-grid.png"
+
+
+def _check_free(paths: Sequence[Path], force: bool) -> None:
+    existing = [path for path in paths if path.exists()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} exists ({len(existing)} output(s) would be replaced); add --force.")
+
+
+def png_bytes(image: PIL.Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Image:
+    """The images in a near-square grid under a one-line caption."""
+    columns = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    width, height = images[0].size
+    draw_probe = PIL.ImageDraw.Draw(PIL.Image.new("RGB", (1, 1)))
+    caption_width = int(draw_probe.textlength(caption)) + 8
+    grid = PIL.Image.new("RGB", (max(columns * width, caption_width), rows * height + CAPTION_HEIGHT), "white")
+    PIL.ImageDraw.Draw(grid).text((4, 2), caption, fill="black")
+    for index, image in enumerate(images):
+        grid.paste(image, ((index % columns) * width, CAPTION_HEIGHT + (index // columns) * height))
+    return grid
+
+
+def _residency(loaded: LoadedPrior, decoder: DecoderStack, offload: bool | None) -> Residency:
+    stack = loaded.stack
+    prior_modules = [stack.text_encoder, stack.prior, stack.image_encoder]
+    decoder_modules = [m for m in decoder.pipeline.components.values() if hasattr(m, "parameters")]
+    decoder_place = next(decoder_modules[0].parameters()).device
+    if offload is None:
+        offload = decoder_place != decoder.device and offload_needed(decoder.device, decoder_modules)
+    residency = Residency(decoder.device, offload)
+    residency.add("prior", prior_modules, stack.device)
+    residency.add("decoder", decoder_modules, decoder_place)
+    return residency
+
+
+def sample(
+    concepts: Sequence[Concept],
+    prompt: str,
+    loaded: LoadedPrior,
+    decoder: DecoderStack,
+    n: int = 4,
+    seed: int = 42,
+    settings: RenderSettings | None = None,
+    out: Path | str = "samples",
+    force: bool = False,
+    *,
+    negative_prompt: str = "",
+    grid: bool = True,
+    offload: bool | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> SampleResult:
+    """Render `n` images of `prompt` (seeds `seed`, `seed + 1`, ...) with the concepts' tokens in place.
+
+    Writes `<prompt>-seed<S>-<i>.png` per image and `<prompt>-grid.png` (with `grid`) under `out`; never replaces
+    a file without `force`. `offload` (None: only when the models would not all fit on the GPU) keeps one model at a
+    time on the device. The loaded prior's tokenizer gains the concepts' tokens.
+    """
+    settings = settings or RenderSettings()
+    display_prompt = check_sample_request(concepts, prompt, n)
+    check_size(decoder, settings.size)
+    for concept in concepts:
+        check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
+    seeds = tuple(range(seed, seed + n))
+    image_paths, grid_path = output_paths(Path(out), display_prompt, seeds)
+    _check_free([*image_paths, grid_path] if grid else image_paths, force)
+
+    tokens = _internal_tokens(concepts)
+    for concept, token in zip(concepts, tokens, strict=True):
+        add_placeholder_token(loaded.stack.tokenizer, loaded.stack.text_encoder, token, concept.vector)
+    images = render_prompts(
+        loaded.stack,
+        decoder,
+        [_model_prompt(prompt, tokens)] * n,
+        list(seeds),
+        settings,
+        negative_prompt,
+        on_image=on_image,
+        before_phase=_residency(loaded, decoder, offload).use,
+    )
+    for image, path in zip(images, image_paths, strict=True):
+        write_atomically(path, png_bytes(image))
+    if grid:
+        write_atomically(grid_path, png_bytes(grid_image(images, display_prompt)))
+    return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if grid else None)
