@@ -7,21 +7,19 @@ conceptlab eval --protocol paper --model kandinsky-2.1 --out eval/paper
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
+from conceptlab.cli.progress import image_progress
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.concept import Concept, load_concept
 from conceptlab.engine.devices import resolve_device, resolve_dtype
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluate import (
@@ -30,6 +28,7 @@ from conceptlab.engine.evaluate import (
     check_outputs_free,
     concept_negatives,
     evaluate_image_sets,
+    render_concept_images,
     results_csv,
     results_json,
     target_for,
@@ -37,10 +36,11 @@ from conceptlab.engine.evaluate import (
 )
 from conceptlab.engine.evaluators import load_clip
 from conceptlab.engine.images import load_images
-from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
 from conceptlab.engine.metrics_plot import save_metrics_chart
 from conceptlab.engine.registry import resolve_model
+from conceptlab.engine.render import RenderSettings, render_settings
 from conceptlab.engine.vocabulary import known_members, read_vocabulary
 
 EVALUATE_EXAMPLES = """
@@ -146,36 +146,72 @@ def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | No
         stderr.print(f"wrote {plot}", highlight=False)
 
 
-def _baseline_sets(names: list[str], targets: list[EvaluationTarget], request: BaselineRequest) -> list[ImageSet]:
+class Renderer:
+    """Loads the run's prior and decoder once, on first use, for concepts and same-model baselines."""
+
+    def __init__(self, choice: ModelChoice, count: int, seed: int, size: int | None, steps: int | None):
+        self.choice, self.count, self.seed, self.size, self.steps = choice, count, seed, size, steps
+        self._models: tuple | None = None
+
+    def models(self) -> tuple:
+        if self._models is None:
+            with stderr.status("Loading the prior and the decoder…"):
+                loaded = load_prior(self.choice)
+                self._models = (loaded, load_decoder(loaded))
+        return self._models
+
+    def settings(self) -> RenderSettings:
+        loaded, _ = self.models()
+        return render_settings(loaded.backend, size=self.size, steps=self.steps)
+
+    def concept_images(self, concept: Concept) -> list:
+        loaded, decoder = self.models()
+        with image_progress(self.count, f"Rendering {concept.token}") as on_image:
+            return render_concept_images(concept, loaded, decoder, self.count, self.seed, self.settings(), on_image)
+
+
+def _model_choice(concepts: list[Concept], model: str | None, backend, device, dtype, revision) -> ModelChoice:
+    """Without --model, the model the first concept was trained against (else the default backend)."""
+    if model is None and concepts:
+        first = concepts[0].metadata
+        model, backend = first.get("model") or options.DEFAULT_MODEL, backend or first.get("backend")
+    return ModelChoice(model or options.DEFAULT_MODEL, backend, device, dtype, revision)
+
+
+def _rendered_set(
+    renderer: Renderer, path: Path, concept: Concept, category: str | None, negatives: tuple[str, ...], vocab
+) -> ImageSet:
+    chosen = category or concept.metadata.get("category")
+    target = target_for(chosen, negatives or concept_negatives(concept.metadata), _vocabulary(vocab, chosen), str(path))
+    return ImageSet(concept.token, "conceptlab", renderer.concept_images(concept), target)
+
+
+def _baseline_sets(
+    names: list[str], targets: list[EvaluationTarget], renderer: Renderer, sd_model: str | None
+) -> list[ImageSet]:
     """One row per baseline and distinct (category, negatives) of the other rows, rendered with a progress bar."""
-    baselines = [load_baseline(name) for name in names]  # unknown names fail before anything renders
     distinct = list({(t.category, t.negatives): t for t in targets}.values())
     sets = []
-    for baseline in baselines:
+    for baseline in [load_baseline(name) for name in names]:
+        same_model = getattr(baseline, "uses_backend", False)
+        loaded, decoder = renderer.models() if same_model else (None, None)
         for target in distinct:
-            label = f"{baseline.name}: {target.category}"
-            with count_progress(request.count, label) as on_image:
-                shots = baseline.render(
-                    replace(request, category=target.category, negatives=target.negatives, on_image=on_image)
-                )
+            request = BaselineRequest(
+                target.category,
+                target.negatives,
+                renderer.count,
+                renderer.seed,
+                renderer.choice,
+                None if same_model else sd_model,
+                renderer.size,
+                renderer.steps,
+                loaded=loaded,
+                decoder=decoder,
+            )
+            with image_progress(request.count, f"{baseline.name}: {target.category}") as on_image:
+                shots = baseline.render(replace(request, on_image=on_image))
             sets.append(ImageSet(f"{baseline.name} ({target.category})", baseline.name, shots, target))
     return sets
-
-
-@contextmanager
-def count_progress(total: int, label: str) -> Iterator:
-    """Yield an `on_image(done)` callback driving a progress bar on stderr."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    )
-    task = progress.add_task(label, total=total)
-    with progress:
-        yield lambda done: progress.update(task, completed=done)
 
 
 def evaluate_command(
@@ -215,7 +251,10 @@ def evaluate_command(
     steps: Annotated[
         int | None, typer.Option(help="Denoising steps of rendered images (default: the model's).")
     ] = None,
-    model: options.ModelOpt = options.DEFAULT_MODEL,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Backend name, hub id or folder that renders (default: the concept's)."),
+    ] = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     clip: Annotated[
@@ -240,16 +279,20 @@ def evaluate_command(
         raise UsageError(f"-n must be at least 1 (got {count}).")
     if not concepts and not folders and not baselines:
         raise UsageError("Nothing to evaluate; give concept files, --images DIR, --baseline or --protocol paper.")
-    if concepts and not folders:
-        raise UsageError("Rendering concepts is not available yet; give --images DIR with the concept's images.")
     negatives = word_list(neg)
+    loaded_concepts = [load_concept(path) for path in concepts]
     sets = _folder_sets(concepts, folders, category, negatives, vocab) if folders else []
-    recorded = load_concept(concepts[0]).metadata if len(concepts) == 1 else {}
+    recorded = loaded_concepts[0].metadata if len(concepts) == 1 else {}
+    choice = _model_choice(loaded_concepts, model, backend, device, dtype, revision)
+    renderer = Renderer(choice, count, seed, size, steps)
+    if concepts and not folders:
+        sets = [
+            _rendered_set(renderer, path, concept, category, negatives, vocab)
+            for path, concept in zip(concepts, loaded_concepts, strict=True)
+        ]
     sets = _with_parents(sets, _parents(parent_images or [], number_list("--weights", weights), recorded))
-    choice = ModelChoice(model, backend, device, dtype, revision)
     targets = [s.target for s in sets] or [target_for(category, negatives, _vocabulary(vocab, category), "--baseline")]
-    request = BaselineRequest(targets[0].category, (), count, seed, choice, sd_model, size, steps)
-    sets += _baseline_sets(baselines, targets, request)
+    sets += _baseline_sets(baselines, targets, renderer, sd_model)
     torch_device = resolve_device(device)
     evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(dtype, torch_device))
     rows = evaluate_image_sets(evaluator, sets)

@@ -32,12 +32,18 @@ class BaselineRequest:
     size: int | None = None
     steps: int | None = None
     on_image: Callable[[int], None] | None = None
+    """Called with each image's index once it is made."""
+    loaded: Any = None
+    """The run's `LoadedPrior` and `DecoderStack` when already loaded (baselines on the same model reuse them)."""
+    decoder: Any = None
 
 
 @runtime_checkable
 class Baseline(Protocol):
     name: str
     description: str
+    uses_backend: bool
+    """True when it renders with the run's own prior and decoder (given in the request), like kandinsky-neg."""
 
     def render(self, request: BaselineRequest) -> list[Any]:
         """Render `request.count` PIL images; raise `BackendError` with one line if its model is absent."""

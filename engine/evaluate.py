@@ -10,9 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conceptlab.engine.backend import DecoderStack
+from conceptlab.engine.concept import Concept, check_concept_fits
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
-from conceptlab.engine.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Evaluator
+from conceptlab.engine.loading import LoadedPrior
+from conceptlab.engine.metrics import (
+    METRIC_NAMES,
+    ClipEmbedder,
+    ConceptMetrics,
+    EvaluationTarget,
+    Evaluator,
+    prompt_for,
+)
+from conceptlab.engine.render import RenderSettings, render_prompts
+from conceptlab.engine.tokens import add_placeholder_token
 
 
 @dataclass(frozen=True)
@@ -98,3 +110,25 @@ def target_for(
     if not category or not category.strip():
         raise UsageError(f"{source} has no category to measure against; give --category, e.g. --category pet.")
     return EvaluationTarget(category.strip(), negatives, vocabulary)
+
+
+def render_concept_images(
+    concept: Concept,
+    loaded: LoadedPrior,
+    decoder: DecoderStack,
+    count: int,
+    seed: int,
+    settings: RenderSettings,
+    on_image: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """`count` images of "A photo of a S*" (seeds `seed`, `seed + 1`, ...), the paper's images of a concept.
+
+    The concept enters the tokenizer under a name of its own (its sha256), so several concepts that share a token
+    (one per training seed) are rendered from one loaded prior.
+    """
+    check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
+    token = f"<eval-{concept.sha256[:12]}>"
+    if token not in loaded.stack.tokenizer.get_vocab():
+        add_placeholder_token(loaded.stack.tokenizer, loaded.stack.text_encoder, token, concept.vector)
+    seeds = list(range(seed, seed + count))
+    return render_prompts(loaded.stack, decoder, [prompt_for(token)] * count, seeds, settings, on_image=on_image)

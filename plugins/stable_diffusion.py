@@ -35,6 +35,7 @@ class StableDiffusionNegativeBaseline:
     name = "sd-neg"
     description = "Stable Diffusion with the negatives as negative prompt"
     default_model = "stabilityai/stable-diffusion-2-1"
+    uses_backend = False
 
     def _model(self, request: BaselineRequest) -> str:
         if request.model:
@@ -63,5 +64,5 @@ class StableDiffusionNegativeBaseline:
             )
             images.append(output.images[0])
             if request.on_image:
-                request.on_image(index + 1)
+                request.on_image(index)
         return images
