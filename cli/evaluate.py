@@ -7,11 +7,14 @@ conceptlab eval --protocol paper --model kandinsky-2.1 --out eval/paper
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
@@ -39,6 +42,7 @@ from conceptlab.engine.images import load_images
 from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
 from conceptlab.engine.metrics_plot import save_metrics_chart
+from conceptlab.engine.protocol import TaskProgress, paper_protocol, run_protocol
 from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.render import RenderSettings, render_settings
 from conceptlab.engine.vocabulary import known_members, read_vocabulary
@@ -127,7 +131,7 @@ def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
     shown = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
     table = Table(title=f"CLIP metrics ({clip_name}): mean ± std over n images", title_justify="left")
     for column in ("row", "category"):
-        table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=5)
+        table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=8)
     for metric in shown:
         table.add_column(metric + (" ↓" if metric == "negative" else " ↑"), justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
@@ -210,8 +214,48 @@ def _baseline_sets(
             )
             with image_progress(request.count, f"{baseline.name}: {target.category}") as on_image:
                 shots = baseline.render(replace(request, on_image=on_image))
-            sets.append(ImageSet(f"{baseline.name} ({target.category})", baseline.name, shots, target))
+            sets.append(ImageSet(f"{baseline.name} {','.join(target.negatives)}", baseline.name, shots, target))
     return sets
+
+
+@contextmanager
+def task_progress() -> Iterator[TaskProgress]:
+    """Yield `on_task(description, total)` for the protocol: one bar per running task on stderr."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+    def on_task(description: str, total: int):
+        task = progress.add_task(description, total=total)
+
+        def on_item(index: int) -> None:
+            progress.update(task, completed=index + 1)
+            if index + 1 >= total:
+                progress.remove_task(task)
+
+        return on_item
+
+    with progress:
+        yield on_task
+
+
+def run_paper_protocol(quick: bool, choice: ModelChoice, clip: str | None, out: Path | None, options_: dict) -> None:
+    if out is None:
+        raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
+    config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
+    torch_device = resolve_device(choice.device)
+    evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(choice.dtype, torch_device))
+    with task_progress() as on_task:
+        result = run_protocol(config, choice, evaluator, out, on_task)
+    print_table(result.summary, evaluator.name)
+    stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
+    for path in result.files.values():
+        stdout.print(f"  {path}", highlight=False)
 
 
 def evaluate_command(
@@ -261,6 +305,15 @@ def evaluate_command(
         str | None,
         typer.Option(help="Evaluating CLIP: hub id, folder or evaluator name (default openai/clip-vit-large-patch14)."),
     ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="Run a whole protocol instead: 'paper' (75 concepts and both baselines).")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="With --protocol: one pair (pet: cat, dog), one seed, 8 images, few steps.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="With --protocol: folder of the run (resumable).")
+    ] = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     as_json: options.JsonOpt = False,
@@ -272,9 +325,21 @@ def evaluate_command(
 ) -> None:
     """Score concepts, image folders and baselines with CLIP: positive, negative, novelty, diversity, parents."""
     concepts, folders, baselines = concepts or [], images or [], baseline or []
-    check_outputs_free([csv_path, plot], force)
     for name in baselines:
-        load_baseline(name)
+        load_baseline(name)  # an unknown baseline fails before anything loads
+    if protocol is not None:
+        if protocol != "paper":
+            raise UsageError(f"Unknown protocol {protocol!r}; the one protocol is 'paper'.")
+        if concepts or folders:
+            raise UsageError("--protocol paper trains its own concepts; drop the concept files and --images.")
+        extra = {"size": size, "render_steps": steps, "sd_model": sd_model}
+        if baselines:
+            extra["baselines"] = tuple(baselines)
+        choice = ModelChoice(model or options.DEFAULT_MODEL, backend, device, dtype, revision)
+        return run_paper_protocol(quick, choice, clip, out, extra)
+    if quick or out:
+        raise UsageError("--quick and --out belong to --protocol paper; add --protocol paper or drop them.")
+    check_outputs_free([csv_path, plot], force)
     if count < 1:
         raise UsageError(f"-n must be at least 1 (got {count}).")
     if not concepts and not folders and not baselines:

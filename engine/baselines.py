@@ -31,6 +31,8 @@ class BaselineRequest:
     """The baseline's own model (a hub id or folder), None for its default."""
     size: int | None = None
     steps: int | None = None
+    prior_steps: int | None = None
+    """Prior sampling steps, for baselines that run a prior (None: the default)."""
     on_image: Callable[[int], None] | None = None
     """Called with each image's index once it is made."""
     loaded: Any = None

@@ -56,7 +56,8 @@ def _draw_panel(draw, top: int, values: dict[str, dict[str, float]], methods: li
                 value = by_method[method]
                 top_of_bar, base = min(y_of(value), y_of(0)), max(y_of(value), y_of(0))
                 draw.rectangle([x, top_of_bar, x + bar_w - 2, base], fill=METHOD_COLORS[index % len(METHOD_COLORS)])
-                draw.text((x, top_of_bar - 14), f"{value:.2f}", fill="black", font=font)
+                label_y = base + 2 if value < 0 else top_of_bar - 14
+                draw.text((x, label_y), f"{value:.2f}", fill="black", font=font)
         draw.text((left, bottom + 8), category, fill="black", font=font)
 
 

@@ -20,7 +20,9 @@ class KandinskyNegativeBaseline:
     def render(self, request: BaselineRequest) -> list[Image.Image]:
         loaded = request.loaded or load_prior(request.backend)
         decoder = request.decoder or load_decoder(loaded)
-        settings = render_settings(loaded.backend, size=request.size, steps=request.steps)
+        settings = render_settings(
+            loaded.backend, size=request.size, steps=request.steps, prior_steps=request.prior_steps
+        )
         seeds = list(range(request.seed, request.seed + request.count))
         prompts = [prompt_for(request.category)] * request.count
         return render_prompts(

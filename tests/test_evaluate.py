@@ -101,7 +101,9 @@ def test_errors_are_one_line(run_cli, tmp_path, pets):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("not an image")
+    foreign = _concept_file(tmp_path, backend="kandinsky-2.2", model="kandinsky-community/kandinsky-2-2-prior")
     cases = [
+        (("eval", foreign, "--model", "tiny", "-n", "2", *TINY_CLIP), "was trained for kandinsky-2.2"),
         (("eval", "--images", empty, "--category", "pet", *TINY_CLIP), "holds no images"),
         (("eval", "--images", pets, "--category", "pet", "--baseline", "dall-e", *TINY_CLIP), "Unknown baseline"),
         (("eval", "--images", pets, *TINY_CLIP), "--category"),
