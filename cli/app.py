@@ -10,6 +10,7 @@ import typer
 from conceptlab.cli.bench import BENCH_EXAMPLES, bench_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
+from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
@@ -42,6 +43,13 @@ app.command("verify", help="Check a concept's sha256 and which ancestors are pre
 app.command("bench", help="Time the create step: ours against the official code's, per step.", epilog=BENCH_EXAMPLES)(
     bench_command
 )
+for _name, _hidden in (("evaluate", False), ("eval", True)):
+    app.command(
+        _name,
+        help="CLIP metrics for concepts, image folders and baselines (alias: eval).",
+        epilog=EVALUATE_EXAMPLES,
+        hidden=_hidden,
+    )(evaluate_command)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 

@@ -36,22 +36,33 @@ ART_STYLES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def known_members(category: str) -> tuple[str, ...]:
+    """The built-in members of `category`, or () when there is no list for it."""
+    return CATEGORY_MEMBERS.get(category.strip().lower(), ())
+
+
+def read_vocabulary(path: Path) -> tuple[str, ...]:
+    """One word a line; blank lines and `#` comments are skipped."""
+    if not path.is_file():
+        raise UsageError(f"--vocab {path}: no such file; give a text file with one word a line.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"Cannot read --vocab {path}: {getattr(error, 'strerror', None) or error}.") from None
+    words = [word for word in (line.split("#", 1)[0].strip() for line in lines) if word]
+    if not words:
+        raise UsageError(f"--vocab {path} lists no words; write one word a line.")
+    return tuple(dict.fromkeys(words))
+
+
 def vocabulary_for(category: str | None, style: bool = False, vocab_file: Path | None = None) -> tuple[str, ...]:
-    """The words an oracle or a metric compares against: `vocab_file` (one word per line), else a built-in list."""
+    """The words an oracle compares against: `vocab_file` (one word per line), else a built-in list."""
     if vocab_file is not None:
-        try:
-            words = tuple(dict.fromkeys(line.strip() for line in vocab_file.read_text(encoding="utf-8").splitlines()))
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or error
-            raise UsageError(f"Cannot read --vocab {vocab_file}: {reason}.") from None
-        words = tuple(word for word in words if word and not word.startswith("#"))
-        if not words:
-            raise UsageError(f"--vocab {vocab_file} lists no words; give one word per line.")
-        return words
+        return read_vocabulary(vocab_file)
     if style:
         return ART_STYLES
-    members = CATEGORY_MEMBERS.get((category or "").strip().lower())
-    if members is None:
+    members = known_members(category or "")
+    if not members:
         known = ", ".join(CATEGORY_MEMBERS)
         raise UsageError(f"No built-in vocabulary for category {category!r} (known: {known}); give --vocab FILE.")
     return members

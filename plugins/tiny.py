@@ -70,6 +70,8 @@ class TinyBackend(Kandinsky22Backend):
     recommended_render = {"size": 32, "steps": 10}  # noqa: RUF012 (read-only class default)
     """Random decoder weights make no picture at any size or step count; these keep a render under a second on a
     CPU (about 2 s at 50 steps)."""
+    evaluation_clip = "tiny"
+    """`conceptlab evaluate` scores this backend's images with the tiny CLIP unless `--clip` says otherwise."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

@@ -1,0 +1,187 @@
+"""CLIP-space metrics of creative generation (the paper's evaluation, and a few more).
+
+The pure functions take L2-normalisable CLIP embeddings (`[n, dim]` tensors) and return one value per image, so
+every metric has a mean, a spread and a count. `Evaluator` embeds images and prompts with any CLIP that
+implements `ClipEmbedder` (plugins provide them) and returns a `ConceptMetrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from conceptlab.engine.errors import UsageError
+
+EVALUATION_TEMPLATE = "A photo of a {}"
+"""The paper measures every image against "A photo of a {category}" and "A photo of a {negative}"."""
+METRIC_NAMES = ("positive", "negative", "novelty", "diversity", "parent")
+
+
+def cosine_matrix(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every row of `rows` `[n, d]` with every row of `columns` `[m, d]`: `[n, m]`."""
+    return F.normalize(rows.float(), dim=-1) @ F.normalize(columns.float(), dim=-1).T
+
+
+def positive_similarity(image_embeds: torch.Tensor, category_embed: torch.Tensor) -> torch.Tensor:
+    """Per image: cosine with the category prompt's text embedding `[d]` (higher is better)."""
+    return cosine_matrix(image_embeds, category_embed.reshape(1, -1))[:, 0]
+
+
+def negative_similarity(image_embeds: torch.Tensor, negative_embeds: torch.Tensor) -> torch.Tensor:
+    """Per image: the highest cosine with any negative `[k, d]` (lower is better).
+
+    The maximum, not the mean: an image that is plainly a dog fails however unlike a cat it is.
+    """
+    if negative_embeds.shape[0] == 0:
+        raise UsageError("Negative similarity needs at least one negative; give --neg or a concept that has some.")
+    return cosine_matrix(image_embeds, negative_embeds).max(dim=1).values
+
+
+def novelty(image_embeds: torch.Tensor, vocabulary_embeds: torch.Tensor) -> torch.Tensor:
+    """Per image: 1 − the highest cosine with any known member of the category (is it really something new?)."""
+    if vocabulary_embeds.shape[0] == 0:
+        raise UsageError("Novelty needs a vocabulary of known members; give --vocab FILE with one word a line.")
+    return 1 - cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values
+
+
+def diversity(image_embeds: torch.Tensor) -> torch.Tensor:
+    """Per pair of distinct images: cosine distance (1 − cosine); its mean is the concept's diversity.
+
+    One creature seen many ways gives a moderate mean; a token that yields noise gives a high one.
+    """
+    count = image_embeds.shape[0]
+    if count < 2:
+        return torch.empty(0)
+    distances = 1 - cosine_matrix(image_embeds, image_embeds)
+    first, second = torch.triu_indices(count, count, offset=1)
+    return distances[first, second]
+
+
+def parent_similarity(image_embeds: torch.Tensor, parent_image_embeds: torch.Tensor) -> torch.Tensor:
+    """Per image: mean cosine with a parent's images (as evolution's image constraints measure it)."""
+    return cosine_matrix(image_embeds, parent_image_embeds).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and (population) standard deviation of per-image values, and how many there were."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: torch.Tensor | Sequence[float]) -> Summary:
+        data = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        if data.numel() == 0:
+            return cls(math.nan, math.nan, 0)
+        return cls(float(data.mean()), float(data.std(correction=0)), int(data.numel()))
+
+    def as_json(self) -> dict[str, float | int | None]:
+        def number(value: float) -> float | None:
+            return None if math.isnan(value) else round(value, 6)
+
+        return {"mean": number(self.mean), "std": number(self.std), "n": self.n}
+
+
+@runtime_checkable
+class ClipEmbedder(Protocol):
+    """A CLIP model that embeds images and texts into one space (any checkpoint; plugins provide them)."""
+
+    name: str
+
+    def embed_images(self, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images -> `[n, d]` image embeddings."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Prompts -> `[n, d]` text embeddings."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvaluationTarget:
+    """What a row is measured against: its category, negatives, known members and parents."""
+
+    category: str
+    negatives: tuple[str, ...] = ()
+    vocabulary: tuple[str, ...] = ()
+    parents: Mapping[str, tuple[float, Sequence[Any]]] | None = None
+    """Parent name -> (weight, images of that parent)."""
+
+
+@dataclass(frozen=True)
+class ConceptMetrics:
+    """One row of the results table: a concept, a baseline or a folder of images."""
+
+    name: str
+    category: str
+    negatives: tuple[str, ...]
+    metrics: dict[str, Summary]
+    parents: dict[str, dict[str, float | Summary]]
+    """Parent name -> {"weight": w, "similarity": Summary}."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "category": self.category,
+            "negatives": list(self.negatives),
+            "metrics": {name: summary.as_json() for name, summary in self.metrics.items()},
+            "parents": {
+                name: {"weight": entry["weight"], "similarity": entry["similarity"].as_json()}
+                for name, entry in self.parents.items()
+            },
+        }
+
+
+def prompt_for(word: str) -> str:
+    return EVALUATION_TEMPLATE.format(word)
+
+
+class Evaluator:
+    """Embeds images and prompts with one CLIP and computes every metric for a row."""
+
+    def __init__(self, clip: ClipEmbedder):
+        self.clip = clip
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def text_embeds(self, words: Sequence[str]) -> torch.Tensor:
+        """Embeddings of "A photo of a {word}" for each word, cached across rows."""
+        missing = [word for word in dict.fromkeys(words) if word not in self._text_cache]
+        if missing:
+            embedded = self.clip.embed_texts([prompt_for(word) for word in missing]).float().cpu()
+            self._text_cache.update(zip(missing, embedded, strict=True))
+        if not words:
+            return torch.empty(0, 1)
+        return torch.stack([self._text_cache[word] for word in words])
+
+    def image_embeds(self, images: Sequence[Any]) -> torch.Tensor:
+        if not images:
+            raise UsageError("No images to evaluate; give a folder with .png/.jpg images or render some with -n.")
+        return self.clip.embed_images(images).float().cpu()
+
+    def evaluate(self, name: str, images: Sequence[Any], target: EvaluationTarget) -> ConceptMetrics:
+        embeds = self.image_embeds(images)
+        metrics = {
+            "positive": Summary.of(positive_similarity(embeds, self.text_embeds([target.category])[0])),
+            "diversity": Summary.of(diversity(embeds)),
+        }
+        if target.negatives:
+            metrics["negative"] = Summary.of(negative_similarity(embeds, self.text_embeds(target.negatives)))
+        if target.vocabulary:
+            metrics["novelty"] = Summary.of(novelty(embeds, self.text_embeds(target.vocabulary)))
+        parents: dict[str, dict[str, float | Summary]] = {}
+        weighted = torch.zeros(embeds.shape[0])
+        for parent, (weight, shots) in (target.parents or {}).items():
+            per_image = parent_similarity(embeds, self.image_embeds(shots))
+            parents[parent] = {"weight": weight, "similarity": Summary.of(per_image)}
+            weighted += weight * per_image
+        if parents:
+            metrics["parent"] = Summary.of(weighted)
+        ordered = {metric: metrics[metric] for metric in METRIC_NAMES if metric in metrics}
+        return ConceptMetrics(name, target.category, target.negatives, ordered, parents)

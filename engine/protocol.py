@@ -1,0 +1,234 @@
+"""The paper's evaluation protocol in one call: train, render, run the baselines, score, write the summary.
+
+Five categories, three pairs of negatives each, five training seeds: 75 concepts of 32 images each, and each
+baseline with 160 images per pair. Every finished piece is kept on disk, so a rerun skips it (resumable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conceptlab.engine.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.config import create_config
+from conceptlab.engine.create import create
+from conceptlab.engine.evaluate import (
+    EvaluationRow,
+    ImageSet,
+    evaluate_image_sets,
+    render_concept_images,
+    results_csv,
+    results_json,
+    write_json,
+    write_text,
+)
+from conceptlab.engine.images import IMAGE_SUFFIXES, load_images, save_images
+from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
+from conceptlab.engine.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.metrics_plot import save_metrics_chart
+from conceptlab.engine.render import render_settings
+from conceptlab.engine.vocabulary import known_members
+
+PAPER_NEGATIVE_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pet": (("cat", "dog"), ("hamster", "rabbit"), ("parrot", "goldfish")),
+    "plant": (("cactus", "fern"), ("tree", "flower"), ("rose", "moss")),
+    "fruit": (("apple", "banana"), ("orange", "mango"), ("grape", "pear")),
+    "furniture": (("chair", "table"), ("sofa", "bed"), ("desk", "lamp")),
+    "musical instrument": (("guitar", "piano"), ("violin", "drum"), ("flute", "trumpet")),
+}
+"""Our three pairs of negatives per category (the paper does not list its own)."""
+
+TaskProgress = Callable[[str, int], Callable[[int], None]]
+"""`on_task(description, total)` returns `on_item(index)`, called after each item of that task."""
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    pairs: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=lambda: dict(PAPER_NEGATIVE_PAIRS))
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    images_per_concept: int = 32
+    images_per_pair: int = 160
+    """Images per baseline and pair of negatives."""
+    train_steps: int | None = None
+    """None: `create`'s default (2,500, the official code's)."""
+    baselines: tuple[str, ...] = ("kandinsky-neg", "sd-neg")
+    sd_model: str | None = None
+    size: int | None = None
+    render_steps: int | None = None
+    prior_steps: int | None = None
+    """Prior sampling steps when rendering (None: the render default, 25)."""
+    image_seed: int = 0
+    """Image i of every concept and baseline is rendered from seed `image_seed + i`."""
+
+
+def paper_protocol(quick: bool = False, **changes) -> ProtocolConfig:
+    """The paper's protocol; `quick`: one pair (pet: cat, dog), one seed, 8 images, few steps (a smoke run)."""
+    if not quick:
+        return ProtocolConfig(**changes)
+    pairs = {"pet": PAPER_NEGATIVE_PAIRS["pet"][:1]}
+    quick_values = dict(pairs=pairs, seeds=(0,), images_per_concept=8, images_per_pair=8, train_steps=10)
+    return ProtocolConfig(**{**quick_values, "render_steps": 2, "prior_steps": 5, **changes})
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    rows: list[EvaluationRow]
+    summary: list[EvaluationRow]
+    trained: int
+    reused: int
+    files: dict[str, Path]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _complete(folder: Path, count: int) -> bool:
+    """A folder of renders is finished when it holds all `count` images (each was written atomically)."""
+    return folder.is_dir() and sum(p.suffix in IMAGE_SUFFIXES for p in folder.iterdir()) >= count
+
+
+def _target(category: str, pair: tuple[str, ...]) -> EvaluationTarget:
+    return EvaluationTarget(category, tuple(pair), known_members(category))
+
+
+class ProtocolRun:
+    """One protocol run in `out`: models loaded once, every step skipped when its output is already there."""
+
+    def __init__(self, config: ProtocolConfig, model: ModelChoice, out: Path, on_task: TaskProgress | None):
+        self.config, self.model, self.out = config, model, out
+        self.on_task = on_task or (lambda _description, _total: lambda _index: None)
+        self._loaded: LoadedPrior | None = None
+        self._decoder = None
+        self.trained = self.reused = 0
+
+    def loaded(self) -> LoadedPrior:
+        if self._loaded is None:
+            self._loaded = load_prior(self.model)
+            self._decoder = load_decoder(self._loaded)
+        return self._loaded
+
+    def settings(self):
+        config = self.config
+        return render_settings(
+            self.loaded().backend, size=config.size, steps=config.render_steps, prior_steps=config.prior_steps
+        )
+
+    def concept_set(self, category: str, pair: tuple[str, ...], seed: int) -> ImageSet:
+        name = f"{slug(category)}-{'-'.join(map(slug, pair))}-seed{seed}"
+        run_dir, images_dir = self.out / "concepts" / name, self.out / "images" / name
+        token = f"<{name}>"
+        concept_path = run_dir / f"{name}.safetensors"
+        if concept_path.exists():
+            self.reused += 1
+        else:
+            steps = {"steps": self.config.train_steps} if self.config.train_steps else {}
+            config = create_config(category, tuple(pair), token=token, seed=seed, **steps)
+            on_item = self.on_task(f"train {name}", config.steps)
+            create(config, self.loaded(), out=run_dir, force=True, on_step=lambda record: on_item(record.step - 1))
+            self.trained += 1
+        count = self.config.images_per_concept
+        if not _complete(images_dir, count):
+            concept, on_item = load_concept(concept_path), self.on_task(f"render {name}", count)
+            images = render_concept_images(
+                concept, self.loaded(), self._decoder, count, self.config.image_seed, self.settings(), on_item
+            )
+            save_images(images, images_dir)
+        return ImageSet(token, "conceptlab", load_images(images_dir), _target(category, pair))
+
+    def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
+        baseline = load_baseline(baseline_name)
+        name = f"{slug(category)}-{'-'.join(map(slug, pair))}"
+        folder = self.out / "baselines" / baseline_name / name
+        count = self.config.images_per_pair
+        if not _complete(folder, count):
+            uses_backend = getattr(baseline, "uses_backend", False)
+            request = BaselineRequest(
+                category,
+                tuple(pair),
+                count,
+                self.config.image_seed,
+                self.model,
+                None if uses_backend else self.config.sd_model,
+                self.config.size if uses_backend else None,
+                self.config.render_steps,
+                self.config.prior_steps,
+                on_image=self.on_task(f"{baseline_name} {name}", count),
+                loaded=self.loaded() if uses_backend else None,
+                decoder=self._decoder if uses_backend else None,
+            )
+            save_images(baseline.render(request), folder)
+        return ImageSet(
+            f"{baseline_name} {','.join(pair)}", baseline_name, load_images(folder), _target(category, pair)
+        )
+
+
+def pool_summaries(summaries: list[Summary]) -> Summary:
+    """The mean and population std of all values behind several summaries, computed from (mean, std, n) alone."""
+    present = [s for s in summaries if s.n]
+    total = sum(s.n for s in present)
+    if not total:
+        return Summary(float("nan"), float("nan"), 0)
+    mean = sum(s.n * s.mean for s in present) / total
+    variance = sum(s.n * (s.std**2 + (s.mean - mean) ** 2) for s in present) / total
+    return Summary(mean, variance**0.5, total)
+
+
+def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
+    """One row per (category, method): every image of its concepts or pairs pooled (the paper's table)."""
+    groups: dict[tuple[str, str], list[EvaluationRow]] = {}
+    for row in rows:
+        groups.setdefault((row.metrics.category, row.method), []).append(row)
+    summary = []
+    for (category, method), members in groups.items():
+        metrics = {
+            metric: pool_summaries([m.metrics.metrics[metric] for m in members if metric in m.metrics.metrics])
+            for metric in METRIC_NAMES
+            if any(metric in m.metrics.metrics for m in members)
+        }
+        negatives = tuple(dict.fromkeys(word for m in members for word in m.metrics.negatives))
+        summary.append(EvaluationRow(method, ConceptMetrics(method, category, negatives, metrics, {})))
+    return summary
+
+
+def run_protocol(
+    config: ProtocolConfig,
+    model: ModelChoice,
+    clip: ClipEmbedder,
+    out: Path,
+    on_task: TaskProgress | None = None,
+) -> ProtocolResult:
+    """Run (or resume) the protocol in `out`; write `rows.csv`, `summary.csv`, `metrics.json` and `summary.png`."""
+    for name in config.baselines:
+        load_baseline(name)  # an unknown baseline fails before any training
+    run = ProtocolRun(config, model, Path(out), on_task)
+    sets = [
+        run.concept_set(category, pair, seed)
+        for category, pairs in config.pairs.items()
+        for pair in pairs
+        for seed in config.seeds
+    ]
+    sets += [
+        run.baseline_set(baseline, category, pair)
+        for baseline in config.baselines
+        for category, pairs in config.pairs.items()
+        for pair in pairs
+    ]
+    rows = evaluate_image_sets(clip, sets)
+    summary = summarize(rows)
+    files = {name: run.out / name for name in ("rows.csv", "summary.csv", "metrics.json", "summary.png")}
+    write_text(files["rows.csv"], results_csv(rows))
+    write_text(files["summary.csv"], results_csv(summary))
+    write_json(
+        files["metrics.json"],
+        {
+            "clip": clip.name,
+            "summary": results_json(summary, clip.name)["rows"],
+            "rows": results_json(rows, clip.name)["rows"],
+        },
+    )
+    save_metrics_chart(summary, files["summary.png"], f"ConceptLab protocol ({clip.name})")
+    return ProtocolResult(rows, summary, run.trained, run.reused, files)

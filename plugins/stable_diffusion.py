@@ -1,0 +1,68 @@
+"""The `sd-neg` baseline: Stable Diffusion (2.1 by default) with the negatives as its negative prompt."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from conceptlab.engine.baselines import BaselineRequest, negative_prompt
+from conceptlab.engine.devices import resolve_device, resolve_dtype
+from conceptlab.engine.errors import BackendError
+from conceptlab.engine.metrics import prompt_for
+from conceptlab.plugins.kandinsky import LOAD_ERRORS
+
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 7.5
+
+
+def load_stable_diffusion(model: str, device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
+    try:
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            model, dtype=dtype, safety_checker=None, requires_safety_checker=False
+        )
+    except LOAD_ERRORS as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BackendError(
+            f"Could not load Stable Diffusion {model!r} for the sd-neg baseline ({reason[:160]}). Download it "
+            "where the hub is reachable or pass a local folder with --sd-model; --model tiny runs offline."
+        ) from None
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
+
+
+class StableDiffusionNegativeBaseline:
+    name = "sd-neg"
+    description = "Stable Diffusion with the negatives as negative prompt"
+    default_model = "stabilityai/stable-diffusion-2-1"
+    uses_backend = False
+
+    def _model(self, request: BaselineRequest) -> str:
+        if request.model:
+            return request.model
+        return "tiny" if request.backend.model == "tiny" or request.backend.backend == "tiny" else self.default_model
+
+    def render(self, request: BaselineRequest) -> list[Image.Image]:
+        model = self._model(request)
+        if model == "tiny":
+            from conceptlab.plugins.tiny_sd import tiny_stable_diffusion_folder
+
+            model = str(tiny_stable_diffusion_folder())
+        device = resolve_device(request.backend.device)
+        pipeline = load_stable_diffusion(model, device, resolve_dtype(request.backend.dtype, device))
+        images = []
+        for index in range(request.count):
+            generator = torch.Generator(device="cpu").manual_seed(request.seed + index)
+            output = pipeline(
+                prompt_for(request.category),
+                negative_prompt=negative_prompt(request.negatives) or None,
+                num_inference_steps=request.steps or DEFAULT_STEPS,
+                guidance_scale=DEFAULT_GUIDANCE,
+                height=request.size,
+                width=request.size,
+                generator=generator,
+            )
+            images.append(output.images[0])
+            if request.on_image:
+                request.on_image(index)
+        return images
