@@ -38,6 +38,7 @@ from conceptlab.engine.evaluate import (
     write_text,
 )
 from conceptlab.engine.evaluators import load_clip
+from conceptlab.engine.evolve import recorded_parent_folders
 from conceptlab.engine.images import load_images
 from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
@@ -81,11 +82,15 @@ def _vocabulary(path: Path | None, category: str | None) -> tuple[str, ...]:
 
 
 def _parents(folders: list[Path], weights: tuple[float, ...] | None, metadata: dict) -> dict:
-    """Parent name -> (weight, images): weights from --weights, else the concept's recorded parents, else equal."""
+    """Parent name -> (weight, images): weights from --weights, else the concept's recorded parents, else equal.
+
+    Without --parent-images, an evolved concept's parents are found where `evolve` left their images.
+    """
     if not folders:
         if weights:
             raise UsageError("--weights is given without --parent-images; add one --parent-images DIR per parent.")
-        return {}
+        recorded = recorded_parent_folders(metadata) or {}
+        return {label: (weight, load_images(folder)) for label, (weight, folder) in recorded.items()}
     recorded = [float(parent.get("weight", 0)) for parent in metadata.get("parents") or []]
     chosen = weights or (tuple(recorded) if len(recorded) == len(folders) else None)
     chosen = chosen or tuple(1 / len(folders) for _ in folders)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -29,6 +28,7 @@ from conceptlab.engine.config import evolve_config
 from conceptlab.engine.create import CreateResult, create
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
+from conceptlab.engine.images import image_files, load_images, save_images
 from conceptlab.engine.lineage import lineage_record, parent_record
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.render import RenderSettings, render_prompts, render_settings
@@ -36,7 +36,6 @@ from conceptlab.engine.run_folder import RunFolder, default_run_dir
 from conceptlab.engine.tokens import add_placeholder_token, check_new_token
 from conceptlab.engine.train import StepRecord
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 PARENT_PROMPT = "a photo of a {}"
 PARENT_SEED_BASE = 1000
 """Parent images use seeds 1000, 1001, ...: fixed, and apart from the checkpoint images' 42 and 500."""
@@ -83,12 +82,6 @@ def _settings_key(loaded: LoadedPrior, settings: RenderSettings, count: int) -> 
     return hashlib.sha256(description.encode()).hexdigest()[:12]
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def concept_parent_embeds(
     loaded: LoadedPrior,
     decoder: DecoderStack,
@@ -110,25 +103,14 @@ def concept_parent_embeds(
         loaded.stack, decoder, [PARENT_PROMPT.format(token)] * count, seeds, settings, on_image=on_image
     )
     embeds = image_embeddings(loaded.stack, images)
-    for seed, image in zip(seeds, images, strict=True):
-        write_atomically(folder / f"seed-{seed}.png", _png(image))
+    save_images(images, folder, prefix="image-")
     write_atomically(cached, save_safetensors({"embeds": embeds.contiguous()}))
     return embeds
 
 
-def folder_images(folder: Path) -> list[Image.Image]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise UsageError(f"Parent folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); add some.")
-    try:
-        return [Image.open(path).convert("RGB") for path in files]
-    except (OSError, UnidentifiedImageError) as error:
-        raise UsageError(f"Cannot read an image in parent folder {folder}: {error}.") from None
-
-
 def _folder_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in image_files(folder):
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
@@ -180,7 +162,7 @@ def gather_parents(
             record = parent_record(concept, weight, path)
             parents.append(Parent(label, embeds, record, lineage_record(concept), concept))
         else:
-            images = folder_images(path)
+            images = load_images(path)
             sha = _folder_sha256(path)
             record = {"token": label, "sha256": sha, "weight": weight, "path": str(path), "kind": "images"}
             lineage = {"token": label, "kind": "images", "images": len(images), "parents": [], "lineage": []}
@@ -257,3 +239,20 @@ def evolve(
         extra_metadata=record,
         decoder=decoder,
     )
+
+
+def recorded_parent_folders(metadata: dict[str, Any]) -> dict[str, tuple[float, Path]] | None:
+    """Label -> (weight, image folder) for each recorded parent, from this machine's render cache (concept
+    parents) or the recorded folder (image parents); None when any parent's images are not here."""
+    found: dict[str, tuple[float, Path]] = {}
+    labels = _unique_labels([parent["token"] for parent in metadata.get("parents") or []])
+    for label, parent in zip(labels, metadata.get("parents") or [], strict=True):
+        if parent.get("kind") == "images":
+            folder = Path(parent.get("path", ""))
+        else:
+            cached = sorted((cache_root() / "parents").glob(f"{parent['sha256'][:32]}-*/embeds.safetensors"))
+            folder = cached[0].parent if cached else Path()
+        if not folder.is_dir() or folder == Path():
+            return None
+        found[label] = (float(parent["weight"]), folder)
+    return found or None

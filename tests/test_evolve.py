@@ -66,6 +66,15 @@ def test_verify_reports_present_changed_and_missing_ancestors(family, tmp_path, 
     assert "a.safetensors" in lines["present"] and "b.safetensors" in lines["changed"]
 
 
+def test_evaluate_scores_an_evolved_concept_against_its_parents_images(family, run_cli):
+    code, out, err = run_cli("eval", family["child"], "-n", "2", "--device", "cpu", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    parents = row["parents"]
+    assert [entry["weight"] for entry in parents.values()] == [0.75, 0.25]
+    assert all(entry["similarity"]["n"] == 2 for entry in parents.values())
+
+
 def test_lineage_survives_deleting_every_parent_file(family, tmp_path, run_cli):
     shas = {name: load_concept(family[name]).sha256 for name in ("a", "b", "c", "child", "grandchild")}
     alone = tmp_path / "grandchild.safetensors"
