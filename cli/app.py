@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
@@ -25,6 +26,9 @@ app.command("create", help="Invent a new member of a category, unlike given nega
 )
 app.command("mix", help="Blend several words into one hybrid concept.", epilog=MIX_EXAMPLES)(mix_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
+app.command("convert", help="Turn an official-code .bin embedding into a concept file.", epilog=CONVERT_EXAMPLES)(
+    convert_command
+)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 
@@ -64,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         error("interrupted.")
         return 130
+    except OSError as exception:
+        where = f"{exception.filename}: " if exception.filename else ""
+        error(f"{where}{exception.strerror or exception}; check the path and its permissions.")
+        return 1
     except Exception as exception:
         if _is_click_error(exception):
             error(_click_error_line(exception))

@@ -45,3 +45,10 @@ EveryOpt = Annotated[int, typer.Option(help="Write a checkpoint concept every N 
 PriorStepsOpt = Annotated[int, typer.Option(help="Prior sampling steps per training step.")]
 PriorGuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance of the prior.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue the interrupted run in this folder, with its own settings (only --device/--dtype may be given).",
+    ),
+]

@@ -15,9 +15,13 @@ import torch
 from conceptlab.engine.concept import Concept, save_concept
 from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.devices import dtype_name
+from conceptlab.engine.errors import ConceptFileError, UsageError
+from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.lock import RunLock
 from conceptlab.engine.plot import save_similarity_plot
 from conceptlab.engine.run_folder import RunFolder, default_run_dir, write_log_line
+from conceptlab.engine.state import TrainingState, config_as_json, config_from_json, load_state, save_state
 from conceptlab.engine.tokens import check_new_token
 from conceptlab.engine.train import StepRecord, train_token
 from conceptlab.engine.version import conceptlab_version
@@ -81,19 +85,84 @@ def create(
     out: Path | None = None,
     force: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> CreateResult:
     """Learn a new concept and write `out/<token>.safetensors`, `log.jsonl`, checkpoints and `similarities.png`.
 
-    `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token).
+    `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token). The folder
+    is locked while training; when `should_stop()` turns true the state is saved for `resume` and
+    `TrainingInterrupted` is raised.
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
     loaded = model if isinstance(model, LoadedPrior) else load_prior(model)
     check_new_token(loaded.stack.tokenizer, config.token)
-    folder.claim(force)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
-    records: list[StepRecord] = []
+    with folder.claim(force):
+        return _train_in_folder(config, loaded, folder, None, [], on_step, should_stop)
+
+
+def resume(
+    run_dir: Path | str,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CreateResult:
+    """Continue an interrupted run from its saved state; the result is the uninterrupted run's, byte for byte.
+
+    The config and the model come from the state; `device` and `dtype` default to the ones the run used.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run folder.")
+    state = load_state(RunFolder(run_dir, "").state_path)
+    config, recorded = _recorded_run(run_dir, state)
+    folder = RunFolder(run_dir, config.token)
+    if folder.concept_path.exists():
+        raise UsageError(f"{run_dir} holds a finished run ({folder.concept_path.name}); there is nothing to resume.")
+    choice = ModelChoice(
+        recorded["model"],
+        recorded["backend"],
+        device or recorded["device"],
+        dtype or recorded["dtype"],
+        recorded["revision"],
+    )
+    loaded = load_prior(choice)
+    with RunLock(folder.path):
+        records = [StepRecord(**line) for line in folder.rewind_log(state.log_lines)]
+        return _train_in_folder(config, loaded, folder, state, records, on_step, should_stop)
+
+
+def _recorded_run(run_dir: Path, state: TrainingState) -> tuple[CreateConfig, dict[str, Any]]:
+    try:
+        return config_from_json(state.extra["config"]), dict(state.extra["model"])
+    except (KeyError, TypeError, ValueError, UsageError):
+        raise ConceptFileError(f"{run_dir}: the saved state does not record a usable config; cannot resume.") from None
+
+
+def _model_record(loaded: LoadedPrior) -> dict[str, Any]:
+    return {
+        "model": loaded.info.model,
+        "backend": loaded.info.backend,
+        "revision": loaded.info.revision,
+        "device": str(loaded.stack.device),
+        "dtype": dtype_name(loaded.stack.dtype),
+    }
+
+
+def _train_in_folder(
+    config: CreateConfig,
+    loaded: LoadedPrior,
+    folder: RunFolder,
+    start: TrainingState | None,
+    records: list[StepRecord],
+    on_step: Callable[[StepRecord], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> CreateResult:
+    """Train (from `start`, with the `records` logged before it) and write every output of the run."""
 
     def record_step(record: StepRecord) -> None:
         records.append(record)
@@ -105,8 +174,23 @@ def create(
         metadata = concept_metadata(config, loaded, checkpoint_step=step)
         save_concept(Concept(config.token, vector, metadata), folder.checkpoint_path(step))
 
-    with folder.open_log() as log:
-        vector = train_token(loaded.stack, config, on_step=record_step, on_checkpoint=write_checkpoint)
+    def write_state(state: TrainingState) -> None:
+        state.extra = {"config": config_as_json(config), "model": _model_record(loaded)}
+        save_state(state, folder.state_path)
+
+    with folder.open_log(append=start is not None) as log:
+        try:
+            vector = train_token(
+                loaded.stack,
+                config,
+                on_step=record_step,
+                on_checkpoint=write_checkpoint,
+                start=start,
+                on_state=write_state,
+                should_stop=should_stop,
+            )
+        except TrainingInterrupted as stopped:
+            raise TrainingInterrupted(stopped.step, stopped.total, folder.path) from None
     tail = records[-max(1, len(records) // 10) :]
     final = _mean_similarities(tail)
     concept = Concept(config.token, vector, concept_metadata(config, loaded, final_similarities=final))
