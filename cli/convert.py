@@ -24,8 +24,8 @@ CONVERT_EXAMPLES = """
 
   conceptlab convert 2500_step_embeds.bin --token "<new-pet>" --model kandinsky-2.1 --out new-pet.safetensors
 
-Reads {'t2': {token: tensor}} (official ConceptLab code) or {token: tensor} (diffusers textual inversion) with
-torch.load(weights_only=True): tensors only, never arbitrary objects.
+Reads {'t2': {token: tensor}} (official ConceptLab code) or {token: tensor} (diffusers textual inversion)
+with torch.load(weights_only=True): tensors only, never arbitrary objects.
 """
 
 
@@ -42,7 +42,7 @@ def convert_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="The concept .safetensors file to write.")],
     token: Annotated[str | None, typer.Option(help="Which token to take (default: the only one).")] = None,
     backend: options.BackendOpt = None,
-    force: options.ForceOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Convert an official-code `.bin` embedding into a concept file with metadata."""
     if out.suffix != ".safetensors":

@@ -24,6 +24,7 @@ from conceptlab.engine.create import CreateResult, create, resume
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.run_folder import state_path
 from conceptlab.engine.state import load_state
 from conceptlab.engine.train import StepRecord
 
@@ -112,7 +113,7 @@ def resume_training(context: typer.Context, run_dir: Path, device: str, dtype: s
     given = list(_given_options(context))
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(given)}.")
-    config_steps = load_state(run_dir / "checkpoints" / "state.safetensors").extra.get("config", {}).get("steps")
+    config_steps = load_state(state_path(run_dir)).extra.get("config", {}).get("steps")
     return _with_progress(
         int(config_steps or 0),
         run_dir.name,

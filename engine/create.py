@@ -20,7 +20,7 @@ from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
 from conceptlab.engine.lock import RunLock
 from conceptlab.engine.plot import save_similarity_plot
-from conceptlab.engine.run_folder import RunFolder, default_run_dir, write_log_line
+from conceptlab.engine.run_folder import RunFolder, default_run_dir, state_path, write_log_line
 from conceptlab.engine.state import TrainingState, config_as_json, config_from_json, load_state, save_state
 from conceptlab.engine.tokens import check_new_token
 from conceptlab.engine.train import StepRecord, train_token
@@ -118,7 +118,7 @@ def resume(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run folder.")
-    state = load_state(RunFolder(run_dir, "").state_path)
+    state = load_state(state_path(run_dir))
     config, recorded = _recorded_run(run_dir, state)
     folder = RunFolder(run_dir, config.token)
     if folder.concept_path.exists():

@@ -27,7 +27,11 @@ def _process_alive(pid: int) -> bool:
 
 
 def _holder(path: Path) -> dict | None:
-    """The lock's `{pid, host}`, or None when it is unreadable (a crash while writing it)."""
+    """The lock's `{pid, host}`, or None when it is unreadable (a crash between creating and writing it).
+
+    A lock another process created a moment ago and has not written yet also reads as None; that window is
+    a few microseconds, against runs that take minutes.
+    """
     try:
         holder = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -24,6 +24,11 @@ def default_run_dir(token: str) -> Path:
     return Path("runs") / token_slug(token)
 
 
+def state_path(run_dir: Path) -> Path:
+    """The training state to resume from (written at checkpoint steps and on interruption)."""
+    return Path(run_dir) / "checkpoints" / "state.safetensors"
+
+
 class RunFolder:
     """Claims an output folder (refusing one that holds a run unless forced) and names its files."""
 
@@ -45,8 +50,7 @@ class RunFolder:
 
     @property
     def state_path(self) -> Path:
-        """The training state to resume from (written at checkpoint steps and on interruption)."""
-        return self.path / "checkpoints" / "state.safetensors"
+        return state_path(self.path)
 
     def checkpoint_path(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step-{step:04d}.safetensors"

@@ -63,6 +63,7 @@ def initial_state(config: CreateConfig, vector: torch.Tensor) -> TrainingState:
 def _snapshot(
     step: int, vector: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator, negatives: list
 ) -> TrainingState:
+    """The state after `step` steps; `on_step` logs one line per step, so the log position is `step` lines."""
     moments = {
         index: {key: value.detach().cpu().clone() for key, value in values.items()}
         for index, values in optimizer.state_dict()["state"].items()

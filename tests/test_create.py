@@ -67,6 +67,7 @@ def test_create_writes_concept_checkpoints_and_plot(pet_run):
     assert meta["final_similarities"]["negative"]["cat"] < 0.25
     checkpoints = sorted(p.name for p in (pet_run / "checkpoints").iterdir())
     assert checkpoints == [
+        "state.safetensors",
         "step-0050.safetensors",
         "step-0100.safetensors",
         "step-0150.safetensors",

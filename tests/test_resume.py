@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from conceptlab.engine import train as train_module
 from conceptlab.engine.concept import load_concept
 from conceptlab.engine.config import create_config
 from conceptlab.engine.create import create, resume
+from conceptlab.engine.errors import ConceptFileError
 from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import ModelChoice
 from conceptlab.engine.lock import LOCK_NAME
@@ -140,3 +142,19 @@ def test_ctrl_c_in_the_console_script_saves_and_resume_finishes(run_cli, tmp_pat
     assert code == 0, err
     assert run_cli(*argv[:-1], tmp_path / "uninterrupted")[0] == 0
     _same_run(tmp_path / "uninterrupted", out)
+
+
+def test_a_hostile_state_file_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "checkpoints" / "state.safetensors"
+    path.parent.mkdir()
+    for content in (pickle.dumps(Payload()), os.urandom(200), b""):
+        path.write_bytes(content)
+        with pytest.raises(ConceptFileError, match="not a valid training state"):
+            load_state(path)
+    assert not marker.exists()
