@@ -88,6 +88,7 @@ BAD_INPUTS = [
     (("convert", "{official_bin}", "--model", "someone/x", "--out", "{new}.safetensors"), "--backend"),
     (("convert", "{official_bin}", "--model", "tiny", "--token", "<nope>", "--out", "{new}.safetensors"), "no token"),
     (("convert", "{official_bin}", "--out", "{new}.safetensors"), "--model"),
+    (("convert", "{official_bin}", "--model", "tiny", "--out", "{text}/x.safetensors"), "text.txt: file exists"),
     (("convert", "{nowhere}", "--model", "tiny", "--out", "{new}.safetensors"), "no such file"),
     (("convert", "{folder}", "--model", "tiny", "--out", "{new}.safetensors"), "is a folder"),
     # demo and the root
