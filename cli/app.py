@@ -8,6 +8,7 @@ import sys
 import typer
 
 from conceptlab.cli.bench import BENCH_EXAMPLES, bench_command
+from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
@@ -50,6 +51,9 @@ for _name, _hidden in (("evaluate", False), ("eval", True)):
         epilog=EVALUATE_EXAMPLES,
         hidden=_hidden,
     )(evaluate_command)
+app.command("convert", help="Turn an official-code .bin embedding into a concept file.", epilog=CONVERT_EXAMPLES)(
+    convert_command
+)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 
@@ -89,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         error("interrupted.")
         return 130
+    except OSError as exception:
+        where = f"{exception.filename}: " if exception.filename else ""
+        error(f"{where}{exception.strerror or exception}; check the path and its permissions.")
+        return 1
     except Exception as exception:
         if _is_click_error(exception):
             error(_click_error_line(exception))

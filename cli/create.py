@@ -4,21 +4,30 @@ conceptlab create --category pet --neg cat,dog
 conceptlab create --category "musical instrument" --neg guitar,piano --steps 1000 --seed 3
 conceptlab create --category pet --neg cat,dog --model tiny --steps 200     # offline, seconds
 conceptlab mix lobster turtle --weights 0.6,0.4
+conceptlab create --resume runs/new-pet                                     # after Ctrl-C
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.output import stdout
+from conceptlab.cli.output import stderr, stdout
 from conceptlab.cli.parsing import integer_list, number_list, word_list
-from conceptlab.cli.progress import training_progress
+from conceptlab.cli.progress import TrainingDisplay, training_progress
 from conceptlab.engine.config import CreateConfig, create_config, mix_config
-from conceptlab.engine.create import CreateResult, create
+from conceptlab.engine.create import CreateResult, RunCallbacks, create, resume
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.run_folder import state_path
+from conceptlab.engine.state import load_state
+
+RESUME_MAY_CHANGE = {"resume_dir", "device", "dtype", "offload"}
 
 CREATE_EXAMPLES = """
 [bold]Examples[/]
@@ -37,9 +46,12 @@ CREATE_EXAMPLES = """
 
   conceptlab create --category "musical instrument" --neg guitar,piano --model kandinsky-2.2 --device cuda:1
 
+  conceptlab create --resume runs/new-pet   [dim]# continue after Ctrl-C, to the same bytes[/]
+
 Writes RUN/<token>.safetensors, RUN/log.jsonl, RUN/checkpoints/, RUN/images/ (every --every steps and a
 strip.png) and RUN/similarities.png. On a GPU that cannot hold the prior, the decoder and BLIP-2 at once,
 only the model at work stays on it (--offload; --no-offload keeps all resident).
+Ctrl-C (or SIGTERM) finishes the current step, saves the state and exits 130 with the resume command.
 """
 
 MIX_EXAMPLES = """
@@ -69,26 +81,77 @@ def print_result(result: CreateResult) -> None:
         stdout.print(line, soft_wrap=True, highlight=False)
 
 
-def run_training(
-    config: CreateConfig, model: ModelChoice, out, force: bool, offload: bool | None = None
-) -> CreateResult:
-    """Train with a live progress bar and print what was written."""
-    with training_progress(config.steps, config.token) as display:
-        result = create(
-            config,
-            model,
-            out=out,
-            force=force,
-            on_step=display.on_step,
-            on_negative=display.on_negative,
-            offload=offload,
+Train = Callable[[RunCallbacks], CreateResult]
+
+
+def train_with_progress(total: int, label: str, command: str, train: Train) -> CreateResult:
+    """Run `train` with a progress bar; Ctrl-C/SIGTERM stop it cleanly with a one-line resume hint (exit 130)."""
+    stop = StopRequest()
+    try:
+        with stop_on_signals(stop), training_progress(total, label) as display:
+            result = train(_callbacks(display, stop))
+    except TrainingInterrupted as stopped:
+        stderr.print(
+            f"Interrupted after step {stopped.step} of {stopped.total}; "
+            f"resume with: conceptlab {command} --resume {stopped.run_dir}",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(stopped.exit_code) from None
     print_result(result)
     return result
 
 
+def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
+    return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image)
+
+
+def run_training(
+    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
+) -> CreateResult:
+    """Train with a live progress bar and print what was written."""
+    return train_with_progress(
+        config.steps,
+        config.token,
+        config.kind,
+        lambda callbacks: create(config, model, out=out, force=force, callbacks=callbacks, offload=offload),
+    )
+
+
+def _given_options(context: typer.Context) -> Iterator[str]:
+    for parameter in context.command.params:
+        source = context.get_parameter_source(parameter.name)
+        if parameter.name not in RESUME_MAY_CHANGE and source is not None and source.name == "COMMANDLINE":
+            yield parameter.opts[0] if parameter.param_type_name == "option" else parameter.name.upper()
+
+
+def resume_training(
+    context: typer.Context, run_dir: Path, device: str, dtype: str, offload: bool | None = None
+) -> CreateResult:
+    """`--resume DIR`: the run's own settings; refuse any other training option rather than ignore it."""
+    given = list(_given_options(context))
+    if given:
+        raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(given)}.")
+    config_steps = load_state(state_path(run_dir)).extra.get("config", {}).get("steps")
+    return train_with_progress(
+        int(config_steps or 0),
+        run_dir.name,
+        context.info_name or "create",
+        lambda callbacks: resume(
+            run_dir,
+            device=None if device == "auto" else device,
+            dtype=None if dtype == "auto" else dtype,
+            callbacks=callbacks,
+            offload=offload,
+        ),
+    )
+
+
 def create_command(
-    category: Annotated[str, typer.Option(help="The broad category to invent a new member of, e.g. pet.")],
+    context: typer.Context,
+    category: Annotated[
+        str | None, typer.Option(help="The broad category to invent a new member of, e.g. pet (required).")
+    ] = None,
     neg: Annotated[
         str | None, typer.Option("--neg", help="Comma-separated members it must not look like, e.g. cat,dog.")
     ] = None,
@@ -140,8 +203,14 @@ def create_command(
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
     force: options.ForceOpt = False,
+    resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Invent a new member of a category, unlike the given negatives."""
+    if resume_dir is not None:
+        resume_training(context, resume_dir, device, dtype, offload)
+        return
+    if category is None:
+        raise UsageError("Missing option '--category' (or --resume DIR); e.g. --category pet.")
     config = create_config(
         category,
         word_list(neg),
@@ -168,7 +237,8 @@ def create_command(
 
 
 def mix_command(
-    words: Annotated[list[str], typer.Argument(help="Two or more words to blend, e.g. lobster turtle.")],
+    context: typer.Context,
+    words: Annotated[list[str] | None, typer.Argument(help="Two or more words to blend, e.g. lobster turtle.")] = None,
     weights: Annotated[
         str | None, typer.Option(help="Comma-separated weight per word (default equal), e.g. 0.6,0.4.")
     ] = None,
@@ -190,10 +260,14 @@ def mix_command(
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
     force: options.ForceOpt = False,
+    resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Blend several words into one hybrid concept (no negatives)."""
+    if resume_dir is not None:
+        resume_training(context, resume_dir, device, dtype)
+        return
     config = mix_config(
-        tuple(w.strip() for w in words),
+        tuple(w.strip() for w in words or ()),
         number_list("--weights", weights),
         initializer=init,
         token=token,

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.create import print_result
+from conceptlab.cli.create import resume_training, train_with_progress
 from conceptlab.cli.parsing import integer_list, number_list
-from conceptlab.cli.progress import training_progress
 from conceptlab.engine.config import CreateConfig
+from conceptlab.engine.create import CreateResult, RunCallbacks
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evolve import evolve
 from conceptlab.engine.loading import ModelChoice
 
@@ -30,7 +31,8 @@ its sha256. The child records its parents and their whole lineage: see conceptla
 
 
 def evolve_command(
-    parents: Annotated[list[Path], typer.Argument(help="Concept files and/or folders of images.")],
+    context: typer.Context,
+    parents: Annotated[list[Path] | None, typer.Argument(help="Concept files and/or folders of images.")] = None,
     weights: Annotated[
         str | None, typer.Option(help="Comma-separated weight per parent (default equal), e.g. 0.7,0.3.")
     ] = None,
@@ -60,10 +62,17 @@ def evolve_command(
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
     force: options.ForceOpt = False,
+    resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Evolve a new concept from parents: L = 1 - sum_i w_i mean cos(parent image, prior output)."""
-    with training_progress(steps, "evolve") as display:
-        result = evolve(
+    if resume_dir is not None:
+        resume_training(context, resume_dir, device, dtype)
+        return
+    if not parents:
+        raise UsageError("Missing PARENT...: give concept files and/or image folders (or --resume DIR).")
+
+    def train(callbacks: RunCallbacks) -> CreateResult:
+        return evolve(
             parents,
             ModelChoice(model, backend, device, dtype, revision),
             weights=number_list("--weights", weights),
@@ -71,8 +80,7 @@ def evolve_command(
             initializer=init,
             out=out,
             force=force,
-            on_step=display.on_step,
-            on_parent=display.on_parent_image,
+            callbacks=callbacks,
             steps=steps,
             learning_rate=lr,
             seed=seed,
@@ -81,4 +89,5 @@ def evolve_command(
             image_seeds=integer_list("--image-seeds", image_seeds),
             images_per_parent=images_per_parent,
         )
-    print_result(result)
+
+    train_with_progress(steps, "evolve", "evolve", train)

@@ -58,3 +58,10 @@ OffloadOpt = Annotated[
         show_default=False,
     ),
 ]
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue the interrupted run in this folder, with its own settings (only --device/--dtype may be given).",
+    ),
+]

@@ -7,7 +7,7 @@ result = create(create_config("pet", ("cat", "dog"), steps=200), ModelChoice(mod
 from conceptlab.engine.backend import Backend, ModelInfo, PriorStack
 from conceptlab.engine.concept import Concept, check_concept_fits, load_concept, save_concept
 from conceptlab.engine.config import CreateConfig, create_config, mix_config
-from conceptlab.engine.create import CreateResult, create
+from conceptlab.engine.create import CreateResult, create, resume
 from conceptlab.engine.errors import ConceptLabError
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
 
@@ -27,5 +27,6 @@ __all__ = [
     "load_concept",
     "load_prior",
     "mix_config",
+    "resume",
     "save_concept",
 ]

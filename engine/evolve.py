@@ -25,7 +25,8 @@ from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.cache import cache_root
 from conceptlab.engine.concept import Concept, check_concept_fits, load_concept
 from conceptlab.engine.config import evolve_config
-from conceptlab.engine.create import CreateResult, create
+from conceptlab.engine.constraints import ImageConstraints
+from conceptlab.engine.create import CreateResult, RunCallbacks, create
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
 from conceptlab.engine.images import image_files, load_images, save_images
@@ -34,7 +35,6 @@ from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, lo
 from conceptlab.engine.render import RenderSettings, render_prompts, render_settings
 from conceptlab.engine.run_folder import RunFolder, default_run_dir
 from conceptlab.engine.tokens import add_placeholder_token, check_new_token
-from conceptlab.engine.train import StepRecord
 
 PARENT_PROMPT = "a photo of a {}"
 PARENT_SEED_BASE = 1000
@@ -50,23 +50,6 @@ class Parent:
     record: dict[str, Any]
     lineage: dict[str, Any]
     concept: Concept | None = None
-
-
-class ImageConstraints:
-    """One row per parent (the mean of its unit image embeddings), the same under every template."""
-
-    def __init__(self, parents: list[Parent]):
-        self.rows = {parent.label: parent.embeds.mean(dim=0) for parent in parents}
-
-    def add_words(self, words: list[str]) -> None:
-        unknown = [word for word in words if word not in self.rows]
-        if unknown:
-            raise UsageError(f"An evolved concept has no text constraints; {', '.join(unknown)} cannot be added.")
-
-    def embeds(self, template_index: int, words: list[str]) -> torch.Tensor:
-        if not words:
-            return torch.empty(0, next(iter(self.rows.values())).numel())
-        return torch.stack([self.rows[word] for word in words])
 
 
 @torch.inference_mode()
@@ -195,8 +178,7 @@ def evolve(
     out: Path | None = None,
     force: bool = False,
     render: RenderSettings | None = None,
-    on_step: Callable[[StepRecord], None] | None = None,
-    on_parent: Callable[[str, int, int], None] | None = None,
+    callbacks: RunCallbacks | None = None,
     **settings: Any,
 ) -> CreateResult:
     """Train a child of `paths` (concept files or image folders) and record its parents and their lineage.
@@ -225,7 +207,14 @@ def evolve(
     settings_used = render or render_settings(loaded.backend)
     decoder = load_decoder(loaded) if first is not None or config.images else None
     parents = gather_parents(
-        loaded, decoder, paths, concepts, config.normalized_weights, config.images_per_parent, settings_used, on_parent
+        loaded,
+        decoder,
+        paths,
+        concepts,
+        config.normalized_weights,
+        config.images_per_parent,
+        settings_used,
+        callbacks.on_parent_image if callbacks else None,
     )
     record = {"parents": [p.record for p in parents], "lineage": [p.lineage for p in parents]}
     return create(
@@ -233,9 +222,9 @@ def evolve(
         loaded,
         out=folder.path,
         force=force,
-        on_step=on_step,
+        callbacks=callbacks,
         render=settings_used,
-        constraints=ImageConstraints(parents),
+        constraints=ImageConstraints({p.label: p.embeds.mean(dim=0) for p in parents}, loaded.stack.device),
         extra_metadata=record,
         decoder=decoder,
     )

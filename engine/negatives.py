@@ -56,5 +56,10 @@ class NegativeSchedule:
         for negative in negatives if self.on_add else ():
             self.on_add(negative)
 
+    def restore(self, records: list[dict]) -> None:
+        """Return to a saved `records()` (resuming a run): those in force, and the gradual ones still to come."""
+        self.active = [Negative(r["word"], r["step"], r.get("source", "given")) for r in records]
+        self._pending = [negative for negative in self._pending if negative.word not in self.words]
+
     def records(self) -> list[dict]:
         return [asdict(negative) for negative in self.active]

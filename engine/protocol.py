@@ -14,7 +14,7 @@ from pathlib import Path
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
 from conceptlab.engine.concept import load_concept
 from conceptlab.engine.config import create_config
-from conceptlab.engine.create import create
+from conceptlab.engine.create import RunCallbacks, create
 from conceptlab.engine.evaluate import (
     EvaluationRow,
     ImageSet,
@@ -128,7 +128,8 @@ class ProtocolRun:
             steps = {"steps": self.config.train_steps} if self.config.train_steps else {}
             config = create_config(category, tuple(pair), token=token, seed=seed, **steps)
             on_item = self.on_task(f"train {name}", config.steps)
-            create(config, self.loaded(), out=run_dir, force=True, on_step=lambda record: on_item(record.step - 1))
+            callbacks = RunCallbacks(on_step=lambda record: on_item(record.step - 1))
+            create(config, self.loaded(), out=run_dir, force=True, callbacks=callbacks)
             self.trained += 1
         count = self.config.images_per_concept
         if not _complete(images_dir, count):

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import TextIO
 
-from conceptlab.engine.errors import UsageError
+from conceptlab.engine.errors import ConceptFileError, UsageError
+from conceptlab.engine.files import write_atomically
+from conceptlab.engine.lock import RunLock
 
 OUTPUT_PATTERNS = ("*.safetensors", "log.jsonl", "similarities.png")
 
@@ -20,6 +22,11 @@ def token_slug(token: str) -> str:
 
 def default_run_dir(token: str) -> Path:
     return Path("runs") / token_slug(token)
+
+
+def state_path(run_dir: Path) -> Path:
+    """The training state to resume from (written at checkpoint steps and on interruption)."""
+    return Path(run_dir) / "checkpoints" / "state.safetensors"
 
 
 class RunFolder:
@@ -41,6 +48,10 @@ class RunFolder:
     def plot_path(self) -> Path:
         return self.path / "similarities.png"
 
+    @property
+    def state_path(self) -> Path:
+        return state_path(self.path)
+
     def checkpoint_path(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step-{step:04d}.safetensors"
 
@@ -54,22 +65,39 @@ class RunFolder:
             raise UsageError(f"--out {self.path} is a file; give a folder.")
         existing = self.existing_outputs() if self.path.is_dir() else []
         if existing and not force:
+            resumable = " or --resume it" if self.state_path.exists() and not self.concept_path.exists() else ""
             raise UsageError(
-                f"{self.path} already holds a run ({existing[0].name}); choose another --out or add --force."
+                f"{self.path} already holds a run ({existing[0].name}); choose another --out, add --force{resumable}."
             )
 
-    def claim(self, force: bool) -> None:
-        """Make the folder (after `check`), clearing stale checkpoints of a forced rerun."""
+    def claim(self, force: bool) -> RunLock:
+        """Make the folder (after `check`) and lock it, then clear stale checkpoints and images of a forced rerun.
+
+        The returned lock is held; release it (or use it in a `with`) when the run ends.
+        """
         self.check(force)
-        for stale in self.path.glob("checkpoints/step-*.safetensors") if force else ():
-            stale.unlink()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"Cannot create --out {self.path}: {error.strerror}.") from None
+        lock = RunLock(self.path)
+        lock.acquire()
+        stale = [*self.path.glob("checkpoints/*.safetensors"), *self.path.glob("images/step-*.png")] if force else []
+        for path in stale:
+            path.unlink()
+        return lock
 
-    def open_log(self) -> TextIO:
-        return self.log_path.open("w", encoding="utf-8")
+    def open_log(self, append: bool = False) -> TextIO:
+        return self.log_path.open("a" if append else "w", encoding="utf-8")
+
+    def rewind_log(self, lines: int) -> list[dict]:
+        """Cut `log.jsonl` back to its first `lines` lines (what a saved state covers) and return them."""
+        text = self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+        kept = text.splitlines(keepends=True)[:lines]
+        if len(kept) < lines:
+            raise ConceptFileError(f"{self.log_path} has fewer lines than the saved state covers; cannot resume.")
+        write_atomically(self.log_path, "".join(kept).encode("utf-8"))
+        return [json.loads(line) for line in kept]
 
 
 def write_log_line(log: TextIO, record: dict) -> None:

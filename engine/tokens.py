@@ -86,9 +86,17 @@ def initializer_vector(tokenizer: Any, text_encoder: Any, word: str) -> torch.Te
     return weight[torch.tensor(ids, device=weight.device)].detach().float().mean(0)
 
 
+MAX_TOKEN_CHARS = 64
+"""A token names files (`<token>.safetensors`) and prompts; longer ones only break file systems."""
+
+
 def check_token_text(token: str) -> None:
     if not token.strip() or any(c.isspace() for c in token):
         raise UsageError(f"Token {token!r} must be one word without spaces, for example <new-pet>.")
+    if not token.isprintable():
+        raise UsageError(f"Token {token!r} holds invisible or control characters; type it plainly, e.g. <new-pet>.")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise UsageError(f"Token is {len(token)} characters long; use at most {MAX_TOKEN_CHARS}, e.g. <new-pet>.")
 
 
 def check_new_token(tokenizer: Any, token: str) -> None:

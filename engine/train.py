@@ -13,9 +13,11 @@ from conceptlab.engine.backend import PriorStack
 from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.constraints import ConstraintBank
 from conceptlab.engine.errors import TrainingError
+from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.negatives import NegativeSchedule
 from conceptlab.engine.objectives import ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.prior import sample_image_embeds
+from conceptlab.engine.state import TrainingState
 from conceptlab.engine.tokens import EncodedPrompts, Placeholder, add_placeholder_token, encode_prompts
 
 
@@ -55,6 +57,7 @@ class Constraints(Protocol):
     def embeds(self, template_index: int, words: list[str]) -> torch.Tensor: ...
 
 
+StateCallback = Callable[[TrainingState], None]
 AskCallback = Callable[[int, list[str]], list[str]]
 """`ask(step, known_negatives)` -> new negative words, judged from the concept as it is at `step`."""
 
@@ -119,6 +122,24 @@ class TrainingSession:
         """The token's current embedding (float32, CPU, detached)."""
         return self.placeholder.vector.detach().float().cpu().clone()
 
+    def snapshot(self, step: int, negatives: NegativeSchedule) -> TrainingState:
+        """The state after `step` steps (the caller sets the log position, which it alone knows)."""
+        moments = {
+            index: {key: value.detach().cpu().clone() for key, value in values.items()}
+            for index, values in self.optimizer.state_dict()["state"].items()
+        }
+        return TrainingState(self.vector(), moments, step, self.generator.get_state(), negatives.records(), step)
+
+    def restore(self, state: TrainingState) -> None:
+        """Put the vector, the optimizer moments and the generator back where `state` left them."""
+        vector = self.placeholder.vector
+        with torch.no_grad():
+            vector.copy_(state.vector.reshape(vector.shape).to(vector.device))
+        if state.optimizer:
+            groups = self.optimizer.state_dict()["param_groups"]
+            self.optimizer.load_state_dict({"state": state.optimizer, "param_groups": groups})
+        self.generator.set_state(state.generator)
+
 
 def start_training(stack: PriorStack, config: CreateConfig, constraints: Constraints | None = None) -> TrainingSession:
     """Add the token and prepare what never changes during training (constraints, the empty prompt's encoding).
@@ -149,6 +170,15 @@ def ask_steps(config: CreateConfig) -> list[int]:
     return list(range(start, config.steps, config.ask_interval))
 
 
+def _resume_negatives(session: TrainingSession, negatives: NegativeSchedule, state: TrainingState) -> None:
+    """Bring back the negatives in force at `state`; those added during training enter the constraint bank
+    in the groups they were added in, as in the uninterrupted run."""
+    negatives.restore(state.negatives)
+    added = [n for n in state.negatives if n.get("source") == "oracle"]
+    for step in dict.fromkeys(n["step"] for n in added):
+        session.bank.add_words([n["word"] for n in added if n["step"] == step])
+
+
 def train_token(
     stack: PriorStack,
     config: CreateConfig,
@@ -158,12 +188,18 @@ def train_token(
     ask: AskCallback | None = None,
     negatives: NegativeSchedule | None = None,
     constraints: Constraints | None = None,
+    start: TrainingState | None = None,
+    on_state: StateCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
     """Learn `config.token` and return its final embedding (float32, CPU).
 
     Every random draw (template choice, the prior's noise) comes from one generator seeded with
     `config.seed`, so the same seed on the same machine gives the same bytes. `negatives` (updated in place)
-    says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones.
+    says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones. `start` resumes
+    from a saved state, to the same bytes as an uninterrupted run; `on_state` receives the state at every
+    checkpoint and before a requested stop (`should_stop()` is read between steps), which raises
+    `TrainingInterrupted`.
     """
     session = start_training(stack, config, constraints)
     negatives = negatives or NegativeSchedule(config.negatives, gradual=config.gradual, steps=config.steps)
@@ -174,9 +210,17 @@ def train_token(
             room = config.max_negatives - len(negatives.active)
             session.bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
 
-    negatives.activate(0)
-    consult_oracle(0)
-    for step in range(1, config.steps + 1):
+    if start is not None:
+        session.restore(start)
+        _resume_negatives(session, negatives, start)
+    else:
+        negatives.activate(0)
+        consult_oracle(0)
+    for step in range((start.step if start else 0) + 1, config.steps + 1):
+        if should_stop and should_stop():
+            if on_state:
+                on_state(session.snapshot(step - 1, negatives))
+            raise TrainingInterrupted(step - 1, config.steps)
         negatives.activate(step - 1)
         record = session.step(step, positives, negatives.words)
         if on_step:
@@ -184,4 +228,6 @@ def train_token(
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
             on_checkpoint(step, session.vector())
         consult_oracle(step)
+        if on_state and step % config.checkpoint_every == 0:
+            on_state(session.snapshot(step, negatives))
     return session.vector()

@@ -77,6 +77,17 @@ class ConceptWatcher:
     def strip_path(self) -> Path:
         return self.folder / "images" / "strip.png"
 
+    def resume(self, step: int, answers: list[dict]) -> None:
+        """Pick up an interrupted run: its answers so far, and its images up to `step` (for the strip)."""
+        self.answers = list(answers)
+        if self.folder is None:
+            return
+        for seed_path in sorted((self.folder / "images").glob(f"step-*-seed-{self.config.image_seeds[0]}.png")):
+            earlier = int(seed_path.name.split("-")[1])
+            paths = [self.image_path(earlier, seed) for seed in self.config.image_seeds]
+            if earlier <= step and all(path.exists() for path in paths):
+                self.images_by_step[earlier] = [Image.open(path).convert("RGB") for path in paths]
+
     def images_at(self, step: int) -> list[Image.Image]:
         if step not in self.images_by_step:
             seeds = list(self.config.image_seeds)

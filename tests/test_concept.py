@@ -64,7 +64,12 @@ def test_refuses_pickled_concept(tmp_path):
     path.write_bytes(pickle.dumps(Payload()))
     with pytest.raises(ConceptFileError):
         load_concept(path)
+    torch.save({"<t>": Payload()}, path)  # the zip layout of torch.save, renamed
+    with pytest.raises(ConceptFileError):
+        load_concept(path)
     assert not marker.exists()
+    pickle.loads(pickle.dumps(Payload()))  # the payload is live: unpickling it does run the command
+    assert marker.exists()
 
 
 def _write_raw(path: Path, tensors: dict, metadata: dict | None) -> Path:
@@ -107,7 +112,40 @@ BAD_FILES = {
     "nan values": lambda p: _write_raw(
         p, {"<t>": torch.full((1, 64), float("nan"))}, _valid_header(torch.full((64,), float("nan")))
     ),
+    "empty file": lambda p: p.write_bytes(b"") or p,
+    "truncated": lambda p: _truncated(p),
+    "100 MB header": lambda p: _sparse(p, 100 * 1024 * 1024),
+    "header claims 100 MB": lambda p: p.write_bytes(struct.pack("<Q", 100 * 1024 * 1024) + b"{}" * 64) and p,
+    "no tensors": lambda p: _write_raw(p, {}, _valid_header(torch.zeros(64))),
+    "float64": lambda p: _write_raw(
+        p, {"<t>": torch.zeros(1, 64, dtype=torch.float64)}, _valid_header(torch.zeros(64))
+    ),
+    "int tensor": lambda p: _write_raw(
+        p, {"<t>": torch.zeros(1, 64, dtype=torch.int32)}, _valid_header(torch.zeros(64))
+    ),
+    "three dimensions": lambda p: _write_raw(p, {"<t>": torch.zeros(1, 1, 64)}, _valid_header(torch.zeros(64))),
+    "width disagrees": lambda p: _write_raw(
+        p, {"<t>": torch.zeros(1, 64)}, _valid_header(torch.zeros(64), embedding_dim="32")
+    ),
+    "format not a number": lambda p: _write_raw(
+        p, {"<t>": torch.zeros(1, 64)}, _valid_header(torch.zeros(64), **{"conceptlab.format": '"one"'})
+    ),
+    "torch.save zip renamed": lambda p: torch.save({"<t>": torch.zeros(1, 64)}, p) or p,
 }
+
+
+def _truncated(path: Path) -> Path:
+    _write_raw(path, {"<t>": torch.zeros(1, 64)}, _valid_header(torch.zeros(64)))
+    path.write_bytes(path.read_bytes()[:-40])
+    return path
+
+
+def _sparse(path: Path, size: int) -> Path:
+    """A file of `size` bytes whose header length says it fills the file (sparse: no disk is used)."""
+    with path.open("wb") as file:
+        file.write(struct.pack("<Q", size - 8))
+        file.truncate(size)
+    return path
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))

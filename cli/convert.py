@@ -1,0 +1,61 @@
+"""`conceptlab convert`: turn an official-code or diffusers `.bin` embedding into a safe concept file.
+
+conceptlab convert learned_embeds.bin --model kandinsky-2.1 --out new-pet.safetensors
+conceptlab convert 2500_step_embeds.bin --token "<new-pet>" --model kandinsky-2.1 --out new-pet.safetensors
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli import options
+from conceptlab.cli.output import stdout
+from conceptlab.engine.concept import save_concept
+from conceptlab.engine.convert import convert_embedding
+from conceptlab.engine.errors import UsageError
+
+CONVERT_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab convert learned_embeds.bin --model kandinsky-2.1 --out new-pet.safetensors
+
+  conceptlab convert 2500_step_embeds.bin --token "<new-pet>" --model kandinsky-2.1 --out new-pet.safetensors
+
+Reads {'t2': {token: tensor}} (official ConceptLab code) or {token: tensor} (diffusers textual inversion)
+with torch.load(weights_only=True): tensors only, never arbitrary objects.
+"""
+
+
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="The .bin file saved by the official code or diffusers.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model it was trained with: a backend name (kandinsky-2.1 for the official code) or a hub id.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The concept .safetensors file to write.")],
+    token: Annotated[str | None, typer.Option(help="Which token to take (default: the only one).")] = None,
+    backend: options.BackendOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+) -> None:
+    """Convert an official-code `.bin` embedding into a concept file with metadata."""
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out} must end in .safetensors.")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a .safetensors file name.")
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists; choose another --out or add --force.")
+    concept = convert_embedding(source, model=model, backend=backend, token=token)
+    save_concept(concept, out)
+    stdout.print(
+        f"[bold green]Converted[/] {concept.token} (width {concept.embedding_dim}, {concept.metadata['backend']}) "
+        f"to {out}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,172 @@
+"""Every command refuses bad input with one line, a non-zero exit, no traceback, and no file touched.
+
+One row per invocation: `(args, fragment)`. `{name}` in an argument is replaced by a path of the workspace
+fixture (an existing run with its concept, a saved state, hostile files); the fragment must appear in the
+error line (case-insensitive). Adding a command's rows is one line each.
+"""
+
+import hashlib
+import os
+import pickle
+
+import pytest
+import torch
+
+from conceptlab.engine.concept import Concept, save_concept
+from conceptlab.engine.config import create_config
+from conceptlab.engine.state import TrainingState, config_as_json, save_state
+
+T = ("--model", "tiny", "--device", "cpu")
+NEW = ("--out", "{new}")
+
+BAD_INPUTS = [
+    # create: missing and malformed values
+    (("create", *T, *NEW), "--category"),
+    (("create", "--category", "", *T, *NEW), "--category is empty"),
+    (("create", "--category", "   ", *T, *NEW), "--category is empty"),
+    (("create", "--category", "pet", "--neg", "cat,,dog", *T, *NEW), "empty item"),
+    (("create", "--category", "pet", "--neg", "cat,cat", *T, *NEW), "more than once"),
+    (("create", "--category", "pet", "--neg", "pet,cat", *T, *NEW), "both a positive and a negative"),
+    (("create", "--category", "pet", "--neg", "{{x}}", *T, *NEW), "brace"),
+    (("create", "--category", "pet", "--steps", "0", *T, *NEW), "--steps"),
+    (("create", "--category", "pet", "--steps", "-3", *T, *NEW), "--steps"),
+    (("create", "--category", "pet", "--steps", "many", *T, *NEW), "--steps"),
+    (("create", "--category", "pet", "--lr", "0", *T, *NEW), "--lr"),
+    (("create", "--category", "pet", "--lr", "-1e-4", *T, *NEW), "--lr"),
+    (("create", "--category", "pet", "--lr", "nan", *T, *NEW), "--lr"),
+    (("create", "--category", "pet", "--every", "0", *T, *NEW), "--every"),
+    (("create", "--category", "pet", "--prior-steps", "0", *T, *NEW), "--prior-steps"),
+    (("create", "--category", "pet", "--prior-guidance", "-1", *T, *NEW), "--prior-guidance"),
+    (("create", "--category", "pet", "--seed", "-1", *T, *NEW), "--seed"),
+    (("create", "--category", "pet", "--unknown-flag", *T, *NEW), "no such option"),
+    # create: models, devices, dtypes
+    (("create", "--category", "pet", "--model", "tiny", "--device", "tpu", *NEW), "--device"),
+    (("create", "--category", "pet", "--model", "tiny", "--device", "cuda:7", *NEW), "cuda"),
+    (("create", "--category", "pet", *T, "--dtype", "float8", *NEW), "--dtype"),
+    (("create", "--category", "pet", "--model", "someone/some-model", *NEW), "--backend"),
+    (("create", "--category", "pet", "--model", "tiny", "--backend", "nope", *NEW), "unknown backend"),
+    (("create", "--category", "pet", "--model", "", *NEW), "--model is empty"),
+    (("create", "--category", "pet", "--model", "{folder}", "--backend", "tiny", "--device", "cpu", *NEW), "tiny"),
+    # create: tokens (known words, spaces, unicode tricks, length)
+    (("create", "--category", "pet", "--token", "cat", *T, *NEW), "already a word"),
+    (("create", "--category", "pet", "--token", "two words", *T, *NEW), "without spaces"),
+    (("create", "--category", "pet", "--token", "<zero\u200bwidth>", *T, *NEW), "invisible"),
+    (("create", "--category", "pet", "--token", "<" + "ü" * 300 + ">", *T, *NEW), "at most 64"),
+    # create: output folders
+    (("create", "--category", "pet", *T, "--out", "{concept}"), "is a file"),
+    (("create", "--category", "pet", *T, "--out", "{run}"), "--force"),
+    (("create", "--category", "pet", *T, "--out", "{text}/sub"), "cannot create"),
+    # create/mix --resume
+    (("create", "--resume", "{nowhere}"), "no saved training state"),
+    (("create", "--resume", "{concept}"), "no saved training state"),
+    (("create", "--resume", "{run}", "--steps", "5"), "drop --steps"),
+    (("create", "--resume", "{run}"), "finished run"),
+    (("mix", "lobster", "turtle", "--resume", "{run}"), "drop WORDS"),
+    # mix
+    (("mix", "lobster", *T, *NEW), "at least two"),
+    (("mix", "lobster", "turtle", "--weights", "1", *T, *NEW), "--weights"),
+    (("mix", "lobster", "turtle", "--weights", "0,0", *T, *NEW), "--weights"),
+    (("mix", "lobster", "turtle", "--weights", "a,b", *T, *NEW), "--weights"),
+    (("mix", "lobster", "turtle", "--weights", "1,-1", *T, *NEW), "--weights"),
+    (("mix", "lobster", "turtle", "--weights", "inf,1", *T, *NEW), "--weights"),
+    (("mix", "lobster", "lobster", *T, *NEW), "more than once"),
+    (("mix", "lobster", " ", *T, *NEW), "empty item"),
+    # info
+    (("info",), "missing argument"),
+    (("info", "{nowhere}"), "no such concept file"),
+    (("info", "{folder}"), "is a folder"),
+    (("info", "{text}"), "not a"),
+    (("info", "{pickle}"), "not a"),
+    (("info", "{state}"), "no conceptlab metadata"),
+    # convert
+    (("convert", "{evil_bin}", "--model", "tiny", "--out", "{new}.safetensors"), "refusing to unpickle"),
+    (("convert", "{random_bin}", "--model", "tiny", "--out", "{new}.safetensors"), "not a torch-saved"),
+    (("convert", "{list_bin}", "--model", "tiny", "--out", "{new}.safetensors"), "not a learned-embedding"),
+    (("convert", "{official_bin}", "--model", "tiny", "--out", "{concept}"), "already exists"),
+    (("convert", "{official_bin}", "--model", "tiny", "--out", "{new}.txt"), ".safetensors"),
+    (("convert", "{official_bin}", "--model", "tiny", "--out", "{folder}"), ".safetensors"),
+    (("convert", "{official_bin}", "--model", "someone/x", "--out", "{new}.safetensors"), "--backend"),
+    (("convert", "{official_bin}", "--model", "tiny", "--token", "<nope>", "--out", "{new}.safetensors"), "no token"),
+    (("convert", "{official_bin}", "--out", "{new}.safetensors"), "--model"),
+    (("convert", "{official_bin}", "--model", "tiny", "--out", "{text}/x.safetensors"), "text.txt: file exists"),
+    (("convert", "{nowhere}", "--model", "tiny", "--out", "{new}.safetensors"), "no such file"),
+    (("convert", "{folder}", "--model", "tiny", "--out", "{new}.safetensors"), "is a folder"),
+    # demo and the root
+    (("demo", "--steps", "0", "--out", "{new}"), "--steps"),
+    (("demo", "--seed", "-1", "--out", "{new}"), "--seed"),
+    (("nonsense",), "no such command"),
+]
+
+
+class _Payload:
+    """Unpickling this would create `marker`: proof that a file ran code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A folder with a finished run (concept, log, saved state) and the hostile or misplaced files rows name."""
+    run = tmp_path / "run"
+    concept = Concept("<new-pet>", torch.randn(64, generator=torch.Generator().manual_seed(0)), {"backend": "tiny"})
+    save_concept(concept, run / "new-pet.safetensors")
+    (run / "log.jsonl").write_text('{"step": 1}\n', encoding="utf-8")
+    config = create_config("pet", ("cat",), steps=4)
+    state = TrainingState(concept.vector, {}, 2, torch.Generator().get_state(), [], 1)
+    state.extra = {"config": config_as_json(config), "model": {"model": "tiny", "backend": "tiny"}}
+    save_state(state, run / "checkpoints" / "state.safetensors")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "text.txt").write_text("not a concept\n", encoding="utf-8")
+    (tmp_path / "evil.safetensors").write_bytes(pickle.dumps(_Payload(tmp_path / "pwned")))
+    torch.save({"t2": {"<new-pet>": _Payload(tmp_path / "pwned")}}, tmp_path / "evil.bin")
+    (tmp_path / "random.bin").write_bytes(os.urandom(512))
+    torch.save([torch.zeros(64)], tmp_path / "list.bin")
+    torch.save({"t2": {"<new-pet>": torch.zeros(64)}}, tmp_path / "official.bin")
+    names = {
+        "run": run,
+        "concept": run / "new-pet.safetensors",
+        "state": run / "checkpoints" / "state.safetensors",
+        "new": tmp_path / "new",
+        "nowhere": tmp_path / "missing.safetensors",
+        "folder": tmp_path / "folder",
+        "text": tmp_path / "text.txt",
+        "pickle": tmp_path / "evil.safetensors",
+        "evil_bin": tmp_path / "evil.bin",
+        "random_bin": tmp_path / "random.bin",
+        "list_bin": tmp_path / "list.bin",
+        "official_bin": tmp_path / "official.bin",
+    }
+    return tmp_path, {name: str(path) for name, path in names.items()}
+
+
+def _hashes(folder):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def _fill(argument: str, names: dict[str, str]) -> str:
+    for name, path in names.items():
+        argument = argument.replace("{" + name + "}", path)
+    return argument
+
+
+def test_the_table_is_large_enough():
+    assert len(BAD_INPUTS) >= 40 and len({args for args, _ in BAD_INPUTS}) == len(BAD_INPUTS)
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD_INPUTS, ids=[" ".join(args)[:60] for args, _ in BAD_INPUTS])
+def test_bad_input_is_refused_with_one_line_and_no_change(run_cli, workspace, monkeypatch, args, fragment):
+    root, names = workspace
+    monkeypatch.chdir(root)
+    before = _hashes(root)
+    code, out, err = run_cli(*(_fill(a, names) for a in args))
+    lines = err.strip().splitlines()
+    assert code != 0, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert fragment.lower() in lines[0].lower(), lines[0]
+    assert "Traceback" not in err + out
+    assert _hashes(root) == before
+    assert not (root / "pwned").exists()
