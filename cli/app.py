@@ -7,7 +7,9 @@ import sys
 
 import typer
 
+from conceptlab.cli.batch import BATCH_EXAMPLES, batch_command, expand_ray_flag
 from conceptlab.cli.bench import BENCH_EXAMPLES, bench_command
+from conceptlab.cli.breed import BREED_EXAMPLES, breed_command
 from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
@@ -54,6 +56,8 @@ for _name, _hidden in (("evaluate", False), ("eval", True)):
 app.command("convert", help="Turn an official-code .bin embedding into a concept file.", epilog=CONVERT_EXAMPLES)(
     convert_command
 )
+app.command("batch", help="Run a plan of many jobs, here or on a Ray cluster.", epilog=BATCH_EXAMPLES)(batch_command)
+app.command("breed", help="Evolve a population of concepts over generations.", epilog=BREED_EXAMPLES)(breed_command)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 
@@ -86,7 +90,8 @@ def _is_click_error(exception: Exception) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the app; every error becomes one line on stderr and an exit code (2 for usage errors)."""
     try:
-        result = app(args=argv, prog_name="conceptlab", standalone_mode=False)
+        arguments = expand_ray_flag(sys.argv[1:] if argv is None else argv)
+        result = app(args=arguments, prog_name="conceptlab", standalone_mode=False)
     except ConceptLabError as exception:
         error(str(exception))
         return exception.exit_code

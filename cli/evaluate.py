@@ -37,14 +37,13 @@ from conceptlab.engine.evaluate import (
     target_for,
     write_text,
 )
-from conceptlab.engine.evaluators import load_clip
+from conceptlab.engine.evaluators import default_clip, load_clip
 from conceptlab.engine.evolve import recorded_parent_folders
 from conceptlab.engine.images import load_images
 from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
 from conceptlab.engine.metrics_plot import save_metrics_chart
 from conceptlab.engine.protocol import TaskProgress, paper_protocol, run_protocol
-from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.render import RenderSettings, render_settings
 from conceptlab.engine.vocabulary import known_members, read_vocabulary
 
@@ -61,20 +60,10 @@ EVALUATE_EXAMPLES = """
 
   conceptlab eval --protocol paper --quick --model tiny --out eval/quick      [dim]# offline, in seconds[/]
 
+  conceptlab eval --protocol paper --out eval/paper --ray ray://head:10001    [dim]# trains the 75 on a cluster[/]
+
 Rows are concepts, folders and baselines; columns are each metric's mean ± std over images (n).
 """
-
-DEFAULT_CLIP = "clip"
-"""The generic evaluator, whose default CLIP is the paper's (openai/clip-vit-large-patch14)."""
-
-
-def default_clip(choice: ModelChoice) -> str:
-    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
-    try:
-        backend, _ = resolve_model(choice.model, choice.backend)
-    except UsageError:
-        return DEFAULT_CLIP
-    return getattr(backend, "evaluation_clip", DEFAULT_CLIP)
 
 
 def _vocabulary(path: Path | None, category: str | None) -> tuple[str, ...]:
@@ -249,14 +238,16 @@ def task_progress() -> Iterator[TaskProgress]:
         yield on_task
 
 
-def run_paper_protocol(quick: bool, choice: ModelChoice, clip: str | None, out: Path | None, options_: dict) -> None:
+def run_paper_protocol(
+    quick: bool, choice: ModelChoice, clip: str | None, out: Path | None, options_: dict, batch_options: dict
+) -> None:
     if out is None:
         raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
     config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
     torch_device = resolve_device(choice.device)
     evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(choice.dtype, torch_device))
     with task_progress() as on_task:
-        result = run_protocol(config, choice, evaluator, out, on_task)
+        result = run_protocol(config, choice, evaluator, out, on_task, batch_options)
     print_table(result.summary, evaluator.name)
     stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
     for path in result.files.values():
@@ -319,6 +310,15 @@ def evaluate_command(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="With --protocol: folder of the run (resumable).")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray", metavar="[ADDRESS]", help="With --protocol: train the concepts on Ray (see 'conceptlab batch')."
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option(help="With --protocol --ray: at most this many trainings at once.")
+    ] = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     as_json: options.JsonOpt = False,
@@ -341,9 +341,12 @@ def evaluate_command(
         if baselines:
             extra["baselines"] = tuple(baselines)
         choice = ModelChoice(model or options.DEFAULT_MODEL, backend, device, dtype, revision)
-        return run_paper_protocol(quick, choice, clip, out, extra)
-    if quick or out:
-        raise UsageError("--quick and --out belong to --protocol paper; add --protocol paper or drop them.")
+        batch = {"ray": ray is not None, "address": None if ray in (None, "local") else ray}
+        return run_paper_protocol(quick, choice, clip, out, extra, {**batch, "max_parallel": max_parallel})
+    if quick or out or ray or max_parallel:
+        raise UsageError(
+            "--quick, --out, --ray and --max-parallel belong to --protocol paper; add --protocol paper or drop them."
+        )
     check_outputs_free([csv_path, plot], force)
     if count < 1:
         raise UsageError(f"-n must be at least 1 (got {count}).")

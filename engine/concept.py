@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from conceptlab.engine.backend import ModelInfo
 from conceptlab.engine.errors import ConceptFileError
@@ -60,7 +59,20 @@ def concept_bytes(concept: Concept) -> bytes:
     }
     header = {key: json.dumps(value, sort_keys=True) for key, value in metadata.items()}
     tensor = concept.vector.detach().to("cpu", torch.float32).reshape(1, -1).contiguous()
-    return save_safetensors({concept.token: tensor}, metadata=header)
+    return canonical_safetensors(concept.token, tensor, header)
+
+
+def canonical_safetensors(name: str, tensor: torch.Tensor, metadata: dict[str, str]) -> bytes:
+    """One float32 tensor in the safetensors format with its header's keys in sorted order.
+
+    The safetensors library writes metadata in hash-map order, which changes from process to process; sorted keys
+    make the same concept the same bytes wherever it is written (a batch job here or on a Ray worker).
+    """
+    data = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
+    entry = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [0, len(data)]}
+    header = json.dumps({"__metadata__": metadata, name: entry}, sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + data
 
 
 def save_concept(concept: Concept, path: Path) -> None:

@@ -8,7 +8,6 @@ plain values only and refuses any other object instead of running its code.
 
 from __future__ import annotations
 
-import datetime
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from conceptlab.engine.concept import Concept
 from conceptlab.engine.errors import ConceptFileError, UsageError
 from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.tokens import check_token_text
-from conceptlab.engine.version import conceptlab_version
+from conceptlab.engine.version import conceptlab_version, created_timestamp
 
 MAX_BIN_BYTES = 16 * 1024 * 1024
 """An official `.bin` holds one row; anything larger is not one (and is not read)."""
@@ -98,7 +97,7 @@ def convert_embedding(path: Path | str, *, model: str, backend: str | None = Non
         "converted_from": path.name,
         "parents": [],
         "lineage": [],
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": created_timestamp(),
         "conceptlab_version": conceptlab_version(),
     }
     return Concept(found, vector, metadata)

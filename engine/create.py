@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from conceptlab.engine.run_folder import RunFolder, default_run_dir, state_path,
 from conceptlab.engine.state import TrainingState, config_as_json, config_from_json, load_state, save_state
 from conceptlab.engine.tokens import check_new_token
 from conceptlab.engine.train import StepRecord, train_token
-from conceptlab.engine.version import conceptlab_version
+from conceptlab.engine.version import conceptlab_version, created_timestamp
 from conceptlab.engine.watch import ConceptWatcher
 
 
@@ -84,7 +83,7 @@ def concept_metadata(config: CreateConfig, loaded: LoadedPrior, **extra: Any) ->
         "config": dataclasses.asdict(config),
         "parents": [],
         "lineage": [],
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": created_timestamp(),
         "conceptlab_version": conceptlab_version(),
         **extra,
     }

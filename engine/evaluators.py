@@ -12,11 +12,14 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.loading import ModelChoice
 from conceptlab.engine.metrics import ClipEmbedder
+from conceptlab.engine.registry import resolve_model
 
 EVALUATOR_GROUP = "conceptlab.evaluators"
 GENERIC_EVALUATOR = "clip"
-"""The evaluator that loads any CLIP id or folder given to `--clip`."""
+"""The evaluator that loads any CLIP id or folder given to `--clip`; its default CLIP is the paper's
+(openai/clip-vit-large-patch14)."""
 
 
 @runtime_checkable
@@ -49,3 +52,12 @@ def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedd
         loader = _loader(spec)
         return loader.load(loader.default_model, device, dtype)
     return _loader(GENERIC_EVALUATOR).load(spec, device, dtype)
+
+
+def default_clip(choice: ModelChoice) -> str:
+    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
+    try:
+        backend, _ = resolve_model(choice.model, choice.backend)
+    except UsageError:
+        return GENERIC_EVALUATOR
+    return getattr(backend, "evaluation_clip", GENERIC_EVALUATOR)

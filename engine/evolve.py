@@ -179,12 +179,15 @@ def evolve(
     force: bool = False,
     render: RenderSettings | None = None,
     callbacks: RunCallbacks | None = None,
+    loaded: LoadedPrior | None = None,
+    decoder: DecoderStack | None = None,
     **settings: Any,
 ) -> CreateResult:
     """Train a child of `paths` (concept files or image folders) and record its parents and their lineage.
 
     `model.model` empty means the concept parents' own model. `settings` are `CreateConfig` fields
-    (steps, seed, images_per_parent, ...).
+    (steps, seed, images_per_parent, ...). `loaded` and `decoder`, when given, are used instead of loading
+    `model` (a batch reuses them across jobs).
     """
     paths = [Path(path) for path in paths]
     concepts = read_parent_concepts(paths)
@@ -202,10 +205,11 @@ def evolve(
     )
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
-    loaded = load_prior(_default_model(concepts, model))
+    loaded = loaded or load_prior(_default_model(concepts, model))
     check_new_token(loaded.stack.tokenizer, config.token)
     settings_used = render or render_settings(loaded.backend)
-    decoder = load_decoder(loaded) if first is not None or config.images else None
+    if decoder is None and (first is not None or config.images):
+        decoder = load_decoder(loaded)
     parents = gather_parents(
         loaded,
         decoder,

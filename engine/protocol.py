@@ -10,11 +10,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.batch import BatchEvent, run_plan
 from conceptlab.engine.concept import load_concept
-from conceptlab.engine.config import create_config
-from conceptlab.engine.create import RunCallbacks, create
+from conceptlab.engine.errors import ConceptLabError
 from conceptlab.engine.evaluate import (
     EvaluationRow,
     ImageSet,
@@ -29,6 +30,7 @@ from conceptlab.engine.images import IMAGE_SUFFIXES, load_images, save_images
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
 from conceptlab.engine.metrics_plot import save_metrics_chart
+from conceptlab.engine.plan import Job, Plan
 from conceptlab.engine.render import render_settings
 from conceptlab.engine.vocabulary import known_members
 
@@ -95,6 +97,44 @@ def _target(category: str, pair: tuple[str, ...]) -> EvaluationTarget:
     return EvaluationTarget(category, tuple(pair), known_members(category))
 
 
+def concept_name(category: str, pair: tuple[str, ...], seed: int) -> str:
+    return f"{slug(category)}-{'-'.join(map(slug, pair))}-seed{seed}"
+
+
+def training_plan(config: ProtocolConfig, model: ModelChoice, out: Path) -> Plan:
+    """One `create` job per category, pair of negatives and seed: the batch runner trains them, here or on Ray."""
+    model_options = {"model": model.model, "device": model.device, "dtype": model.dtype}
+    model_options |= {key: value for key, value in (("backend", model.backend), ("revision", model.revision)) if value}
+    steps = {"steps": config.train_steps} if config.train_steps else {}
+    jobs = tuple(
+        Job(
+            name,
+            "create",
+            {"category": category, "neg": list(pair), "seed": seed, "token": f"<{name}>", "images": False}
+            | {"adaptive": False, **steps, **model_options},
+            out=f"concepts/{name}",
+        )
+        for category, pairs in config.pairs.items()
+        for pair in pairs
+        for seed in config.seeds
+        for name in [concept_name(category, pair, seed)]
+    )
+    return Plan(jobs, out, out, {job.name: () for job in jobs})
+
+
+def _training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
+    """The batch runner's events as the protocol's task bars: one bar per concept in training."""
+    bars: dict[str, Callable[[int], None]] = {}
+
+    def on_event(event: BatchEvent) -> None:
+        if event.what == "progress":
+            if event.job not in bars:
+                bars[event.job] = on_task(f"train {event.job}", event.total)
+            bars[event.job](event.done - 1)
+
+    return on_event
+
+
 class ProtocolRun:
     """One protocol run in `out`: models loaded once, every step skipped when its output is already there."""
 
@@ -104,6 +144,21 @@ class ProtocolRun:
         self._loaded: LoadedPrior | None = None
         self._decoder = None
         self.trained = self.reused = 0
+        self.concepts: dict[str, Path] = {}
+
+    def train(self, batch_options: dict[str, Any]) -> None:
+        """Train every concept of the protocol (reusing those trained before) through the batch runner."""
+        plan = training_plan(self.config, self.model, self.out)
+        result = run_plan(plan, self.model.model, on_event=_training_events(self.on_task), **batch_options)
+        if result.failed:
+            first = result.records[result.failed[0]]
+            raise ConceptLabError(
+                f"{len(result.failed)} concept(s) did not train ({first.name}: {first.error}); "
+                "run the protocol again to retry them (trained ones are kept)."
+            )
+        self.trained = sum(record.status == "done" for record in result.records.values())
+        self.reused = len(result.records) - self.trained
+        self.concepts = {name: self.out / (record.concept or "") for name, record in result.records.items()}
 
     def loaded(self) -> LoadedPrior:
         if self._loaded is None:
@@ -118,27 +173,16 @@ class ProtocolRun:
         )
 
     def concept_set(self, category: str, pair: tuple[str, ...], seed: int) -> ImageSet:
-        name = f"{slug(category)}-{'-'.join(map(slug, pair))}-seed{seed}"
-        run_dir, images_dir = self.out / "concepts" / name, self.out / "images" / name
-        token = f"<{name}>"
-        concept_path = run_dir / f"{name}.safetensors"
-        if concept_path.exists():
-            self.reused += 1
-        else:
-            steps = {"steps": self.config.train_steps} if self.config.train_steps else {}
-            config = create_config(category, tuple(pair), token=token, seed=seed, **steps)
-            on_item = self.on_task(f"train {name}", config.steps)
-            callbacks = RunCallbacks(on_step=lambda record: on_item(record.step - 1))
-            create(config, self.loaded(), out=run_dir, force=True, callbacks=callbacks)
-            self.trained += 1
+        name = concept_name(category, pair, seed)
+        images_dir = self.out / "images" / name
         count = self.config.images_per_concept
         if not _complete(images_dir, count):
-            concept, on_item = load_concept(concept_path), self.on_task(f"render {name}", count)
+            concept, on_item = load_concept(self.concepts[name]), self.on_task(f"render {name}", count)
             images = render_concept_images(
                 concept, self.loaded(), self._decoder, count, self.config.image_seed, self.settings(), on_item
             )
             save_images(images, images_dir)
-        return ImageSet(token, "conceptlab", load_images(images_dir), _target(category, pair))
+        return ImageSet(f"<{name}>", "conceptlab", load_images(images_dir), _target(category, pair))
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
         baseline = load_baseline(baseline_name)
@@ -201,11 +245,16 @@ def run_protocol(
     clip: ClipEmbedder,
     out: Path,
     on_task: TaskProgress | None = None,
+    batch_options: dict[str, Any] | None = None,
 ) -> ProtocolResult:
-    """Run (or resume) the protocol in `out`; write `rows.csv`, `summary.csv`, `metrics.json` and `summary.png`."""
+    """Run (or resume) the protocol in `out`; write `rows.csv`, `summary.csv`, `metrics.json` and `summary.png`.
+
+    The concepts train as a batch plan (`batch_options` go to `run_plan`: `ray`, `address`, `max_parallel`).
+    """
     for name in config.baselines:
         load_baseline(name)  # an unknown baseline fails before any training
     run = ProtocolRun(config, model, Path(out), on_task)
+    run.train(batch_options or {})
     sets = [
         run.concept_set(category, pair, seed)
         for category, pairs in config.pairs.items()

@@ -1,0 +1,157 @@
+"""`conceptlab batch PLAN.toml [--ray [ADDRESS]]`: many jobs, here one after another or on Ray."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conceptlab.cli import options
+from conceptlab.cli.output import stderr, stdout
+from conceptlab.engine.batch import BatchEvent, BatchResult, run_plan
+from conceptlab.engine.plan import read_plan
+
+BATCH_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab batch pets.toml                          [dim]# one job after another, models loaded once[/]
+
+  conceptlab batch pets.toml --ray                    [dim]# a local Ray, one task per job[/]
+
+  conceptlab batch pets.toml --ray ray://head:10001 --max-parallel 8
+
+[bold]A plan[/] (TOML; paths are relative to the plan file):
+
+  [plan]
+  out = "runs/pets"
+  model = "tiny"                 [dim]# defaults for every job that takes them[/]
+  steps = 200
+
+  [[job]]
+  name = "a"
+  run = "create"                 [dim]# create, mix, evolve, sample or evaluate[/]
+  category = "pet"
+  neg = ["cat", "dog"]
+
+  [[job]]
+  name = "child"
+  run = "evolve"
+  parents = ["a", "b"]           [dim]# job names (it waits for them) or concept files[/]
+
+Options are the commands' own, with _ for -. Rerunning a plan reuses every finished job; a failed job is tried once
+more and reported, and what waits for it is reported as blocked (exit code 1).
+"""
+
+RAY_ADDRESS = re.compile(r"^(local|auto|[a-z]+://\S+|[\w.-]+:\d+)$")
+"""What `--ray` takes as its ADDRESS; anything else after it (the plan, another option) leaves it alone."""
+
+STATUS_STYLE = {"done": "green", "reused": "cyan", "failed": "red", "blocked": "yellow"}
+
+
+def expand_ray_flag(argv: list[str]) -> list[str]:
+    """`--ray` without an address means a local Ray: give it the value `local` (Typer has no optional values)."""
+    expanded = []
+    for index, token in enumerate(argv):
+        expanded.append(token)
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if token == "--ray" and not RAY_ADDRESS.match(following):
+            expanded.append("local")
+    return expanded
+
+
+@contextmanager
+def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
+    """A bar over the plan's jobs and one for the running job's steps; a line for each job that ends."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=stderr, transient=True)
+    plan_task = progress.add_task("jobs", total=total)
+    job_tasks: dict[str, int] = {}
+
+    def on_event(event: BatchEvent) -> None:
+        if event.what == "start":
+            job_tasks.setdefault(event.job, progress.add_task(event.job, total=None))
+        elif event.what == "progress" and event.job in job_tasks:
+            progress.update(job_tasks[event.job], completed=event.done, total=event.total)
+        elif event.what == "retry":
+            progress.console.print(f"[yellow]retry[/] {event.job}: {event.message}", highlight=False)
+        elif event.what in STATUS_STYLE:
+            if event.job in job_tasks:
+                progress.remove_task(job_tasks.pop(event.job))
+            progress.advance(plan_task)
+            style = STATUS_STYLE[event.what]
+            progress.console.print(f"[{style}]{event.what}[/] {event.job}: {event.message}", highlight=False)
+
+    with progress:
+        yield on_event
+
+
+def print_summary(result: BatchResult) -> None:
+    table = Table(title=f"{result.out}  ({result.mode}, {result.seconds:.1f} s)", title_justify="left")
+    for column in ("job", "status", "tries", "seconds", "where", "result"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("tries", "seconds") else "left")
+    for record in result.records.values():
+        style = STATUS_STYLE[record.status]
+        table.add_row(
+            record.name,
+            f"[{style}]{record.status}[/]",
+            str(record.attempts),
+            f"{record.seconds:.1f}",
+            record.where,
+            record.error or record.concept or record.summary,
+        )
+    stdout.print(table)
+
+
+def batch_command(
+    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan: a TOML file of [[job]] tables.")],
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run the jobs as Ray tasks: alone, on a local Ray started for the run; with an address, on that "
+            "cluster (ray://host:10001, host:6379 or auto). Needs pip install 'conceptlab[ray]'.",
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option(help="With --ray: at most this many jobs at once (default: what the cluster fits).")
+    ] = None,
+    gpus_per_job: Annotated[
+        float | None, typer.Option(help="With --ray: GPUs per job (default: 1 where the cluster has GPUs, else 0).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: the plan's out, else runs/plan).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model of the jobs that name none and read no concept.")
+    ] = options.DEFAULT_MODEL,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run again the jobs whose options or inputs changed since they ran.")
+    ] = False,
+) -> int:
+    """Run a plan of create, mix, evolve, sample and evaluate jobs in the order their dependencies allow."""
+    plan = read_plan(plan_path, out)
+    if ray is None and (max_parallel is not None or gpus_per_job is not None):
+        raise typer.BadParameter("--max-parallel and --gpus-per-job go with --ray; add --ray or drop them.")
+    with batch_progress(len(plan.jobs)) as on_event:
+        result = run_plan(
+            plan,
+            model,
+            ray=ray is not None,
+            address=None if ray in (None, "local") else ray,
+            max_parallel=max_parallel,
+            gpus_per_job=gpus_per_job,
+            force=force,
+            on_event=on_event,
+        )
+    print_summary(result)
+    if result.failed:
+        stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {', '.join(result.failed)}")
+        return 1
+    return 0

@@ -1,0 +1,92 @@
+"""`conceptlab breed SEEDS... --population 8 --generations 3`: evolve a population, keep the fittest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from conceptlab.cli import options
+from conceptlab.cli.batch import batch_progress
+from conceptlab.cli.output import stderr, stdout
+from conceptlab.engine.breed import BREED_FILE, BreedConfig, Member, breed
+
+BREED_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab breed runs/a/a.safetensors runs/b/b.safetensors runs/c/c.safetensors --population 3 --generations 2
+
+  conceptlab breed seeds/*.safetensors --population 8 --generations 3 --steps 500 --ray
+
+Each generation picks pairs of the population, evolves a child of each, scores every child with evaluate
+(fitness = novelty + similarity to the category) and keeps the fittest. The whole run is a batch plan in --out:
+rerunning the command reuses every finished child; breed.json lists each generation's population.
+"""
+
+
+def print_population(number: int, members: list[Member]) -> None:
+    table = Table(title=f"generation {number}", title_justify="left")
+    for column in ("member", "born", "parents", "novelty ↑", "positive ↑", "fitness ↑"):
+        table.add_column(column, justify="right" if column[0] in "npf" and column != "parents" else "left")
+    for member in members:
+        table.add_row(
+            member.name,
+            str(member.generation),
+            " × ".join(member.parents) or "seed",
+            f"{member.novelty:.3f}",
+            f"{member.positive:.3f}",
+            f"[bold]{member.fitness:.3f}[/]",
+        )
+    stdout.print(table)
+
+
+def breed_command(
+    seeds: Annotated[list[Path], typer.Argument(help="Seed concept files (two or more) of one category.")],
+    population: Annotated[int, typer.Option(help="How many concepts each generation keeps.")] = 8,
+    generations: Annotated[int, typer.Option(help="How many generations to breed.")] = 3,
+    children: Annotated[
+        int | None, typer.Option(help="Children per generation (default: as many as --population).")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Category the fitness measures against (default: the seeds' own).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps of each child (default: evolve's).")] = None,
+    images_per_parent: Annotated[
+        int | None, typer.Option(help="Images rendered of each parent (default: evolve's, 8).")
+    ] = None,
+    eval_images: Annotated[int, typer.Option("-n", help="Images of each child that evaluate scores.")] = 8,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Render each child at its checkpoints.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the pairing and of each child's training.")] = 0,
+    device: options.DeviceOpt = "auto",
+    dtype: options.DtypeOpt = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the run (resumable).")] = Path("runs/breed"),
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="[ADDRESS]", help="Run the jobs on Ray (see 'conceptlab batch --help')."),
+    ] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="With --ray: at most this many jobs at once.")] = None,
+    force: options.ForceOpt = False,
+) -> None:
+    """Breed a population of concepts over generations, keeping the most novel members of the category."""
+    job_options = {"device": device, "dtype": dtype, "images": images}
+    job_options |= {"steps": steps} if steps else {}
+    job_options |= {"images_per_parent": images_per_parent} if images_per_parent else {}
+    config = BreedConfig(population, generations, children, seed, category, eval_images, job_options)
+    run_options = {
+        "default_model": options.DEFAULT_MODEL,
+        "ray": ray is not None,
+        "address": None if ray in (None, "local") else ray,
+        "max_parallel": max_parallel,
+        "force": force,
+    }
+    per_generation = (children or population) + 1
+    total = sum(1 + number * per_generation for number in range(generations + 1))  # each run reuses what came before
+    with batch_progress(total) as on_event:
+        result = breed(seeds, config, out, run_options, on_event)
+    for number, members in enumerate(result.populations):
+        print_population(number, members)
+    best = result.populations[-1][0]
+    stdout.print(f"fittest: {best.name} ({best.concept}), fitness {best.fitness:.3f}", highlight=False)
+    stderr.print(f"wrote {out / BREED_FILE}", highlight=False)

@@ -1,0 +1,255 @@
+"""A batch plan: jobs (create, mix, evolve, sample, evaluate) with their options and what they wait for.
+
+A plan is TOML. `[plan]` holds the output folder and defaults for every job that takes them; each `[[job]]` has a
+`name`, what it runs (`run`), its options (the command's own, with `_` for `-`), and optionally `after`. A job that
+names another job in `parents` or `concepts` uses that job's concept and waits for it.
+
+    [plan]
+    out = "runs/pets"        # relative to the plan file
+    model = "tiny"
+    steps = 200
+
+    [[job]]
+    name = "a"
+    run = "create"
+    category = "pet"
+    neg = ["cat", "dog"]
+
+    [[job]]
+    name = "child"
+    run = "evolve"
+    parents = ["a", "b"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conceptlab.engine.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+MODEL_KEYS: dict[str, type | str] = {"model": str, "backend": str, "device": str, "dtype": str, "revision": str}
+TRAINING_KEYS: dict[str, type | str] = {
+    "steps": int,
+    "lr": float,
+    "seed": int,
+    "every": int,
+    "init": str,
+    "token": str,
+    "prior_steps": int,
+    "prior_guidance": float,
+    "images": bool,
+    "image_seeds": "ints",
+}
+RENDER_KEYS: dict[str, type | str] = {"n": int, "seed": int, "size": int, "render_steps": int}
+JOB_KEYS: dict[str, dict[str, type | str]] = {
+    "create": {
+        "category": str,
+        "neg": "words",
+        "style": bool,
+        "gradual": bool,
+        "adaptive": bool,
+        "oracle": str,
+        "oracle_model": str,
+        "ask_every": int,
+        "max_negatives": int,
+        "vocab": str,
+        **TRAINING_KEYS,
+        **MODEL_KEYS,
+    },
+    "mix": {"words": "words", "weights": "floats", "category": str, **TRAINING_KEYS, **MODEL_KEYS},
+    "evolve": {"parents": "words", "weights": "floats", "images_per_parent": int, **TRAINING_KEYS, **MODEL_KEYS},
+    "sample": {"concepts": "words", "prompt": str, "guidance": float, "grid": bool, **RENDER_KEYS, **MODEL_KEYS},
+    "evaluate": {
+        "concepts": "words",
+        "neg": "words",
+        "category": str,
+        "vocab": str,
+        "clip": str,
+        **RENDER_KEYS,
+        **MODEL_KEYS,
+    },
+}
+"""The options each kind of job takes, and their types ("words", "floats", "ints": lists)."""
+
+REQUIRED = {"create": ("category",), "mix": ("words",), "evolve": ("parents",), "sample": ("concepts", "prompt")}
+REQUIRED["evaluate"] = ("concepts",)
+CONCEPT_MAKERS = ("create", "mix", "evolve")
+REFERENCE_KEYS = ("parents", "concepts")
+JOB_FIELDS = ("name", "run", "after", "out")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: str
+    options: dict[str, Any]
+    after: tuple[str, ...] = ()
+    out: str = ""
+    """The job's folder, relative to the plan's output folder (default: its name)."""
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return tuple(item for key in REFERENCE_KEYS for item in self.options.get(key, ()))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "run": self.run, "options": self.options, "after": list(self.after), "out": self.out}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        return cls(data["name"], data["run"], data["options"], tuple(data["after"]), data["out"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    jobs: tuple[Job, ...]
+    out: Path
+    base: Path
+    """Where relative paths in the plan start: the plan file's folder."""
+    dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def job(self, name: str) -> Job:
+        return next(job for job in self.jobs if job.name == name)
+
+    def dependents(self, name: str) -> list[str]:
+        """Every job that waits for `name`, directly or not."""
+        found: list[str] = []
+        for job in self.jobs:
+            if job.name not in found and self._waits_for(job.name, name):
+                found.append(job.name)
+        return found
+
+    def _waits_for(self, job: str, other: str) -> bool:
+        direct = self.dependencies.get(job, ())
+        return other in direct or any(self._waits_for(parent, other) for parent in direct)
+
+
+def _check_value(where: str, key: str, value: Any, kind: type | str) -> Any:
+    """`value` as `kind`, or a one-line error naming the option, what it got and what it needs."""
+    lists = {"words": str, "floats": (int, float), "ints": int}
+    if isinstance(kind, str):
+        if isinstance(value, str) and kind == "words":
+            value = [word.strip() for word in value.split(",") if word.strip()]
+        if not isinstance(value, list) or not all(
+            isinstance(item, lists[kind]) and not isinstance(item, bool) for item in value
+        ):
+            expected = {"words": "a list of strings", "floats": "a list of numbers", "ints": "a list of integers"}
+            raise UsageError(f"{where}: {key} must be {expected[kind]} (got {value!r}).")
+        return [float(item) for item in value] if kind == "floats" else value
+    accepted = (int, float) if kind is float else kind
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+        raise UsageError(f"{where}: {key} must be {kind.__name__} (got {value!r}).")
+    return float(value) if kind is float else value
+
+
+def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job:
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise UsageError(
+            f"job {index + 1}: name must be letters, digits, '.', '_' or '-' (got {name!r}); give each job a name."
+        )
+    where = f"job {name!r}"
+    run = raw.get("run")
+    if run not in JOB_KEYS:
+        raise UsageError(f"{where}: run must be one of {', '.join(JOB_KEYS)} (got {run!r}).")
+    keys = JOB_KEYS[run]
+    unknown = sorted(set(raw) - set(keys) - set(JOB_FIELDS))
+    if unknown:
+        raise UsageError(f"{where}: {run} takes no {', '.join(unknown)}; it takes {', '.join(sorted(keys))}.")
+    options = {key: value for key, value in defaults.items() if key in keys}
+    options |= {key: value for key, value in raw.items() if key in keys}
+    options = {key: _check_value(where, key, value, keys[key]) for key, value in options.items()}
+    missing = [key for key in REQUIRED[run] if not options.get(key)]
+    if missing:
+        raise UsageError(f"{where}: {run} needs {', '.join(missing)}.")
+    after = _check_value(where, "after", raw.get("after", []), "words")
+    out = raw.get("out", name)
+    if not isinstance(out, str) or not out or Path(out).is_absolute() or ".." in Path(out).parts:
+        raise UsageError(f"{where}: out must be a folder inside the plan's output folder (got {out!r}).")
+    return Job(name, run, options, tuple(after), out)
+
+
+def _dependencies(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
+    names = {job.name: job for job in jobs}
+    dependencies = {}
+    for job in jobs:
+        unknown = [name for name in job.after if name not in names]
+        if unknown:
+            raise UsageError(f"job {job.name!r}: after names {', '.join(unknown)}, which is not a job of the plan.")
+        for reference in job.references:
+            if reference in names and names[reference].run not in CONCEPT_MAKERS:
+                raise UsageError(f"job {job.name!r}: {reference!r} is a {names[reference].run} job, not a concept.")
+        dependencies[job.name] = tuple(dict.fromkeys([*job.after, *(r for r in job.references if r in names)]))
+    return dependencies
+
+
+def topological_order(plan: Plan) -> list[str]:
+    """Job names so that every job comes after what it waits for; a cycle is a usage error naming it."""
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(name) :], name])
+            raise UsageError(f"The plan's jobs wait for each other in a circle ({cycle}); break the cycle.")
+        visiting.append(name)
+        for dependency in plan.dependencies[name]:
+            visit(dependency)
+        visiting.pop()
+        order.append(name)
+
+    for job in plan.jobs:
+        visit(job.name)
+    return order
+
+
+def parse_plan(text: str, base: Path, out: Path | None = None, source: str = "plan") -> Plan:
+    """A plan from TOML text; relative paths start at `base`; `out` overrides `[plan] out`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source} is not valid TOML: {error}.") from None
+    header = data.get("plan", {})
+    raw_jobs = data.get("job", [])
+    unknown = sorted(set(data) - {"plan", "job"})
+    if unknown or not isinstance(header, dict) or not isinstance(raw_jobs, list):
+        raise UsageError(f"{source}: a plan has one [plan] table and [[job]] tables (found {', '.join(unknown)}).")
+    if not raw_jobs:
+        raise UsageError(f"{source} has no [[job]]; add at least one job.")
+    defaults = {key: value for key, value in header.items() if key != "out"}
+    jobs = tuple(_parse_job(index, raw, defaults) for index, raw in enumerate(raw_jobs))
+    duplicates = sorted({job.name for job in jobs if [j.name for j in jobs].count(job.name) > 1})
+    if duplicates:
+        raise UsageError(f"{source}: job names must be unique ({', '.join(duplicates)} repeats).")
+    outs = [job.out for job in jobs]
+    if len(set(outs)) != len(outs):
+        raise UsageError(f"{source}: two jobs write to the same out folder; give each its own.")
+    chosen_out = out or base / header.get("out", "runs/plan")
+    plan = Plan(jobs, Path(chosen_out), base, _dependencies(jobs))
+    topological_order(plan)
+    return plan
+
+
+def read_plan(path: Path, out: Path | None = None) -> Plan:
+    if not path.is_file():
+        raise UsageError(f"No plan file at {path}; give a .toml plan (see 'conceptlab batch --help').")
+    return parse_plan(path.read_text(encoding="utf-8"), path.parent, out, source=str(path))
+
+
+def job_fingerprint(job: Job, inputs: dict[str, str]) -> str:
+    """What makes a job's outputs what they are: its kind, options and the sha256 of each input it reads."""
+    description = json.dumps({"job": job.as_json(), "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(description.encode()).hexdigest()

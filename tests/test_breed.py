@@ -1,0 +1,107 @@
+"""`conceptlab breed`: generations of evolved children, scored by evaluate, the fittest kept; resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conceptlab.engine.batch import run_plan
+from conceptlab.engine.breed import BREED_FILE, BreedConfig, breed
+from conceptlab.engine.concept import load_concept
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.plan import parse_plan
+
+SEEDS_PLAN = "\n".join(
+    f'[[job]]\nname = "{name}"\nrun = "create"\ncategory = "pet"\nneg = ["{neg}"]\nseed = {seed}\n'
+    'steps = 5\nimages = false\nmodel = "tiny"\ndevice = "cpu"\n'
+    for seed, (name, neg) in enumerate([("fluff", "cat"), ("scale", "dog"), ("wing", "parrot")])
+)
+JOB_OPTIONS = {"device": "cpu", "steps": 5, "images": False, "images_per_parent": 2}
+RUN_OPTIONS = {"default_model": "tiny"}
+
+
+@pytest.fixture(scope="module")
+def bred(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("breed")
+    seeds = run_plan(parse_plan(SEEDS_PLAN, folder, folder / "seeds"), "tiny")
+    paths = [seeds.out / seeds.records[name].concept for name in ("fluff", "scale", "wing")]
+    config = BreedConfig(population=3, generations=2, children=2, eval_images=2, job_options=JOB_OPTIONS)
+    result = breed(paths, config, folder / "bred", RUN_OPTIONS)
+    return {"folder": folder, "seeds": paths, "config": config, "result": result}
+
+
+def _scores(out: Path, generation: int) -> dict[str, tuple[float, float]]:
+    rows = json.loads((out / f"score-g{generation}" / "metrics.json").read_text())["rows"]
+    return {row["name"]: (row["metrics"]["novelty"]["mean"], row["metrics"]["positive"]["mean"]) for row in rows}
+
+
+def test_each_generation_keeps_the_fittest_of_parents_and_children(bred):
+    result = bred["result"]
+    assert len(result.populations) == 3
+    for number in (1, 2):
+        previous, current = result.populations[number - 1], result.populations[number]
+        children = [m for m in current if m.generation == number]
+        born = {record for record in result.batches[number].records if record.startswith(f"g{number}-")}
+        assert len(born) == 2 and {m.name for m in children} <= born
+        candidates = {m.name: m.fitness for m in previous}
+        scores = _scores(result.out, number)
+        for name in born:
+            token = f"<{name}>"
+            candidates[name] = round(sum(scores[token]), 6)
+        best = sorted(candidates, key=lambda name: -candidates[name])[:3]
+        assert [m.name for m in current] == best
+        assert [m.fitness for m in current] == sorted((m.fitness for m in current), reverse=True)
+
+
+def test_children_descend_from_the_population_they_were_bred_from(bred):
+    result = bred["result"]
+    for number in (1, 2):
+        names = {m.name for m in result.populations[number - 1]}
+        for member in (m for m in result.populations[number] if m.generation == number):
+            assert set(member.parents) <= names and len(member.parents) == 2
+            child = load_concept(result.out / member.concept)
+            assert len(child.metadata["parents"]) == 2 and len(child.metadata["lineage"]) == 2
+
+
+def test_breed_json_records_every_generation(bred):
+    record = json.loads((bred["result"].out / BREED_FILE).read_text())
+    assert record["category"] == "pet"
+    assert [[m["name"] for m in generation] for generation in record["generations"]] == [
+        [m.name for m in population] for population in bred["result"].populations
+    ]
+
+
+def test_rerun_reuses_every_child(bred):
+    again = breed(bred["seeds"], bred["config"], bred["result"].out, RUN_OPTIONS)
+    statuses = {record.status for batch in again.batches for record in batch.records.values()}
+    assert statuses == {"reused"}
+    assert [[m.name for m in p] for p in again.populations] == [[m.name for m in p] for p in bred["result"].populations]
+
+
+def test_cli_breed_prints_the_generations_and_the_fittest(bred, run_cli, tmp_path):
+    seeds = [str(path) for path in bred["seeds"][:2]]
+    code, out, _ = run_cli(
+        "breed", *seeds, "--population", "2", "--generations", "1", "--children", "1", "--steps", "3",
+        "--images-per-parent", "2", "-n", "2", "--no-images", "--device", "cpu", "--out", tmp_path / "b",
+    )  # fmt: skip
+    assert code == 0
+    assert "generation 1" in out and "fittest:" in out
+    assert (tmp_path / "b" / BREED_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"population": 1}, "--population must be at least 2"), ({"generations": 0}, "--generations must be at least 1")],
+)
+def test_bad_breed_settings_are_refused(changes, message):
+    with pytest.raises(UsageError, match=message):
+        BreedConfig(**changes)
+
+
+def test_breed_needs_two_existing_seeds(tmp_path):
+    with pytest.raises(UsageError, match="at least two seed concepts"):
+        breed([tmp_path / "a.safetensors"], BreedConfig(), tmp_path, RUN_OPTIONS)
+    with pytest.raises(UsageError, match="No concept file at"):
+        breed([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], BreedConfig(), tmp_path, RUN_OPTIONS)
