@@ -136,9 +136,9 @@ def batch_command(
     ] = False,
 ) -> int:
     """Run a plan of create, mix, evolve, sample and evaluate jobs in the order their dependencies allow."""
-    plan = read_plan(plan_path, out)
     if ray is None and (max_parallel is not None or gpus_per_job is not None):
         raise typer.BadParameter("--max-parallel and --gpus-per-job go with --ray; add --ray or drop them.")
+    plan = read_plan(plan_path, out)
     with batch_progress(len(plan.jobs)) as on_event:
         result = run_plan(
             plan,

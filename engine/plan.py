@@ -246,7 +246,11 @@ def parse_plan(text: str, base: Path, out: Path | None = None, source: str = "pl
 def read_plan(path: Path, out: Path | None = None) -> Plan:
     if not path.is_file():
         raise UsageError(f"No plan file at {path}; give a .toml plan (see 'conceptlab batch --help').")
-    return parse_plan(path.read_text(encoding="utf-8"), path.parent, out, source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not valid TOML (not even UTF-8 text); give a .toml plan.") from None
+    return parse_plan(text, path.parent, out, source=str(path))
 
 
 def job_fingerprint(job: Job, inputs: dict[str, str]) -> str:

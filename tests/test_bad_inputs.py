@@ -91,6 +91,42 @@ BAD_INPUTS = [
     (("convert", "{official_bin}", "--model", "tiny", "--out", "{text}/x.safetensors"), "text.txt: file exists"),
     (("convert", "{nowhere}", "--model", "tiny", "--out", "{new}.safetensors"), "no such file"),
     (("convert", "{folder}", "--model", "tiny", "--out", "{new}.safetensors"), "is a folder"),
+    # sample
+    (("sample", "{concept}", "--prompt", "a plush toy", *NEW), "{}"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "-n", "0", *NEW), "-n"),
+    (("sample", "{nowhere}", "--prompt", "a {} toy", *NEW), "no such concept file"),
+    (("sample", "{pickle}", "--prompt", "a {} toy", *NEW), "not a"),
+    # evolve
+    (("evolve", *NEW), "missing parent"),
+    (("evolve", "{concept}", "{nowhere}", *NEW), "no such concept file"),
+    (("evolve", "{concept}", "{concept}", "--weights", "1", *T, *NEW), "--weights"),
+    (("evolve", "{concept}", "{concept}", "--images-per-parent", "0", *T, *NEW), "--images-per-parent"),
+    (("evolve", "{concept}", "{concept}", *T, "--out", "{run}"), "--force"),
+    # lineage and verify
+    (("lineage", "{nowhere}"), "no such concept file"),
+    (("lineage", "{text}"), "not a"),
+    (("verify", "{pickle}"), "not a"),
+    (("verify", "{concept}", "--parents", "{nowhere}"), "missing.safetensors"),
+    # evaluate
+    (("evaluate",), "nothing to evaluate"),
+    (("evaluate", "{concept}", "-n", "0"), "-n must be at least 1"),
+    (("evaluate", "{concept}", "--baseline", "magic"), "magic"),
+    (("evaluate", "--protocol", "other", "--out", "{new}"), "unknown protocol"),
+    (("evaluate", "--protocol", "paper"), "--out"),
+    (("evaluate", "{concept}", "--quick"), "belong to --protocol paper"),
+    (("evaluate", "{concept}", "--ray"), "belong to --protocol paper"),
+    # bench
+    (("bench", "--steps", "0"), "--steps"),
+    (("bench", "--json", "{text}"), "--force"),
+    # batch and breed
+    (("batch", "{nowhere}"), "no plan file"),
+    (("batch", "{text}"), "not valid TOML"),
+    (("batch", "{concept}"), "not valid TOML"),
+    (("batch", "{text}", "--max-parallel", "2"), "go with --ray"),
+    (("breed", "{concept}"), "at least two seed concepts"),
+    (("breed", "{concept}", "{nowhere}"), "no concept file"),
+    (("breed", "{concept}", "{concept}", "--population", "1"), "--population"),
+    (("breed", "{concept}", "{concept}", "--generations", "0"), "--generations"),
     # demo and the root
     (("demo", "--steps", "0", "--out", "{new}"), "--steps"),
     (("demo", "--seed", "-1", "--out", "{new}"), "--seed"),
