@@ -37,7 +37,7 @@ class Pictures:
     """The last checkpoint's renders, `images/step-XXXX-seed-S.png`."""
     similarities: Path | None = None
     grids: tuple[Path, ...] = ()
-    """Sample grids, `*-grid.png` anywhere under the run folder."""
+    """Sample grids (`*-grid.png`) in the run folder or under its `samples/`, where `sample` writes by default."""
 
     def all(self) -> list[Path]:
         return [p for p in (self.strip, *self.latest, self.similarities, *self.grids) if p is not None]
@@ -124,7 +124,7 @@ def _run_folder_pictures(run_dir: Path) -> Pictures:
     latest = tuple(path for path in renders if _render_order(path)[0] == last_step)[:LATEST_IMAGES]
     strip = images / "strip.png"
     plot = run_dir / "similarities.png"
-    grids = tuple(path for path in sorted(run_dir.rglob("*-grid.png")) if "checkpoints" not in path.parts)
+    grids = tuple(sorted([*run_dir.glob("*-grid.png"), *run_dir.glob("samples/**/*-grid.png")]))
     return Pictures(strip if strip.is_file() else None, latest, plot if plot.is_file() else None, grids)
 
 
