@@ -117,29 +117,40 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _node_svg(node: GraphNode, anchors: set[str]) -> str:
-    what = " · ".join(part for part in (node.kind, node.category) if part)
-    status = "" if node.in_gallery else "not in DIR · "
+    what = _shorten(" · ".join(part for part in (node.kind, node.category) if part), TOKEN_CHARACTERS_IN_NODE + 8)
+    status = "" if node.in_gallery else " · not in DIR"
     classes = f"node {_kind_class(node.kind)}" + ("" if node.in_gallery else " missing")
     body = (
         f'<g class="{classes}" data-sha256="{_text(node.sha256)}" transform="translate({node.x:g},{node.y:g})">'
         f"<title>{_text(node.token)} {_text(node.sha256)}</title>"
         f'<rect width="{node.width:g}" height="{node.height:g}" rx="10"/>'
         f'<text class="token" x="12" y="24">{_text(_shorten(node.token, TOKEN_CHARACTERS_IN_NODE))}</text>'
-        f'<text class="what" x="12" y="44">{_text(status + what)} · {_text(node.sha256[:8])}</text></g>'
+        f'<text class="what" x="12" y="44">{_text(what)}</text>'
+        f'<text class="what" x="12" y="62">{_text(node.sha256[:8] + status)}</text></g>'
     )
     anchor = concept_anchor(node.sha256)
     return f'<a href="#{anchor}">{body}</a>' if anchor in anchors else body
 
 
-def _edge_svg(edge: GraphEdge, graph: FamilyGraph) -> str:
-    parent, child = graph.node(edge.parent), graph.node(edge.child)
-    x1, y1 = parent.x + parent.width, parent.y + parent.height / 2
-    x2, y2 = child.x, child.y + child.height / 2
-    bend = (x2 - x1) / 2
-    path = f"M{x1:g},{y1:g} C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2 - 4:g},{y2:g}"
+def _curve(start: tuple[float, float], end: tuple[float, float]) -> tuple[tuple[float, float], ...]:
+    """The Bézier control points of a smooth horizontal S from `start` to `end`."""
+    bend = (end[0] - start[0]) / 2
+    return start, (start[0] + bend, start[1]), (end[0] - bend, end[1]), end
+
+
+def _edge_svg(edge: GraphEdge) -> str:
+    """Curves between columns and straight runs along the lanes it takes; the weight in the gap before the child."""
+    *route, (end_x, end_y) = edge.route
+    route.append((end_x - 4, end_y))  # room for the arrowhead
+    path = f"M{route[0][0]:g},{route[0][1]:g}"
+    for index in range(0, len(route) - 1, 2):
+        _, first, second, end = _curve(route[index], route[index + 1])
+        path += f" C{first[0]:g},{first[1]:g} {second[0]:g},{second[1]:g} {end[0]:g},{end[1]:g}"
+        if index + 2 < len(route):
+            path += f" L{route[index + 2][0]:g},{route[index + 2][1]:g}"
     label = "" if edge.weight is None else f"{edge.weight:g}"
-    label_x = x2 - COLUMN_GAP / 2  # in the gap before the child, where no node is, even for a long edge
-    label_y = _curve_y_at(label_x, (x1, y1), (x1 + bend, y1), (x2 - bend, y2), (x2, y2))
+    label_x = end_x - COLUMN_GAP / 2  # in the gap before the child, where no node is
+    label_y = _curve_y_at(label_x, *_curve(route[-2], route[-1]))
     return (
         f'<path class="edge" data-parent="{_text(edge.parent)}" data-child="{_text(edge.child)}" d="{path}" '
         f'marker-end="url(#arrow)"/>'
@@ -167,7 +178,7 @@ def graph_svg(graph: FamilyGraph, anchors: set[str]) -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#98a2b3"/></marker></defs>'
     )
-    edges = "".join(_edge_svg(edge, graph) for edge in graph.edges)
+    edges = "".join(_edge_svg(edge) for edge in graph.edges)
     nodes = "".join(_node_svg(node, anchors) for node in graph.nodes)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="family" width="{graph.width:g}" height="{graph.height:g}" '

@@ -120,6 +120,24 @@ def test_family_layout_has_no_overlaps_and_parents_left_of_children():
     assert graph.node(third[0].sha256).generation == 2
 
 
+def test_an_edge_that_skips_a_generation_takes_a_lane_clear_of_every_node():
+    first = [_concept(f"<g0-{i}>", i) for i in range(3)]
+    second = [_concept(f"<g1-{i}>", 10 + i, ((first[i], 0.5), (first[i + 1], 0.5))) for i in range(2)]
+    grandchild = _concept("<g2>", 20, ((second[0], 0.5), (second[1], 0.25), (first[0], 0.25)))
+    from conceptlab.engine.gallery import GalleryConcept
+
+    graph = gallery_graph([GalleryConcept(grandchild.token, grandchild.sha256, grandchild.metadata, [Path("x")])])
+    (long_edge,) = [edge for edge in graph.edges if edge.parent == first[0].sha256 and edge.child == grandchild.sha256]
+    assert len(long_edge.route) == 4  # parent, the lane's two ends in generation 1, child
+    (lane_start, lane_end) = long_edge.route[1:3]
+    assert lane_start[1] == lane_end[1] and lane_end[0] > lane_start[0]
+    for node in graph.nodes:
+        crosses_column = node.x < lane_end[0] and lane_start[0] < node.x + node.width
+        assert not (crosses_column and node.y <= lane_start[1] <= node.y + node.height), node.token
+    short = [edge for edge in graph.edges if edge is not long_edge]
+    assert len(short) == 6 and all(len(edge.route) == 2 for edge in short)
+
+
 def test_write_gallery_refuses_a_non_empty_folder_without_force(tmp_path):
     save_concept(_concept("<pet>", 1), tmp_path / "runs" / "pet.safetensors")
     concepts = find_concepts(tmp_path / "runs").concepts
