@@ -41,6 +41,12 @@ def gallery_command(
         scan = find_concepts(folder)
     for skipped in scan.skipped:
         stderr.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True)
+    if scan.unmatched_rows:
+        stderr.print(
+            f"{len(scan.unmatched_rows)} metrics row(s) match no single concept here: {', '.join(scan.unmatched_rows)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not scan.concepts:
         raise UsageError(f"No concept files under {folder}; point at a folder of runs (e.g. runs/).")
     with stderr.status(f"Writing the gallery to {out}…"):

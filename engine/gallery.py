@@ -26,6 +26,8 @@ SKIPPED_FOLDERS = ("checkpoints",)
 """Training checkpoints are snapshots of a concept on its way, not concepts of their own."""
 LATEST_IMAGES = 4
 """How many of a run's newest checkpoint renders a card shows."""
+MAX_METRICS_BYTES = 16 * 1024 * 1024
+"""A larger JSON file under the folder is some other data set, not an evaluation: it is not read."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ def attach_metrics(concepts: Sequence[GalleryConcept], folder: Path) -> tuple[li
 def _evaluation_rows(path: Path) -> list[dict[str, Any]] | None:
     """The concept rows of an evaluation JSON, or None when the file is not one."""
     try:
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
