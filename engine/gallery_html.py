@@ -11,7 +11,6 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from conceptlab.engine.evaluate import concept_negatives
 from conceptlab.engine.gallery_images import PictureLink
 from conceptlab.engine.gallery_layout import COLUMN_GAP, FamilyGraph, GraphEdge, GraphNode
 from conceptlab.engine.metrics import METRIC_NAMES
@@ -255,10 +254,22 @@ def _parents_html(metadata: dict[str, Any], anchors: set[str]) -> str:
     return f'<h4>Parents</h4><ul class="parents">{"".join(items)}</ul>'
 
 
+def _positives(metadata: dict[str, Any]) -> str | None:
+    """The words it was pulled toward with their weights, when they say more than its category (a mix)."""
+    words = [str(word) for word in metadata.get("positives") or []]
+    if not words or words == [metadata.get("category")]:
+        return None
+    weights = metadata.get("weights") or []
+    if len(weights) != len(words):
+        return ", ".join(words)
+    return ", ".join(f"{word} {_number(weight)}" for word, weight in zip(words, weights, strict=True))
+
+
 def _details_html(concept: GalleryConcept) -> str:
     meta = concept.metadata
     model = " / ".join(str(part) for part in (meta.get("backend"), meta.get("model")) if part)
     rows = [
+        ("positives", _positives(meta)),
         ("initializer", meta.get("initializer")),
         ("model", model or None),
         ("steps · seed", f"{meta.get('steps', '?')} · {meta.get('seed', '?')}"),
@@ -297,12 +308,12 @@ def gallery_html(
     position = {node.sha256: (node.generation, node.y) for node in graph.nodes}
     ordered = sorted(concepts, key=lambda concept: position[concept.sha256])  # ancestors first, as in the graph
     cards = "".join(card_html(concept, links.get(concept.sha256, ()), anchors) for concept in ordered)
-    negatives = sum(len(concept_negatives(concept.metadata)) for concept in concepts)
+    evaluated = sum(concept.metrics is not None for concept in concepts)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>conceptlab gallery</title><style>{STYLE}</style></head><body>"
-        f"<header><h1>Concept gallery</h1><p>{_text(summary)} · {negatives} negatives</p></header>"
+        f"<header><h1>Concept gallery</h1><p>{_text(summary)} · {evaluated} with metrics</p></header>"
         f'<section><h2>Family</h2><div class="graph">{graph_svg(graph, anchors)}</div></section>'
         f'<section><h2>Concepts</h2><div class="cards">{cards}</div></section>'
         "<footer>Made by <code>conceptlab gallery</code>. Dashed nodes: ancestors recorded in a child's lineage "

@@ -56,6 +56,16 @@ def test_tokens_and_words_are_escaped_in_the_page(tmp_path):
     assert "x&quot; onload=&quot;y" in page and 'onload="y' not in page
 
 
+def test_a_mix_card_shows_its_words_and_weights(tmp_path):
+    mix = _concept(
+        "<lobster-turtle>", 3, kind="mix", category=None, positives=["lobster", "turtle"], weights=[0.6, 0.4]
+    )
+    save_concept(mix, tmp_path / "runs" / "mix.safetensors")
+    page = write_gallery(find_concepts(tmp_path / "runs").concepts, tmp_path / "site", force=False).read_text()
+    assert "<dt>positives</dt><dd>lobster 0.600, turtle 0.400</dd>" in page
+    assert '<span class="badge mix">mix</span>' in page
+
+
 def test_the_same_concept_copied_twice_shows_once_with_both_paths(tmp_path):
     concept = _concept("<pet>", 1)
     save_concept(concept, tmp_path / "runs" / "a" / "pet.safetensors")
