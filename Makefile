@@ -24,8 +24,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
+
+# The gallery's tests open the page in a real headless Chromium (Debian's package; playwright drives it).
+.PHONY: browser
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "chromium is missing: install it with 'sudo apt-get install chromium', then run make test again." >&2; \
+	  exit 1; fi; }
 
 demo: install
 	$(BIN)/conceptlab demo

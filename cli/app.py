@@ -15,6 +15,7 @@ from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command,
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
+from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
@@ -58,6 +59,9 @@ app.command("convert", help="Turn an official-code .bin embedding into a concept
 )
 app.command("batch", help="Run a plan of many jobs, here or on a Ray cluster.", epilog=BATCH_EXAMPLES)(batch_command)
 app.command("breed", help="Evolve a population of concepts over generations.", epilog=BREED_EXAMPLES)(breed_command)
+app.command("gallery", help="Write a static web page of concepts and their family graph.", epilog=GALLERY_EXAMPLES)(
+    gallery_command
+)
 app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
 
 
