@@ -123,7 +123,7 @@ def bench_command(
     warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 1,
     negatives: Annotated[int, typer.Option(help="Negatives in the main comparison.")] = 3,
     negative_counts: Annotated[str, typer.Option(help="Negative counts of the growth sweep.")] = "1,4,16,64",
-    sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count, after one warm-up.")] = 3,
+    sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count, after one warm-up.")] = 7,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     render: Annotated[

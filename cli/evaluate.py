@@ -99,7 +99,7 @@ def _folder_sets(
         meta = concept.metadata
         chosen = category or meta.get("category")
         target = target_for(chosen, negatives or concept_negatives(meta), _vocabulary(vocab, chosen), str(concepts[0]))
-        return [ImageSet(concept.token, "conceptlab", load_images(folders[0]), target)]
+        return [ImageSet(concept.token, "conceptlab", load_images(folders[0]), target, concept.sha256)]
     target = target_for(category, negatives, _vocabulary(vocab, category), "--images")
     return [ImageSet(folder.name, "images", load_images(folder), target) for folder in folders]
 
@@ -181,7 +181,7 @@ def _rendered_set(
 ) -> ImageSet:
     chosen = category or concept.metadata.get("category")
     target = target_for(chosen, negatives or concept_negatives(concept.metadata), _vocabulary(vocab, chosen), str(path))
-    return ImageSet(concept.token, "conceptlab", renderer.concept_images(concept), target)
+    return ImageSet(concept.token, "conceptlab", renderer.concept_images(concept), target, concept.sha256)
 
 
 def _baseline_sets(

@@ -47,7 +47,7 @@ class BenchSettings:
     warmup: int = 1
     negatives: int = 3
     negative_counts: tuple[int, ...] = NEGATIVE_COUNTS
-    sweep_repeats: int = 3
+    sweep_repeats: int = 7
     """Timed steps per negative count, after one warm-up step (the first step with new words fills caches)."""
     seed: int = 0
 

@@ -36,15 +36,19 @@ class ImageSet:
     """What made the images (conceptlab, kandinsky-neg, sd-neg, a folder): the chart's bar groups."""
     images: Sequence[Any]
     target: EvaluationTarget
+    sha256: str | None = None
+    """The concept's, for a concept's row: what names it exactly (tokens repeat across seeds)."""
 
 
 @dataclass(frozen=True)
 class EvaluationRow:
     method: str
     metrics: ConceptMetrics
+    sha256: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"method": self.method, **self.metrics.as_json()}
+        identity = {"sha256": self.sha256} if self.sha256 else {}
+        return {"method": self.method, **identity, **self.metrics.as_json()}
 
 
 def evaluate_image_sets(
@@ -53,7 +57,8 @@ def evaluate_image_sets(
     evaluator = Evaluator(clip)
     rows = []
     for image_set in sets:
-        row = EvaluationRow(image_set.method, evaluator.evaluate(image_set.name, image_set.images, image_set.target))
+        metrics = evaluator.evaluate(image_set.name, image_set.images, image_set.target)
+        row = EvaluationRow(image_set.method, metrics, image_set.sha256)
         rows.append(row)
         if on_row:
             on_row(row)

@@ -142,8 +142,9 @@ def _render_order(path: Path) -> tuple[int, int]:
 def attach_metrics(concepts: Sequence[GalleryConcept], folder: Path) -> tuple[list[Path], list[str]]:
     """Give each concept its row from the evaluation JSON files under `folder`; returns (files, unmatched rows).
 
-    A row names its concept by token only (with its category and negatives): a row is matched when exactly
-    one concept here has that token, or exactly one of several also has that category and those negatives.
+    A row names its concept by sha256 (rows written by this version), else by token (with its category and
+    negatives): matched when exactly one concept here has that token, or exactly one of several also has that
+    category and those negatives.
     Rows of later files (in path order) replace earlier ones.
     """
     files, unmatched = [], []
@@ -176,6 +177,8 @@ def _evaluation_rows(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _matching_concept(concepts: Sequence[GalleryConcept], row: dict[str, Any]) -> GalleryConcept | None:
+    if row.get("sha256"):
+        return next((concept for concept in concepts if concept.sha256 == row["sha256"]), None)
     named = [concept for concept in concepts if concept.token == row.get("name")]
     if len(named) > 1:
         named = [

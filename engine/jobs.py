@@ -197,7 +197,7 @@ def _evaluation_set(
     recorded = recorded_parent_folders(metadata) or {}
     parents = {label: (weight, load_images(folder)) for label, (weight, folder) in recorded.items()}
     target = EvaluationTarget(target.category, target.negatives, target.vocabulary, parents)
-    return ImageSet(concept.token, "conceptlab", images, target)
+    return ImageSet(concept.token, "conceptlab", images, target, concept.sha256)
 
 
 def _evaluate(job: Job, inputs: dict[str, str], pool: ModelPool, model: str, on_progress: JobProgress) -> str:

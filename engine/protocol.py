@@ -176,13 +176,14 @@ class ProtocolRun:
         name = concept_name(category, pair, seed)
         images_dir = self.out / "images" / name
         count = self.config.images_per_concept
+        concept = load_concept(self.concepts[name])
         if not _complete(images_dir, count):
-            concept, on_item = load_concept(self.concepts[name]), self.on_task(f"render {name}", count)
+            on_item = self.on_task(f"render {name}", count)
             images = render_concept_images(
                 concept, self.loaded(), self._decoder, count, self.config.image_seed, self.settings(), on_item
             )
             save_images(images, images_dir)
-        return ImageSet(f"<{name}>", "conceptlab", load_images(images_dir), _target(category, pair))
+        return ImageSet(concept.token, "conceptlab", load_images(images_dir), _target(category, pair), concept.sha256)
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
         baseline = load_baseline(baseline_name)

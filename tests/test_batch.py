@@ -109,6 +109,8 @@ def test_evolve_job_records_plan_relative_parents(family_runs):
 def test_evaluate_job_scores_every_concept_and_the_childs_parents(family_runs):
     rows = json.loads((family_runs["local"].out / "scores/metrics.json").read_text())["rows"]
     assert [row["name"] for row in rows] == ["<a>", "<b>", "<child>"]
+    out = family_runs["local"].out
+    assert [row["sha256"] for row in rows] == [load_concept(out / relative).sha256 for relative in CONCEPTS]
     assert {"positive", "negative", "novelty", "diversity"} <= set(rows[0]["metrics"])
     assert "negative" not in rows[2]["metrics"]  # an evolved child has parents, not negatives
     assert any(key.startswith("parent") for key in rows[2]["metrics"])

@@ -112,6 +112,20 @@ def test_metrics_rows_are_matched_by_token_then_by_negatives(tmp_path):
     assert scan.unmatched_rows == ["<other> (metrics.json)"]
 
 
+def test_metrics_rows_with_a_sha256_name_their_concept_exactly(tmp_path):
+    runs = tmp_path / "runs"
+    twins = [_concept("<pet>", seed, negatives=[{"word": "cat", "step": 0, "source": "given"}]) for seed in (1, 2)]
+    for index, twin in enumerate(twins):
+        save_concept(twin, runs / f"seed{index}" / "pet.safetensors")
+    summary = {"mean": 0.4, "std": 0.01, "n": 2}
+    row = {"method": "conceptlab", "sha256": twins[1].sha256, "name": "<pet>", "category": "pet",
+           "negatives": ["cat"], "metrics": {"positive": summary}, "parents": {}}  # fmt: skip
+    (runs / "metrics.json").write_text(json.dumps({"clip": "tiny", "rows": [row]}))
+    scan = find_concepts(runs)
+    assert {c.sha256: bool(c.metrics) for c in scan.concepts} == {twins[0].sha256: False, twins[1].sha256: True}
+    assert scan.unmatched_rows == []
+
+
 def test_family_layout_has_no_overlaps_and_parents_left_of_children():
     first = [_concept(f"<g0-{i}>", i) for i in range(5)]
     second = [_concept(f"<g1-{i}>", 10 + i, ((first[i], 0.5), (first[(i + 1) % 5], 0.5))) for i in range(5)]
