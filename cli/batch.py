@@ -28,18 +28,18 @@ BATCH_EXAMPLES = """
 
 [bold]A plan[/] (TOML; paths are relative to the plan file):
 
-  [plan]
+  \\[plan]
   out = "runs/pets"
   model = "tiny"                 [dim]# defaults for every job that takes them[/]
   steps = 200
 
-  [[job]]
+  \\[\\[job]]
   name = "a"
   run = "create"                 [dim]# create, mix, evolve, sample or evaluate[/]
   category = "pet"
   neg = ["cat", "dog"]
 
-  [[job]]
+  \\[\\[job]]
   name = "child"
   run = "evolve"
   parents = ["a", "b"]           [dim]# job names (it waits for them) or concept files[/]
@@ -109,14 +109,14 @@ def print_summary(result: BatchResult) -> None:
 
 
 def batch_command(
-    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan: a TOML file of [[job]] tables.")],
+    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan: a TOML file of \\[\\[job]] tables.")],
     ray: Annotated[
         str | None,
         typer.Option(
             "--ray",
             metavar="[ADDRESS]",
             help="Run the jobs as Ray tasks: alone, on a local Ray started for the run; with an address, on that "
-            "cluster (ray://host:10001, host:6379 or auto). Needs pip install 'conceptlab[ray]'.",
+            "cluster (ray://host:10001, host:6379 or auto). Needs pip install 'conceptlab\\[ray]'.",
         ),
     ] = None,
     max_parallel: Annotated[

@@ -294,9 +294,10 @@ class Scheduler:
         except (ValueError, TypeError):
             return None
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, keep_on_disk: bool = True) -> None:
         self.records[record.name] = record
-        write_atomically(self.record_path(record.name), json.dumps(asdict(record), indent=2).encode())
+        if keep_on_disk:
+            write_atomically(self.record_path(record.name), json.dumps(asdict(record), indent=2).encode())
         detail = record.error or record.summary
         self.on_event(BatchEvent(record.name, record.status, detail))
 
@@ -315,7 +316,8 @@ class Scheduler:
             if not self.force:
                 where = self.plan.out / job.out
                 message = f"changed since it ran; its outputs in {where} are kept: add --force to run it again"
-                self.save(JobRecord(job.name, "failed", error=message, fingerprint=self.fingerprints[job.name]))
+                refused = JobRecord(job.name, "failed", error=message, fingerprint=self.fingerprints[job.name])
+                self.save(refused, keep_on_disk=False)  # the record of the outputs it keeps stays as it was
                 return False
         return True
 

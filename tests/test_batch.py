@@ -143,9 +143,10 @@ def test_changed_job_keeps_its_outputs_unless_forced(tmp_path):
     concept = first.out / first.records["a"].concept
     original = concept.read_bytes()
     changed = read_plan(_write_plan(tmp_path, plan_text + job + "seed = 7\n"))
-    refused = run_plan(changed, "tiny")
-    assert refused.records["a"].status == "failed" and "--force" in refused.records["a"].error
-    assert concept.read_bytes() == original
+    for _ in range(2):  # refused again on a second try: the refusal does not erase the record of the outputs
+        refused = run_plan(changed, "tiny")
+        assert refused.records["a"].status == "failed" and "--force" in refused.records["a"].error
+        assert concept.read_bytes() == original
     forced = run_plan(changed, "tiny", force=True)
     assert forced.records["a"].status == "done" and concept.read_bytes() != original
 
@@ -252,3 +253,10 @@ def test_cli_batch_prints_a_table_and_exits_1_when_a_job_failed(family_runs, run
 )
 def test_ray_flag_takes_an_optional_address(argv, expected):
     assert expand_ray_flag(argv) == expected
+
+
+def test_help_shows_a_plan_with_its_toml_brackets(run_cli):
+    code, out, _ = run_cli("batch", "--help")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "[plan]" in flat and "[[job]]" in flat and "conceptlab[ray]" in flat
