@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -9,8 +10,9 @@ import typer
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.batch import batch_progress
+from conceptlab.cli.batch import STATUS_STYLE, batch_progress
 from conceptlab.cli.output import stderr, stdout
+from conceptlab.engine.batch import BatchEvent
 from conceptlab.engine.breed import BREED_FILE, BreedConfig, Member, breed
 
 BREED_EXAMPLES = """
@@ -40,6 +42,20 @@ def print_population(number: int, members: list[Member]) -> None:
             f"[bold]{member.fitness:.3f}[/]",
         )
     stdout.print(table)
+
+
+def _first_report_only(on_event: Callable[[BatchEvent], None]) -> Callable[[BatchEvent], None]:
+    """Each generation's plan holds the earlier generations' jobs: report each job once, not again as reused."""
+    reported: set[str] = set()
+
+    def forward(event: BatchEvent) -> None:
+        if event.what == "reused" and event.job in reported:
+            return
+        if event.what in STATUS_STYLE:
+            reported.add(event.job)
+        on_event(event)
+
+    return forward
 
 
 def breed_command(
@@ -81,10 +97,8 @@ def breed_command(
         "max_parallel": max_parallel,
         "force": force,
     }
-    per_generation = (children or population) + 1
-    total = sum(1 + number * per_generation for number in range(generations + 1))  # each run reuses what came before
-    with batch_progress(total) as on_event:
-        result = breed(seeds, config, out, run_options, on_event)
+    with batch_progress(1 + generations * ((children or population) + 1)) as on_event:
+        result = breed(seeds, config, out, run_options, _first_report_only(on_event))
     for number, members in enumerate(result.populations):
         print_population(number, members)
     best = result.populations[-1][0]

@@ -42,9 +42,16 @@ class DecoderStack:
 
     @property
     def image_embedding_dim(self) -> int:
-        """Width of the image embeddings the decoder takes (the prior's output width must match)."""
+        """Width of the image embeddings the decoder takes (the prior's output width must match).
+
+        A 2.2 UNet (`image_proj`) projects the image embedding from `encoder_hid_dim`; a 2.1 UNet
+        (`text_image_proj`) takes its text (M-CLIP, `encoder_hid_dim` wide) and image embeddings
+        `cross_attention_dim` wide, as diffusers' `TextImageProjection` is built.
+        """
         unet = self.pipeline.unet.config
-        return int(unet.encoder_hid_dim if unet.encoder_hid_dim is not None else unet.cross_attention_dim)
+        if unet.encoder_hid_dim_type == "image_proj":
+            return int(unet.encoder_hid_dim)
+        return int(unet.cross_attention_dim)
 
     @property
     def size_multiple(self) -> int:

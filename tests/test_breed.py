@@ -82,12 +82,13 @@ def test_rerun_reuses_every_child(bred):
 
 def test_cli_breed_prints_the_generations_and_the_fittest(bred, run_cli, tmp_path):
     seeds = [str(path) for path in bred["seeds"][:2]]
-    code, out, _ = run_cli(
+    code, out, err = run_cli(
         "breed", *seeds, "--population", "2", "--generations", "1", "--children", "1", "--steps", "3",
         "--images-per-parent", "2", "-n", "2", "--no-images", "--device", "cpu", "--out", tmp_path / "b",
     )  # fmt: skip
     assert code == 0
     assert "generation 1" in out and "fittest:" in out
+    assert err.count("score-g0") == 1  # each job reported once, not again when the next generation reuses it
     assert (tmp_path / "b" / BREED_FILE).is_file()
 
 

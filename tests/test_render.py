@@ -1,10 +1,20 @@
 """Rendering against diffusers' own pipelines: the same embeds and seed give the same images."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
-from diffusers import KandinskyPriorPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
+from diffusers import (
+    KandinskyPipeline,
+    KandinskyPriorPipeline,
+    KandinskyV22Pipeline,
+    KandinskyV22PriorPipeline,
+)
+from tiny_decoder_21 import build_tiny_decoder_21_pipeline
 
+from conceptlab.engine.backend import DecoderStack
+from conceptlab.engine.registry import load_backend
 from conceptlab.engine.render import RenderSettings, prior_image_embeds, render_image_embeds, render_prompts
 from conceptlab.engine.tokens import add_placeholder_token
 
@@ -85,3 +95,49 @@ def test_render_prompts_is_one_image_per_seed_and_repeatable(stack, tiny_decoder
     np.testing.assert_array_equal(_pixels(first), _pixels(again))
     np.testing.assert_array_equal(_pixels(first[1:]), _pixels(alone))
     assert np.abs(_pixels(first[:1]) - _pixels(first[1:])).mean() > 5
+
+
+@pytest.fixture(scope="session")
+def decoder_21(tmp_path_factory) -> DecoderStack:
+    """The tiny 2.1 decoder, saved and loaded back through the `kandinsky-2.1` backend's own loading code."""
+    folder = tmp_path_factory.mktemp("tiny-decoder-21")
+    build_tiny_decoder_21_pipeline().save_pretrained(folder)
+    return load_backend("kandinsky-2.1").load_decoder(str(folder), torch.device("cpu"), torch.float32)
+
+
+def _kandinsky_21_images(decoder: DecoderStack, prompt: str, embeds, negative, seed: int):
+    pipeline = KandinskyPipeline(**decoder.pipeline.components)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline(
+        prompt=prompt,
+        image_embeds=embeds,
+        negative_image_embeds=negative,
+        height=32,
+        width=32,
+        num_inference_steps=FAST.steps,
+        guidance_scale=FAST.guidance,
+        generator=torch.Generator().manual_seed(seed),
+    ).images
+
+
+def test_render_21_equals_kandinsky_pipeline_with_the_empty_or_given_decoder_prompt(stack, decoder_21):
+    assert isinstance(decoder_21.pipeline, KandinskyPipeline)
+    unet = decoder_21.pipeline.unet.config  # 2.1: M-CLIP text 32 wide here (1024 real), image embeds 64 (768 real)
+    assert decoder_21.image_embedding_dim == unet.cross_attention_dim == 64 != unet.encoder_hid_dim
+    embeds, negative = prior_image_embeds(stack, ["a photo of a cat"], 3, FAST)
+    empty = render_image_embeds(decoder_21, embeds, negative, 9, FAST)
+    np.testing.assert_array_equal(_pixels(empty), _pixels(_kandinsky_21_images(decoder_21, "", embeds, negative, 9)))
+    plush = render_image_embeds(decoder_21, embeds, negative, 9, replace(FAST, decoder_prompt="a plush toy"))
+    expected = _kandinsky_21_images(decoder_21, "a plush toy", embeds, negative, 9)
+    np.testing.assert_array_equal(_pixels(plush), _pixels(expected))
+    assert np.abs(_pixels(plush) - _pixels(empty)).mean() > 1  # the decoder prompt reaches the 2.1 decoder
+
+
+def test_tiny_prior_renders_through_the_21_decoder(stack, decoder_21):
+    token = "<render-21>"
+    add_placeholder_token(
+        stack.tokenizer, stack.text_encoder, token, stack.text_encoder.get_input_embeddings().weight[5]
+    )
+    cat, concept = render_prompts(stack, decoder_21, ["a photo of a cat", f"a photo of a {token}"], [4, 4], FAST)
+    assert cat.size == concept.size == (32, 32)
+    assert np.abs(_pixels([cat]) - _pixels([concept])).mean() > 1
