@@ -48,7 +48,7 @@ class BenchSettings:
     negatives: int = 3
     negative_counts: tuple[int, ...] = NEGATIVE_COUNTS
     sweep_repeats: int = 7
-    """Timed steps per negative count, after one warm-up step (the first step with new words fills caches)."""
+    """Timed steps per negative count (round-robin over the counts), after one warm-up step each."""
     seed: int = 0
 
 
@@ -185,6 +185,24 @@ def median_seconds(step: Callable[[], object], device: torch.device, warmup: int
     return statistics.median(times)
 
 
+def interleaved_median_ms(
+    steps: dict[str, Callable[[], object]], device: torch.device, rounds: int
+) -> dict[str, float]:
+    """Median milliseconds per call of each step, after one warm-up call each, timed round-robin: on a shared
+    machine, drift (another process, a slower minute) then falls on every step alike, not on whichever ran last."""
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            _synchronize(device)
+            start = time.perf_counter()
+            step()
+            _synchronize(device)
+            times[key].append(time.perf_counter() - start)
+    return {key: 1000 * statistics.median(values) for key, values in times.items()}
+
+
 @dataclass
 class SideReport:
     """One side (baseline or ours) on one stack."""
@@ -246,10 +264,9 @@ def _measure_side(
     memory.reset()  # the models and what the side keeps are resident, so they count; setup's transients do not
     step_seconds = median_seconds(run(settings.negatives), device, settings.warmup, settings.repeats)
     peak = memory.peak_mb()
-    by_negatives = {}
-    for count in settings.negative_counts:
-        progress(f"{side}: {count} negatives")
-        by_negatives[str(count)] = 1000 * median_seconds(run(count), device, 1, settings.sweep_repeats)
+    progress(f"{side}: {', '.join(map(str, settings.negative_counts))} negatives, interleaved")
+    sweep = {str(count): run(count) for count in settings.negative_counts}
+    by_negatives = interleaved_median_ms(sweep, device, settings.sweep_repeats)
     return SideReport(
         str(stack.dtype).removeprefix("torch."),
         1000 * step_seconds,

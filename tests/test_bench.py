@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from conceptlab.engine.bench import BenchSettings, OfficialBaseline, bench_config, bench_words
+from conceptlab.engine.bench import BenchSettings, OfficialBaseline, bench_config, bench_words, interleaved_median_ms
 from conceptlab.engine.prior import sample_image_embeds
 from conceptlab.engine.tokens import encode_prompts
 from conceptlab.engine.train import start_training
@@ -91,3 +91,11 @@ def test_bench_lists_every_real_width_stack():
     from conceptlab.plugins.real_width import REAL_WIDTH_STACKS
 
     assert set(STACK_NAMES) == {*REAL_WIDTH_STACKS, "tiny"}
+
+
+def test_sweep_times_the_negative_counts_round_robin_after_one_warm_up_each():
+    calls = []
+    steps = {key: (lambda key=key: calls.append(key)) for key in ("1", "4", "64")}
+    medians = interleaved_median_ms(steps, torch.device("cpu"), rounds=3)
+    assert calls == ["1", "4", "64"] * 4  # one warm-up round, then three timed rounds
+    assert set(medians) == {"1", "4", "64"} and all(value >= 0 for value in medians.values())
