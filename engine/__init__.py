@@ -5,14 +5,18 @@ result = create(create_config("pet", ("cat", "dog"), steps=200), ModelChoice(mod
 """
 
 from conceptlab.engine.backend import Backend, ModelInfo, PriorStack
+from conceptlab.engine.batch import BatchResult, run_plan
 from conceptlab.engine.concept import Concept, check_concept_fits, load_concept, save_concept
 from conceptlab.engine.config import CreateConfig, create_config, mix_config
 from conceptlab.engine.create import CreateResult, create, resume
 from conceptlab.engine.errors import ConceptLabError
+from conceptlab.engine.evolve import evolve
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.plan import read_plan
 
 __all__ = [
     "Backend",
+    "BatchResult",
     "Concept",
     "ConceptLabError",
     "CreateConfig",
@@ -24,9 +28,12 @@ __all__ = [
     "check_concept_fits",
     "create",
     "create_config",
+    "evolve",
     "load_concept",
     "load_prior",
     "mix_config",
+    "read_plan",
     "resume",
+    "run_plan",
     "save_concept",
 ]
