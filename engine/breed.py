@@ -19,7 +19,7 @@ from typing import Any
 
 from conceptlab.engine.batch import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.concept import load_concept
-from conceptlab.engine.errors import UsageError
+from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.files import write_atomically
 from conceptlab.engine.jobs import METRICS_FILE
 from conceptlab.engine.plan import JOB_KEYS, Job, Plan, topological_order
@@ -131,7 +131,11 @@ class Breeder:
     def _scores(self, batch: BatchResult, generation: int) -> dict[str, tuple[float, float]]:
         record = batch.records[f"score-g{generation}"]
         if not record.finished:
-            raise UsageError(f"Scoring generation {generation} failed: {record.error}")
+            failed = [r for r in batch.records.values() if r.status == "failed"]
+            cause = f"{failed[0].name}: {failed[0].error}" if failed else record.error
+            raise ConceptLabError(
+                f"Generation {generation} did not finish ({cause}); run breed again to retry (finished jobs are kept)."
+            )
         rows = json.loads((self.out / f"score-g{generation}" / METRICS_FILE).read_text(encoding="utf-8"))["rows"]
         job = next(j for j in self.jobs if j.name == f"score-g{generation}")
         return {
@@ -177,7 +181,6 @@ def breed(
     out: Path,
     run_options: dict[str, Any],
     on_event: Callable[[BatchEvent], None] | None = None,
-    on_generation: Callable[[int, list[Member]], None] | None = None,
 ) -> BreedResult:
     """Breed `config.generations` generations from the concept files `seeds`; `run_options` go to `run_plan`
     (default_model, ray, address, max_parallel, force). Writes `breed.json` with every generation's population."""
@@ -193,8 +196,6 @@ def breed(
         population, batch = breeder.generation(number, population, on_event)
         populations.append(population)
         batches.append(batch)
-        if on_generation:
-            on_generation(number, population)
     record = {
         "category": breeder.category,
         "config": {**asdict(config)},

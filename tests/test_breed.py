@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conceptlab.engine import batch as batch_module
 from conceptlab.engine.batch import run_plan
 from conceptlab.engine.breed import BREED_FILE, BreedConfig, breed
 from conceptlab.engine.concept import load_concept
-from conceptlab.engine.errors import UsageError
+from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.plan import parse_plan
 
 SEEDS_PLAN = "\n".join(
@@ -106,3 +107,18 @@ def test_breed_needs_two_existing_seeds(tmp_path):
         breed([tmp_path / "a.safetensors"], BreedConfig(), tmp_path, RUN_OPTIONS)
     with pytest.raises(UsageError, match="No concept file at"):
         breed([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], BreedConfig(), tmp_path, RUN_OPTIONS)
+
+
+def test_a_generation_whose_children_fail_stops_with_one_line_naming_the_child(bred, tmp_path, monkeypatch):
+    real_run_job = batch_module.run_job
+
+    def failing_children(job, *args, **kwargs):
+        if job.run == "evolve":
+            raise RuntimeError("out of memory")
+        return real_run_job(job, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "run_job", failing_children)
+    config = BreedConfig(population=2, generations=1, children=1, eval_images=2, job_options=JOB_OPTIONS)
+    with pytest.raises(ConceptLabError, match=r"Generation 1 did not finish \(g1-01: RuntimeError: out of memory\)"):
+        breed(bred["seeds"][:2], config, tmp_path / "failing", RUN_OPTIONS)
+    assert (tmp_path / "failing" / "score-g0" / "metrics.json").is_file()  # the seeds' scores are kept for a rerun
