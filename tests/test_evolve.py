@@ -1,5 +1,6 @@
 """`evolve`, lineages that survive without their parent files, `lineage` and `verify`."""
 
+import importlib
 import json
 import shutil
 import statistics
@@ -111,7 +112,7 @@ def test_an_altered_parent_is_refused(family, tmp_path, run_cli):
 
 
 def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch):
-    import conceptlab.engine.evolve as evolve_module
+    evolve_module = importlib.import_module("conceptlab.engine.evolve")  # the package exports a function `evolve`
 
     args = ("--images-per-parent", "3", "--steps", "2", "--device", "cpu", *QUICK)
     code, _, err = run_cli("evolve", family["grandchild"], *args, "--out", tmp_path / "first")
