@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -238,16 +238,48 @@ def task_progress() -> Iterator[TaskProgress]:
         yield on_task
 
 
+PROTOCOL_FIXES = {"category": "--category", "neg": "--neg", "vocab": "--vocab", "count": "-n"}
+PROTOCOL_FIXES |= {"parent_images": "--parent-images", "weights": "--weights"}
+"""Options the protocol decides itself (its categories, negative pairs, vocabularies and image counts)."""
+
+
+def check_protocol_options(context: typer.Context, ray: str | None, max_parallel: int | None) -> None:
+    """Refuse, rather than ignore, an option that `--protocol paper` does not take."""
+    given = [
+        flag
+        for name, flag in PROTOCOL_FIXES.items()
+        if (source := context.get_parameter_source(name)) is not None and source.name == "COMMANDLINE"
+    ]
+    if given:
+        raise UsageError(f"--protocol paper sets its own {', '.join(given)}; drop them (see README: evaluate).")
+    if max_parallel is not None and ray is None:
+        raise UsageError("--max-parallel limits trainings on Ray; add --ray or drop it (without Ray they run in turn).")
+
+
+@dataclass(frozen=True)
+class ProtocolOutputs:
+    out: Path | None
+    as_json: bool
+    csv_path: Path | None
+    plot: Path | None
+    force: bool
+
+
 def run_paper_protocol(
-    quick: bool, choice: ModelChoice, clip: str | None, out: Path | None, options_: dict, batch_options: dict
+    quick: bool, choice: ModelChoice, clip: str | None, outputs: ProtocolOutputs, options_: dict, batch_options: dict
 ) -> None:
-    if out is None:
+    if outputs.out is None:
         raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
+    check_outputs_free([outputs.csv_path, outputs.plot], outputs.force)
     config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
     torch_device = resolve_device(choice.device)
     evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(choice.dtype, torch_device))
     with task_progress() as on_task:
-        result = run_protocol(config, choice, evaluator, out, on_task, batch_options)
+        result = run_protocol(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
+    write_outputs(result.summary, evaluator.name, outputs.csv_path, outputs.plot)
+    if outputs.as_json:
+        print_json(results_json(result.summary, evaluator.name))
+        return
     print_table(result.summary, evaluator.name)
     stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
     for path in result.files.values():
@@ -255,6 +287,7 @@ def run_paper_protocol(
 
 
 def evaluate_command(
+    context: typer.Context,
     concepts: Annotated[
         list[Path] | None, typer.Argument(help="Concept .safetensors files (their images are rendered).")
     ] = None,
@@ -337,12 +370,14 @@ def evaluate_command(
             raise UsageError(f"Unknown protocol {protocol!r}; the one protocol is 'paper'.")
         if concepts or folders:
             raise UsageError("--protocol paper trains its own concepts; drop the concept files and --images.")
-        extra = {"size": size, "render_steps": steps, "sd_model": sd_model}
+        check_protocol_options(context, ray, max_parallel)
+        extra = {"size": size, "render_steps": steps, "sd_model": sd_model, "image_seed": seed}
         if baselines:
             extra["baselines"] = tuple(baselines)
         choice = ModelChoice(model or options.DEFAULT_MODEL, backend, device, dtype, revision)
         batch = {"ray": ray is not None, "address": None if ray in (None, "local") else ray}
-        return run_paper_protocol(quick, choice, clip, out, extra, {**batch, "max_parallel": max_parallel})
+        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force)
+        return run_paper_protocol(quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
     if quick or out or ray or max_parallel:
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper; add --protocol paper or drop them."

@@ -253,7 +253,13 @@ def read_plan(path: Path, out: Path | None = None) -> Plan:
     return parse_plan(text, path.parent, out, source=str(path))
 
 
+PLACEMENT_OPTIONS = frozenset({"device"})
+"""Where a job runs, not what it makes: a finished job is reused when only this changed."""
+
+
 def job_fingerprint(job: Job, inputs: dict[str, str]) -> str:
     """What makes a job's outputs what they are: its kind, options and the sha256 of each input it reads."""
-    description = json.dumps({"job": job.as_json(), "inputs": inputs}, sort_keys=True)
+    described = job.as_json()
+    described["options"] = {key: value for key, value in job.options.items() if key not in PLACEMENT_OPTIONS}
+    description = json.dumps({"job": described, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(description.encode()).hexdigest()

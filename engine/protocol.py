@@ -6,16 +6,18 @@ baseline with 160 images per pair. Every finished piece is kept on disk, so a re
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
 from conceptlab.engine.batch import BatchEvent, run_plan
 from conceptlab.engine.concept import load_concept
-from conceptlab.engine.errors import ConceptLabError
+from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.evaluate import (
     EvaluationRow,
     ImageSet,
@@ -26,11 +28,12 @@ from conceptlab.engine.evaluate import (
     write_json,
     write_text,
 )
-from conceptlab.engine.images import IMAGE_SUFFIXES, load_images, save_images
+from conceptlab.engine.images import load_images, save_images
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
 from conceptlab.engine.metrics_plot import save_metrics_chart
 from conceptlab.engine.plan import Job, Plan
+from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.render import render_settings
 from conceptlab.engine.vocabulary import known_members
 
@@ -88,9 +91,33 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _complete(folder: Path, count: int) -> bool:
-    """A folder of renders is finished when it holds all `count` images (each was written atomically)."""
-    return folder.is_dir() and sum(p.suffix in IMAGE_SUFFIXES for p in folder.iterdir()) >= count
+RENDER_RECORD = ".rendered.json"
+"""Written into a folder of renders after its last image: what they were rendered from and how."""
+
+
+def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
+    """Whether `folder` already holds the renders that `source` describes.
+
+    A folder without its record was interrupted before the last image and is rendered again. Renders of
+    something else (a retrained concept, other settings) are the user's earlier results: kept, and refused,
+    unless `force`, which clears them.
+    """
+    record = folder / RENDER_RECORD
+    if not record.exists():
+        return False
+    if json.loads(record.read_text()) == source:
+        return True
+    if not force:
+        raise UsageError(
+            f"{folder} holds renders of another concept or other settings; add --force to render them again."
+        )
+    shutil.rmtree(folder)
+    return False
+
+
+def _save_renders(images: list, folder: Path, source: dict[str, Any]) -> None:
+    save_images(images, folder)
+    write_text(folder / RENDER_RECORD, json.dumps(source, sort_keys=True))
 
 
 def _target(category: str, pair: tuple[str, ...]) -> EvaluationTarget:
@@ -138,8 +165,11 @@ def _training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
 class ProtocolRun:
     """One protocol run in `out`: models loaded once, every step skipped when its output is already there."""
 
-    def __init__(self, config: ProtocolConfig, model: ModelChoice, out: Path, on_task: TaskProgress | None):
-        self.config, self.model, self.out = config, model, out
+    def __init__(
+        self, config: ProtocolConfig, model: ModelChoice, out: Path, on_task: TaskProgress | None, force: bool
+    ):
+        self.config, self.model, self.out, self.force = config, model, out, force
+        self.backend, _ = resolve_model(model.model, model.backend)
         self.on_task = on_task or (lambda _description, _total: lambda _index: None)
         self._loaded: LoadedPrior | None = None
         self._decoder = None
@@ -149,12 +179,13 @@ class ProtocolRun:
     def train(self, batch_options: dict[str, Any]) -> None:
         """Train every concept of the protocol (reusing those trained before) through the batch runner."""
         plan = training_plan(self.config, self.model, self.out)
-        result = run_plan(plan, self.model.model, on_event=_training_events(self.on_task), **batch_options)
+        events = _training_events(self.on_task)
+        result = run_plan(plan, self.model.model, on_event=events, force=self.force, **batch_options)
         if result.failed:
             first = result.records[result.failed[0]]
             raise ConceptLabError(
                 f"{len(result.failed)} concept(s) did not train ({first.name}: {first.error}); "
-                "run the protocol again to retry them (trained ones are kept)."
+                "the concepts that trained are kept."
             )
         self.trained = sum(record.status == "done" for record in result.records.values())
         self.reused = len(result.records) - self.trained
@@ -169,20 +200,26 @@ class ProtocolRun:
     def settings(self):
         config = self.config
         return render_settings(
-            self.loaded().backend, size=config.size, steps=config.render_steps, prior_steps=config.prior_steps
+            self.backend, size=config.size, steps=config.render_steps, prior_steps=config.prior_steps
         )
+
+    def _model_source(self) -> dict[str, Any]:
+        return {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
 
     def concept_set(self, category: str, pair: tuple[str, ...], seed: int) -> ImageSet:
         name = concept_name(category, pair, seed)
         images_dir = self.out / "images" / name
         count = self.config.images_per_concept
         concept = load_concept(self.concepts[name])
-        if not _complete(images_dir, count):
+        settings = self.settings()
+        source = {"concept": concept.sha256, "count": count, "first_seed": self.config.image_seed}
+        source |= {"render": asdict(settings), **self._model_source()}
+        if not _rendered(images_dir, source, self.force):
             on_item = self.on_task(f"render {name}", count)
             images = render_concept_images(
-                concept, self.loaded(), self._decoder, count, self.config.image_seed, self.settings(), on_item
+                concept, self.loaded(), self._decoder, count, self.config.image_seed, settings, on_item
             )
-            save_images(images, images_dir)
+            _save_renders(images, images_dir, source)
         return ImageSet(concept.token, "conceptlab", load_images(images_dir), _target(category, pair), concept.sha256)
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
@@ -190,8 +227,13 @@ class ProtocolRun:
         name = f"{slug(category)}-{'-'.join(map(slug, pair))}"
         folder = self.out / "baselines" / baseline_name / name
         count = self.config.images_per_pair
-        if not _complete(folder, count):
-            uses_backend = getattr(baseline, "uses_backend", False)
+        uses_backend = getattr(baseline, "uses_backend", False)
+        config = self.config
+        source = {"baseline": baseline_name, "category": category, "negatives": list(pair), "count": count}
+        source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}
+        source |= {"prior_steps": config.prior_steps, "size": config.size if uses_backend else None}
+        source |= self._model_source() if uses_backend else {"model": config.sd_model}
+        if not _rendered(folder, source, self.force):
             request = BaselineRequest(
                 category,
                 tuple(pair),
@@ -206,7 +248,7 @@ class ProtocolRun:
                 loaded=self.loaded() if uses_backend else None,
                 decoder=self._decoder if uses_backend else None,
             )
-            save_images(baseline.render(request), folder)
+            _save_renders(baseline.render(request), folder, source)
         return ImageSet(
             f"{baseline_name} {','.join(pair)}", baseline_name, load_images(folder), _target(category, pair)
         )
@@ -247,14 +289,16 @@ def run_protocol(
     out: Path,
     on_task: TaskProgress | None = None,
     batch_options: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> ProtocolResult:
     """Run (or resume) the protocol in `out`; write `rows.csv`, `summary.csv`, `metrics.json` and `summary.png`.
 
     The concepts train as a batch plan (`batch_options` go to `run_plan`: `ray`, `address`, `max_parallel`).
+    What is already there is reused; what was made with other settings is refused unless `force` (then redone).
     """
     for name in config.baselines:
         load_baseline(name)  # an unknown baseline fails before any training
-    run = ProtocolRun(config, model, Path(out), on_task)
+    run = ProtocolRun(config, model, Path(out), on_task, force)
     run.train(batch_options or {})
     sets = [
         run.concept_set(category, pair, seed)

@@ -49,6 +49,37 @@ def test_quick_protocol_writes_table_json_csv_plot_and_resumes(run_cli, tmp_path
     assert concept_file.stat().st_mtime_ns == before
     assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
 
+    # Where it runs is not what it makes: another --device reuses everything.
+    code, stdout, err = run_cli(*args[:-4], "--out", out)
+    assert code == 0 and "trained 0 concept(s), reused 1" in stdout, err
+
+    # Other render settings meet the earlier renders: kept and refused, then redone with --force.
+    image = out / "images" / "pet-cat-dog-seed0" / "0000.png"
+    rendered = image.read_bytes()
+    code, _, err = run_cli(*args, "--seed", "7")
+    assert code == 2 and "add --force" in err and image.read_bytes() == rendered
+    table, chart = tmp_path / "summary.csv", tmp_path / "summary.png"
+    code, stdout, err = run_cli(*args, "--seed", "7", "--force", "--json", "--csv", table, "--plot", chart)
+    assert code == 0, err
+    assert image.read_bytes() != rendered
+    printed = json.loads(stdout)
+    assert {row["method"] for row in printed["rows"]} == {"conceptlab", "kandinsky-neg", "sd-neg"}
+    assert [line["method"] for line in csv.DictReader(io.StringIO(table.read_text()))] == [
+        row["method"] for row in printed["rows"]
+    ]
+    assert Image.open(chart).size[0] > 500
+    assert concept_file.stat().st_mtime_ns == before
+
+
+def test_protocol_refuses_options_it_sets_itself(run_cli, tmp_path):
+    base = ("eval", "--protocol", "paper", "--quick", "--model", "tiny", "--out", tmp_path / "run")
+    for extra, named in ((("--neg", "horse"), "--neg"), (("-n", "3"), "-n"), (("--category", "fruit"), "--category")):
+        code, _, err = run_cli(*base, *extra)
+        assert code == 2 and named in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(*base, "--max-parallel", "2")
+    assert code == 2 and "--ray" in err
+    assert not (tmp_path / "run").exists()
+
 
 def test_protocol_refuses_unknown_names_and_missing_out(run_cli, tmp_path):
     code, _, err = run_cli("eval", "--protocol", "iccv", "--out", tmp_path)
