@@ -16,7 +16,7 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
-from conceptlab.cli.parsing import word_list
+from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.bench import (
     BenchSettings,
     StackReport,
@@ -141,7 +141,9 @@ def bench_command(
         raise UsageError("--repeats, --sweep-repeats, --negatives and the layer counts must be at least 1.")
     if json_path and json_path.exists() and not force:
         raise UsageError(f"{json_path} exists; add --force to replace it.")
-    counts = tuple(int(c) for c in word_list(negative_counts))
+    counts = integer_list("--negative-counts", negative_counts)
+    if min(counts) < 1:
+        raise UsageError(f"--negative-counts must all be at least 1 (got {negative_counts}), e.g. 1,4,16,64.")
     settings = BenchSettings(repeats, warmup, negatives, counts, sweep_repeats)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)

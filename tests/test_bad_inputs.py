@@ -118,6 +118,9 @@ BAD_INPUTS = [
     # bench
     (("bench", "--steps", "0"), "--steps"),
     (("bench", "--json", "{text}"), "--force"),
+    (("bench", "--negative-counts", "a,b"), "--negative-counts"),
+    (("bench", "--negative-counts", "0"), "--negative-counts"),
+    (("bench", "--negative-counts", "-3,1"), "--negative-counts"),
     # batch and breed
     (("batch", "{nowhere}"), "no plan file"),
     (("batch", "{text}"), "not valid TOML"),
