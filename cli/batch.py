@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import stderr, stdout
+from conceptlab.cli.output import progress_bar, stderr, stdout
 from conceptlab.engine.batch import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.plan import read_plan
 
@@ -69,7 +69,7 @@ def expand_ray_flag(argv: list[str]) -> list[str]:
 def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
     """A bar over the plan's jobs and one for the running job's steps; a line for each job that ends."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    progress = Progress(*columns, console=stderr, transient=True)
+    progress = progress_bar(*columns)
     plan_task = progress.add_task("jobs", total=total)
     job_tasks: dict[str, int] = {}
 

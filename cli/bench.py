@@ -15,7 +15,7 @@ import torch
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.output import stderr, stdout
+from conceptlab.cli.output import spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.bench import (
     BenchSettings,
@@ -148,7 +148,7 @@ def bench_command(
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     reports = []
-    with stderr.status("Benchmarking…") as status:
+    with spinner("Benchmarking…") as status:
         for name in names:
             depth = _depth(name, full, text_layers, prior_layers)
             cut = {} if full else {"text_layers": text_layers, "prior_layers": prior_layers, "vision_layers": 1}

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, stderr, stdout
+from conceptlab.cli.output import print_json, progress_bar, spinner, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import image_progress
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
@@ -153,7 +153,7 @@ class Renderer:
 
     def models(self) -> tuple:
         if self._models is None:
-            with stderr.status("Loading the prior and the decoder…"):
+            with spinner("Loading the prior and the decoder…"):
                 loaded = load_prior(self.choice)
                 self._models = (loaded, load_decoder(loaded))
         return self._models
@@ -215,13 +215,8 @@ def _baseline_sets(
 @contextmanager
 def task_progress() -> Iterator[TaskProgress]:
     """Yield `on_task(description, total)` for the protocol: one bar per running task on stderr."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
+    progress = progress_bar(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
 
     def on_task(description: str, total: int):

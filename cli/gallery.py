@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from conceptlab.cli.output import stderr, stdout
+from conceptlab.cli.output import spinner, stderr, stdout
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.gallery import check_output_folder, find_concepts, write_gallery
 
@@ -37,7 +37,7 @@ def gallery_command(
     if not folder.exists():
         raise UsageError(f"{folder} does not exist; give the folder that holds your concepts (e.g. runs/).")
     check_output_folder(out, force)
-    with stderr.status(f"Reading concepts under {folder}…"):
+    with spinner(f"Reading concepts under {folder}…"):
         scan = find_concepts(folder)
     for skipped in scan.skipped:
         stderr.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True)
@@ -49,7 +49,7 @@ def gallery_command(
         )
     if not scan.concepts:
         raise UsageError(f"No concept files under {folder}; point at a folder of runs (e.g. runs/).")
-    with stderr.status(f"Writing the gallery to {out}…"):
+    with spinner(f"Writing the gallery to {out}…"):
         index = write_gallery(scan.concepts, out, force)
     evaluated = sum(concept.metrics is not None for concept in scan.concepts)
     stdout.print(

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
+from rich.status import Status
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -18,3 +20,29 @@ def print_json(data: Any) -> None:
 
 def error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+class _QuietStatus:
+    """A spinner that shows nothing: where stderr is a pipe or a log file there is nothing to animate, and a
+    stopped live display would leave a blank line before the next message."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def update(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def __enter__(self) -> _QuietStatus:
+        return self
+
+    def __exit__(self, *exception: object) -> None: ...
+
+
+def spinner(text: str) -> Status | _QuietStatus:
+    """A spinner on stderr while something loads, only when stderr is a terminal."""
+    return stderr.status(text) if stderr.is_terminal else _QuietStatus()
+
+
+def progress_bar(*columns: ProgressColumn | str) -> Progress:
+    """A transient progress bar on stderr, drawn only when stderr is a terminal (see `_QuietStatus`)."""
+    return Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal)

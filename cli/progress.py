@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
-from conceptlab.cli.output import stderr
+from conceptlab.cli.output import progress_bar, spinner
 from conceptlab.engine.negatives import Negative
 from conceptlab.engine.plot import moving_average
 from conceptlab.engine.train import StepRecord
@@ -59,9 +58,9 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    progress = Progress(*columns, console=stderr, transient=True)
+    progress = progress_bar(*columns)
     task = progress.add_task(label, total=total, stats="")
-    status = stderr.status("Loading the model…")
+    status = spinner("Loading the model…")
     status.start()
 
     def on_step(record: StepRecord) -> None:
@@ -88,16 +87,11 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
 @contextmanager
 def image_progress(total: int, label: str) -> Iterator:
     """Yield an `on_image(index)` callback; a spinner while models load and the prior runs, then a bar per image."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
+    progress = progress_bar(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
     task = progress.add_task(label, total=total)
-    status = stderr.status("Loading the models and sampling the prior…")
+    status = spinner("Loading the models and sampling the prior…")
     status.start()
 
     def on_image(index: int) -> None:
