@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from conceptlab.engine.files import write_atomically
 from conceptlab.engine.gallery_html import concept_anchor, gallery_html
 from conceptlab.engine.gallery_images import copy_pictures
 from conceptlab.engine.gallery_layout import FamilyGraph, family_graph
+from conceptlab.engine.images import IMAGE_SUFFIXES, RENDER_RECORD, render_source
 from conceptlab.engine.lineage import lineage_tree
 
 SKIPPED_FOLDERS = ("checkpoints",)
@@ -40,9 +41,12 @@ class Pictures:
     similarities: Path | None = None
     grids: tuple[Path, ...] = ()
     """Sample grids (`*-grid.png`) in the run folder or under its `samples/`, where `sample` writes by default."""
+    evaluated: tuple[Path, ...] = ()
+    """Renders made to score the concept (`evaluate` jobs, the protocol), found anywhere under the folder."""
 
     def all(self) -> list[Path]:
-        return [p for p in (self.strip, *self.latest, self.similarities, *self.grids) if p is not None]
+        pictures = (self.strip, *self.latest, self.similarities, *self.grids, *self.evaluated)
+        return [p for p in pictures if p is not None]
 
 
 @dataclass
@@ -104,10 +108,24 @@ def find_concepts(folder: Path) -> GalleryScan:
         else:
             by_sha[concept.sha256] = GalleryConcept(concept.token, concept.sha256, concept.metadata, [path])
     concepts = list(by_sha.values())
+    evaluation_renders = renders_by_concept(folder)
     for concept in concepts:
-        concept.pictures = find_pictures(concept.paths)
+        pictures = find_pictures(concept.paths)
+        concept.pictures = replace(pictures, evaluated=evaluation_renders.get(concept.sha256, ()))
     metrics_files, unmatched = attach_metrics(concepts, folder)
     return GalleryScan(concepts, skipped, metrics_files, unmatched)
+
+
+def renders_by_concept(folder: Path) -> dict[str, tuple[Path, ...]]:
+    """The first few images of every render folder under `folder` whose record names a concept, by its sha256."""
+    renders: dict[str, tuple[Path, ...]] = {}
+    for record in sorted(folder.rglob(RENDER_RECORD)):
+        source = render_source(record.parent)
+        sha256 = source.get("concept") if source else None
+        if isinstance(sha256, str) and sha256 not in renders:
+            images = sorted(p for p in record.parent.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            renders[sha256] = tuple(images[:LATEST_IMAGES])
+    return renders
 
 
 def find_pictures(paths: Sequence[Path]) -> Pictures:

@@ -24,7 +24,7 @@ class PictureLink:
     """A picture as the page refers to it: paths relative to the page."""
 
     role: str
-    """`strip`, `render`, `similarities` or `grid`."""
+    """`strip`, `render`, `similarities`, `grid` or `evaluated` (a render made to score the concept)."""
     caption: str
     full: str
     shown: str
@@ -36,6 +36,7 @@ def _roles(concept: GalleryConcept) -> list[tuple[str, Path]]:
     found = [("strip", pictures.strip)] if pictures.strip else []
     found += [("render", path) for path in pictures.latest]
     found += [("grid", path) for path in pictures.grids]
+    found += [("evaluated", path) for path in pictures.evaluated]
     found += [("similarities", pictures.similarities)] if pictures.similarities else []
     return found
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -11,6 +13,9 @@ from conceptlab.engine.errors import UsageError
 from conceptlab.engine.files import write_atomically
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+RENDER_RECORD = ".rendered.json"
+"""Written into a folder of renders after its last image: what they were rendered from (`concept`: its sha256)
+and how, so a rerun knows whether they are still current and the gallery knows whose pictures they are."""
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -44,3 +49,18 @@ def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> li
         write_atomically(path, buffer.getvalue())
         paths.append(path)
     return paths
+
+
+def save_renders(images: list[Image.Image], folder: Path, source: dict[str, Any]) -> None:
+    """`save_images`, then the folder's render record (last, so a folder without one is unfinished)."""
+    save_images(images, folder)
+    write_atomically(folder / RENDER_RECORD, json.dumps(source, sort_keys=True).encode())
+
+
+def render_source(folder: Path) -> dict[str, Any] | None:
+    """What the renders in `folder` were made from, or None for a folder without a (readable) record."""
+    try:
+        source = json.loads((folder / RENDER_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return source if isinstance(source, dict) else None

@@ -7,7 +7,7 @@ holding copies of the inputs), so a job writes the same bytes wherever it runs, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from conceptlab.engine.evaluate import (
 from conceptlab.engine.evaluators import default_clip, load_clip
 from conceptlab.engine.evolve import evolve, recorded_parent_folders
 from conceptlab.engine.files import working_directory
-from conceptlab.engine.images import load_images, save_images
+from conceptlab.engine.images import load_images, save_renders
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import ClipEmbedder, EvaluationTarget
 from conceptlab.engine.plan import Job
@@ -211,7 +211,8 @@ def _evaluate(job: Job, inputs: dict[str, str], pool: ModelPool, model: str, on_
     sets = []
     for index, (path, concept) in enumerate(zip(paths, concepts, strict=True)):
         images = render_concept_images(concept, loaded, pool.decoder(loaded), count, seed, settings)
-        save_images(images, Path(job.out) / "images" / token_slug(concept.token))
+        source = {"concept": concept.sha256, "count": count, "first_seed": seed, "render": asdict(settings)}
+        save_renders(images, Path(job.out) / "images" / token_slug(concept.token), source)
         sets.append(_evaluation_set(concept, path, images, options, inputs.get(options.get("vocab", ""))))
         on_progress(index + 1, len(concepts))
     clip = pool.clip(options.get("clip") or default_clip(choice), choice.device, choice.dtype)

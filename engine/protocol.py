@@ -6,7 +6,6 @@ baseline with 160 images per pair. Every finished piece is kept on disk, so a re
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from conceptlab.engine.evaluate import (
     write_json,
     write_text,
 )
-from conceptlab.engine.images import load_images, save_images
+from conceptlab.engine.images import load_images, render_source, save_renders
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
 from conceptlab.engine.metrics_plot import save_metrics_chart
@@ -91,10 +90,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-RENDER_RECORD = ".rendered.json"
-"""Written into a folder of renders after its last image: what they were rendered from and how."""
-
-
 def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
     """Whether `folder` already holds the renders that `source` describes.
 
@@ -102,10 +97,10 @@ def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
     something else (a retrained concept, other settings) are the user's earlier results: kept, and refused,
     unless `force`, which clears them.
     """
-    record = folder / RENDER_RECORD
-    if not record.exists():
+    recorded = render_source(folder)
+    if recorded is None:
         return False
-    if json.loads(record.read_text()) == source:
+    if recorded == source:
         return True
     if not force:
         raise UsageError(
@@ -113,11 +108,6 @@ def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
         )
     shutil.rmtree(folder)
     return False
-
-
-def _save_renders(images: list, folder: Path, source: dict[str, Any]) -> None:
-    save_images(images, folder)
-    write_text(folder / RENDER_RECORD, json.dumps(source, sort_keys=True))
 
 
 def _target(category: str, pair: tuple[str, ...]) -> EvaluationTarget:
@@ -219,7 +209,7 @@ class ProtocolRun:
             images = render_concept_images(
                 concept, self.loaded(), self._decoder, count, self.config.image_seed, settings, on_item
             )
-            _save_renders(images, images_dir, source)
+            save_renders(images, images_dir, source)
         return ImageSet(concept.token, "conceptlab", load_images(images_dir), _target(category, pair), concept.sha256)
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
@@ -248,7 +238,7 @@ class ProtocolRun:
                 loaded=self.loaded() if uses_backend else None,
                 decoder=self._decoder if uses_backend else None,
             )
-            _save_renders(baseline.render(request), folder, source)
+            save_renders(baseline.render(request), folder, source)
         return ImageSet(
             f"{baseline_name} {','.join(pair)}", baseline_name, load_images(folder), _target(category, pair)
         )

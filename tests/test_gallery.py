@@ -77,6 +77,25 @@ def test_the_same_concept_copied_twice_shows_once_with_both_paths(tmp_path):
     assert sorted(path.parent.name for path in twice.paths) == ["a", "copies"]
 
 
+def test_evaluation_renders_are_shown_on_their_concepts_card(tmp_path):
+    from PIL import Image
+
+    from conceptlab.engine.images import save_renders
+
+    scored, other = _concept("<pet>", 1), _concept("<pet>", 2)
+    runs = tmp_path / "runs"
+    save_concept(scored, runs / "concepts" / "a" / "pet.safetensors")
+    save_concept(other, runs / "concepts" / "b" / "pet.safetensors")
+    images = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(6)]
+    save_renders(images, runs / "images" / "a", {"concept": scored.sha256, "count": 6})
+    scan = find_concepts(runs)
+    pictures = {c.sha256: c.pictures for c in scan.concepts}
+    assert [p.name for p in pictures[scored.sha256].evaluated] == ["0000.png", "0001.png", "0002.png", "0003.png"]
+    assert pictures[other.sha256].evaluated == ()
+    page = write_gallery(scan.concepts, tmp_path / "site", force=False).read_text()
+    assert page.count('<figure class="evaluated">') == 4
+
+
 def test_files_that_are_not_concepts_are_skipped_with_a_reason(tmp_path):
     runs = tmp_path / "runs"
     save_concept(_concept("<pet>", 1), runs / "pet.safetensors")
