@@ -6,6 +6,12 @@ import re
 
 LEADING_WORDS = ("a", "an", "the", "some", "this", "it", "is", "its")
 MAX_WORDS = 3
+APOSTROPHES = "['\u2019]"
+"""A straight or a typographic apostrophe."""
+NON_ANSWERS = ("none", "nothing", "unknown", "unsure", "unclear", "no", "yes", "n a")
+"""Whole answers (normalized) that name nothing: a VQA model says these when it cannot tell."""
+NON_ANSWER_PHRASES = ("not sure", "dont know", "do not know", "no idea", "cant tell", "cannot tell")
+"""Phrases that make any answer holding them a non-answer ("i'm not sure", "i don't know")."""
 
 
 def singular(word: str) -> str:
@@ -20,8 +26,11 @@ def singular(word: str) -> str:
 
 
 def normalize_answer(answer: str) -> str:
-    """Lower case, punctuation stripped, leading articles dropped, last word made singular."""
-    words = re.sub(r"[^a-z0-9\s-]", " ", answer.lower()).split()
+    """Lower case, possessive 's and apostrophes dropped, punctuation stripped, leading articles dropped, last
+    word made singular: "The dog's." -> "dog", "I don't know" -> "i dont know"."""
+    text = re.sub(APOSTROPHES + r"s\b", "", answer.lower())
+    text = re.sub(APOSTROPHES, "", text)
+    words = re.sub(r"[^a-z0-9\s-]", " ", text).split()
     while words and words[0] in LEADING_WORDS:
         words = words[1:]
     if words:
@@ -29,10 +38,17 @@ def normalize_answer(answer: str) -> str:
     return " ".join(words)
 
 
+def is_non_answer(word: str) -> bool:
+    """True for a normalized answer that names nothing ("none", "unknown", "i dont know")."""
+    padded = f" {word} "
+    return word in NON_ANSWERS or any(f" {phrase} " in padded for phrase in NON_ANSWER_PHRASES)
+
+
 def new_negative(answer: str, category: str | None, known: list[str]) -> str | None:
-    """The normalized answer if it names something new: not empty, not the category, not a known negative."""
+    """The normalized answer if it names something new: not empty, not a non-answer, not the category, not a
+    known negative."""
     word = normalize_answer(answer)
-    if not word or not re.search(r"[a-z]", word) or len(word.split()) > MAX_WORDS:
+    if not word or not re.search(r"[a-z]", word) or len(word.split()) > MAX_WORDS or is_non_answer(word):
         return None
     taken = {normalize_answer(item) for item in [*known, category or ""]}
     return None if word in taken else word

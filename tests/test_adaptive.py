@@ -24,6 +24,11 @@ from conceptlab.engine.vocabulary import CATEGORY_MEMBERS, vocabulary_for
         ("bunnies", "bunny"),
         ("foxes", "fox"),
         ("cactus", "cactus"),
+        ("dog's", "dog"),  # possessive 's dropped, not "dog s"
+        ("The dog\u2019s.", "dog"),  # a typographic apostrophe
+        ("a dog's bed", "dog bed"),
+        ("the dogs'", "dog"),
+        ("I don't know", "i dont know"),
     ],
 )
 def test_normalize_answer(answer, expected):
@@ -44,6 +49,18 @@ def test_normalize_answer(answer, expected):
 )
 def test_new_negative_skips_known_words_and_the_category(answer, known, expected):
     assert new_negative(answer, "pet", known) == expected
+
+
+@pytest.mark.parametrize(
+    "answer", ["none", "Unknown.", "nothing", "not sure", "I don't know", "I'm not sure", "no idea", "N/A", "no"]
+)
+def test_non_answers_name_no_negative(answer):
+    assert new_negative(answer, "pet", []) is None
+
+
+def test_possessive_answer_names_the_owner():
+    assert new_negative("a hamster's", "pet", []) == "hamster"
+    assert new_negative("cat's", "pet", ["cat"]) is None  # the known negative, not a new "cat s"
 
 
 def test_gradual_schedule_adds_given_negatives_one_at_a_time():
