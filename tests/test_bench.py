@@ -25,6 +25,23 @@ def test_baseline_and_ours_compute_the_same_first_loss(stack):
     assert not torch.equal(session.vector(), baseline.original[session.placeholder.token_id])
 
 
+def test_baseline_and_ours_train_the_same_vector(stack):
+    """Five steps each from the same seed: the one-row optimizer and cached constraints change the cost, not the
+    result (the prior without padding differs by float rounding only)."""
+    settings = BenchSettings(negatives=3, negative_counts=(1, 3))
+    session = start_training(stack, bench_config(settings))
+    baseline = OfficialBaseline(session)
+    start = session.vector().clone()
+    negatives = bench_words(3)
+    for step in range(1, 6):
+        ours = session.step(step, ["pet"], negatives)
+        theirs = baseline.step(["pet"], negatives)
+        assert abs(ours.loss - theirs) < 1e-4
+    theirs_vector = baseline.embedding.weight[session.placeholder.token_id].detach()
+    torch.testing.assert_close(session.vector(), theirs_vector, rtol=0, atol=1e-6)
+    assert (session.vector() - start).abs().max() > 1e-4  # both moved (five AdamW steps of lr 1e-4)
+
+
 def test_prior_without_padding_matches_the_full_context(stack):
     prompts = encode_prompts(stack.tokenizer, stack.text_encoder, ["a photo of a cat"])
     unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
