@@ -160,7 +160,8 @@ def create_command(
         typer.Option(
             "--adaptive/--no-adaptive",
             help="Ask an oracle what the images show and add its answers to the negatives "
-            "(default: on when --neg is empty, as in the paper).",
+            "(default: on when --neg is empty, as in the paper, or when any of --oracle, --oracle-model, "
+            "--ask-every, --max-negatives, --vocab is given).",
             show_default=False,
         ),
     ] = None,
@@ -174,8 +175,9 @@ def create_command(
     ] = None,
     ask_every: Annotated[int | None, typer.Option(help="Ask the oracle every N steps (default: --every).")] = None,
     max_negatives: Annotated[
-        int, typer.Option(help="Stop asking once this many negatives apply.")
-    ] = CreateConfig.max_negatives,
+        int | None,
+        typer.Option(help=f"Stop asking once this many negatives apply (default {CreateConfig.max_negatives})."),
+    ] = None,
     vocab: Annotated[
         str | None, typer.Option(help="clip-zeroshot: a file of candidate words, one per line (default: built-in).")
     ] = None,

@@ -125,6 +125,26 @@ class CreateConfig:
         return tuple(weight / total for weight in self.weights)
 
 
+ORACLE_OPTIONS = {
+    "oracle": "--oracle",
+    "oracle_model": "--oracle-model",
+    "ask_every": "--ask-every",
+    "max_negatives": "--max-negatives",
+    "vocab_file": "--vocab",
+}
+"""Settings that only the oracle reads (field: option): giving any of them asks for adaptive negatives."""
+
+
+def _adaptive(adaptive: bool | None, negatives: tuple[str, ...], oracle_settings: dict) -> bool:
+    """None follows the paper (ask when no negatives are given), unless an oracle setting is given: then ask."""
+    given = [option for field, option in ORACLE_OPTIONS.items() if field in oracle_settings]
+    if adaptive is False and given:
+        raise UsageError(f"{given[0]} sets up the oracle, which --no-adaptive turns off; drop one of them.")
+    if adaptive is None:
+        return not negatives or bool(given)
+    return adaptive
+
+
 def create_config(
     category: str,
     negatives: tuple[str, ...] = (),
@@ -137,8 +157,11 @@ def create_config(
 ) -> CreateConfig:
     """The config of `create`: a new member of `category`, unlike each of `negatives`.
 
-    `adaptive` None follows the paper: ask an oracle for negatives when none are given.
+    `adaptive` None follows the paper: ask an oracle for negatives when none are given, or when any oracle
+    setting (`ORACLE_OPTIONS`; None counts as not given) is; `adaptive=False` with one of them is refused.
     """
+    oracle_settings = {field: settings.pop(field, None) for field in ORACLE_OPTIONS}
+    oracle_settings = {field: value for field, value in oracle_settings.items() if value is not None}
     category = category.strip()
     if not category:
         raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
@@ -152,7 +175,8 @@ def create_config(
         category=category,
         style=style,
         templates=STYLE_TEMPLATES if style else OBJECT_TEMPLATES,
-        adaptive=not negatives if adaptive is None else adaptive,
+        adaptive=_adaptive(adaptive, negatives, oracle_settings),
+        **oracle_settings,
         **settings,
     )
 

@@ -98,6 +98,30 @@ def test_config_refuses_meaningless_combinations():
         create_config("pet", ask_every=0)
 
 
+@pytest.mark.parametrize(
+    ("setting", "option"),
+    [
+        ({"oracle": "clip-zeroshot"}, "--oracle"),
+        ({"oracle_model": "tiny"}, "--oracle-model"),
+        ({"ask_every": 5}, "--ask-every"),
+        ({"max_negatives": 10}, "--max-negatives"),  # the default value, given: still asks
+        ({"vocab_file": "pets.txt"}, "--vocab"),
+    ],
+)
+def test_an_oracle_setting_with_given_negatives_asks_the_oracle(setting, option):
+    assert create_config("pet", ("cat",), **setting).adaptive
+    assert create_config("pet", ("cat",), adaptive=True, **setting).adaptive
+    with pytest.raises(UsageError, match=f"^{option} .*--no-adaptive"):
+        create_config("pet", ("cat",), adaptive=False, **setting)
+
+
+def test_oracle_settings_left_as_none_change_nothing():
+    unset = dict(oracle=None, oracle_model=None, ask_every=None, max_negatives=None, vocab_file=None)
+    config = create_config("pet", ("cat",), **unset)
+    assert not config.adaptive and config.max_negatives == 10
+    assert not create_config("pet", ("cat",), adaptive=False, **unset).adaptive
+
+
 def test_vocabulary_from_file_and_built_in(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("# pets\nhamster\n\nferret\nhamster\n", encoding="utf-8")

@@ -90,6 +90,26 @@ def test_no_adaptive_without_negatives_trains_on_the_positive_only(tmp_path, run
     assert json.loads(json.dumps(load_concept(out / "new-pet.safetensors").metadata["negatives"])) == []
 
 
+def test_an_oracle_option_with_neg_asks_the_oracle(tmp_path, run_cli):
+    out = tmp_path / "neg-and-oracle"
+    code, _, err = run_cli("create", "--category", "pet", "--neg", "cat", "--max-negatives", "2", *TINY,
+                           "--no-images", "--steps", "4", "--every", "2", "--out", out)  # fmt: skip
+    assert code == 0, err
+    metadata = load_concept(out / "new-pet.safetensors").metadata
+    assert metadata["config"]["adaptive"] is True and metadata["config"]["max_negatives"] == 2
+    assert metadata["oracle_answers"] and metadata["negatives"][0] == {"word": "cat", "step": 0, "source": "given"}
+
+
+@pytest.mark.parametrize(
+    "option", [("--oracle", "clip-zeroshot"), ("--oracle-model", "tiny"), ("--ask-every", "5"), ("--vocab", "x.txt")]
+)
+def test_no_adaptive_with_an_oracle_option_is_refused(tmp_path, run_cli, option):
+    out = tmp_path / "refused"
+    code, _, err = run_cli("create", "--category", "pet", "--neg", "cat", "--no-adaptive", *option, *TINY, "--out", out)
+    assert code == 2 and option[0] in err and "--no-adaptive" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder):
     """A fake mover records moves (nothing leaves the CPU): render brings the decoder in, the oracle gets the
     device alone, and the prior is back before training goes on."""
