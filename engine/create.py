@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from conceptlab.engine.backend import DecoderStack
+from conceptlab.engine.backend import Backend, DecoderStack
 from conceptlab.engine.concept import Concept, save_concept
 from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.constraints import ImageConstraints
@@ -21,8 +21,9 @@ from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.lock import RunLock
 from conceptlab.engine.negatives import Negative, NegativeSchedule
-from conceptlab.engine.oracle import OracleOptions, load_oracle
+from conceptlab.engine.oracle import OracleOptions, Question, check_oracle_inputs, load_oracle
 from conceptlab.engine.plot import save_similarity_plot
+from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.render import RenderSettings, render_settings
 from conceptlab.engine.residency import IDLE_DEVICE, prior_and_decoder_residency
 from conceptlab.engine.run_folder import RunFolder, default_run_dir, state_path, step_lines, write_log_line
@@ -89,6 +90,20 @@ def concept_metadata(config: CreateConfig, loaded: LoadedPrior, **extra: Any) ->
     }
 
 
+def _oracle_choice(config: CreateConfig, backend: Backend) -> tuple[str, OracleOptions]:
+    """The oracle `config` asks (`--oracle`, else the backend's default) and its options."""
+    options = OracleOptions(config.oracle_model, Path(config.vocab_file) if config.vocab_file else None)
+    return config.oracle or backend.default_oracle, options
+
+
+def _check_oracle(config: CreateConfig, model: ModelChoice | LoadedPrior) -> None:
+    """Refuse an unknown oracle or one without a vocabulary before any model loads or the folder is claimed."""
+    if config.adaptive:
+        backend = model.backend if isinstance(model, LoadedPrior) else resolve_model(model.model, model.backend)[0]
+        name, options = _oracle_choice(config, backend)
+        check_oracle_inputs(name, Question(config.category, config.style), options)
+
+
 def _watcher(
     config: CreateConfig,
     loaded: LoadedPrior,
@@ -102,8 +117,8 @@ def _watcher(
         return None
     oracle = None
     if config.adaptive:
-        options = OracleOptions(config.oracle_model, Path(config.vocab_file) if config.vocab_file else None)
-        oracle = load_oracle(config.oracle or loaded.backend.default_oracle, loaded, options)
+        name, options = _oracle_choice(config, loaded.backend)
+        oracle = load_oracle(name, loaded, options)
     settings = render or render_settings(loaded.backend)
     folder_for_images = folder.path if config.images else None
     decoder = decoder or load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
@@ -147,6 +162,7 @@ def create(
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
+    _check_oracle(config, model)
     loaded = model if isinstance(model, LoadedPrior) else load_prior(model)
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
@@ -185,6 +201,7 @@ def resume(
         dtype or recorded["dtype"],
         recorded["revision"],
     )
+    _check_oracle(config, choice)
     loaded = load_prior(choice)
     watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload)
     if watcher:

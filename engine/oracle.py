@@ -1,12 +1,15 @@
 """Oracles look at the concept's images and name what it resembles (the paper's adaptive negatives).
 
 Oracles live in plugins and register under the `conceptlab.oracles` entry-point group; each entry point is a
-factory `(loaded: LoadedPrior, options: OracleOptions) -> Oracle`. Heavy oracles load their weights lazily,
-on the first question.
+factory `(loaded: LoadedPrior, options: OracleOptions) -> Oracle`. A factory may also offer
+`check_inputs(question, options)`, which raises `UsageError` for inputs the oracle cannot use (a category with no
+vocabulary, an option it would ignore); it is called before any model loads. Heavy oracles load their weights
+lazily, on the first question.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -58,8 +61,23 @@ def oracle_names() -> list[str]:
     return sorted(entry.name for entry in entry_points(group=ORACLE_GROUP))
 
 
-def load_oracle(name: str, loaded: LoadedPrior, options: OracleOptions) -> Oracle:
+OracleFactory = Callable[["LoadedPrior", OracleOptions], Oracle]
+
+
+def oracle_factory(name: str) -> OracleFactory:
+    """The factory registered under `name` (nothing is loaded yet)."""
     for entry in entry_points(group=ORACLE_GROUP):
         if entry.name == name:
-            return entry.load()(loaded, options)
+            return entry.load()
     raise UsageError(f"Unknown oracle {name!r}; installed oracles: {', '.join(oracle_names())}.")
+
+
+def check_oracle_inputs(name: str, question: Question, options: OracleOptions) -> None:
+    """Refuse an unknown oracle, or inputs it cannot use, before any model loads (its `check_inputs`, if any)."""
+    check = getattr(oracle_factory(name), "check_inputs", None)
+    if check is not None:
+        check(question, options)
+
+
+def load_oracle(name: str, loaded: LoadedPrior, options: OracleOptions) -> Oracle:
+    return oracle_factory(name)(loaded, options)

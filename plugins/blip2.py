@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-from conceptlab.engine.errors import BackendError
+from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.loading import LoadedPrior
 from conceptlab.engine.oracle import OracleOptions, Question
 from conceptlab.plugins.tiny import cached_build
@@ -29,6 +29,15 @@ def tiny_blip2_folder() -> Path:
 
 class Blip2Oracle:
     name = "blip2"
+
+    @staticmethod
+    def check_inputs(question: Question, options: OracleOptions) -> None:
+        """BLIP-2 answers in its own words: refuse a --vocab it would ignore."""
+        if options.vocab_file is not None:
+            raise UsageError(
+                f"--vocab {options.vocab_file} is a word list for clip-zeroshot; blip2 answers in its own words. "
+                "Add --oracle clip-zeroshot or drop --vocab."
+            )
 
     def __init__(self, loaded: LoadedPrior, options: OracleOptions):
         self.model_ref = options.model or DEFAULT_MODEL
@@ -74,5 +83,5 @@ class Blip2Oracle:
         return [answer.strip() for answer in self._processor.batch_decode(output, skip_special_tokens=True)]
 
 
-def blip2_oracle(loaded: LoadedPrior, options: OracleOptions) -> Blip2Oracle:
-    return Blip2Oracle(loaded, options)
+blip2_oracle = Blip2Oracle
+"""The `conceptlab.oracles` entry point: the class is its own factory, with its `check_inputs`."""

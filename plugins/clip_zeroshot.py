@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.loading import LoadedPrior
 from conceptlab.engine.oracle import OracleOptions, Question
 from conceptlab.engine.tokens import encode_prompts
@@ -21,6 +22,17 @@ STYLE_PROMPT = "a painting in the style of {}"
 
 class ClipZeroShotOracle:
     name = "clip-zeroshot"
+
+    @staticmethod
+    def check_inputs(question: Question, options: OracleOptions) -> None:
+        """A vocabulary to choose from (a built-in list for the category, or a readable, non-empty --vocab), and
+        no --oracle-model, which this oracle would ignore."""
+        if options.model is not None:
+            raise UsageError(
+                f"--oracle-model {options.model} names BLIP-2 weights, but clip-zeroshot uses the backend's own "
+                "CLIP; add --oracle blip2 or drop --oracle-model."
+            )
+        vocabulary_for(question.category, question.style, options.vocab_file)
 
     def __init__(self, loaded: LoadedPrior, options: OracleOptions):
         self._stack = loaded.stack
@@ -49,5 +61,5 @@ class ClipZeroShotOracle:
         return [words[int(index)] for index in similarities.argmax(dim=-1)]
 
 
-def clip_zeroshot_oracle(loaded: LoadedPrior, options: OracleOptions) -> ClipZeroShotOracle:
-    return ClipZeroShotOracle(loaded, options)
+clip_zeroshot_oracle = ClipZeroShotOracle
+"""The `conceptlab.oracles` entry point: the class is its own factory, with its `check_inputs`."""

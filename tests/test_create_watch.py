@@ -1,5 +1,6 @@
 """`create` watching its concept: images at checkpoints, a strip, adaptive negatives, style and gradual modes."""
 
+import importlib
 import json
 
 import pytest
@@ -108,6 +109,33 @@ def test_no_adaptive_with_an_oracle_option_is_refused(tmp_path, run_cli, option)
     code, _, err = run_cli("create", "--category", "pet", "--neg", "cat", "--no-adaptive", *option, *TINY, "--out", out)
     assert code == 2 and option[0] in err and "--no-adaptive" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--category", "vehicle"), "No built-in vocabulary for category 'vehicle'"),
+        (("--category", "pet", "--vocab", "nope.txt"), "--vocab nope.txt: no such file"),
+        (("--category", "pet", "--vocab", "EMPTY"), "lists no words"),
+        (("--category", "pet", "--oracle", "gpt-vision"), "Unknown oracle 'gpt-vision'"),
+        (("--category", "pet", "--oracle", "blip2", "--vocab", "EMPTY"), "is a word list for clip-zeroshot"),
+        (("--category", "pet", "--oracle-model", "tiny"), "clip-zeroshot uses the backend's own CLIP"),
+    ],
+)
+def test_oracle_inputs_are_refused_before_any_model_loads(tmp_path, run_cli, monkeypatch, args, named):
+    create_module = importlib.import_module("conceptlab.engine.create")  # the package exports `create` too
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("a model was loaded before the oracle's inputs were checked")
+
+    monkeypatch.setattr(create_module, "load_prior", no_loading)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# no words\n\n", encoding="utf-8")
+    out = tmp_path / "run"
+    args = [str(empty) if arg == "EMPTY" else arg for arg in args]
+    code, _, err = run_cli("create", *args, *TINY, "--out", out)
+    assert code == 2 and named in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing claimed: a rerun needs no --force
 
 
 def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder):
