@@ -49,8 +49,14 @@ CREATE_EXAMPLES = """
   conceptlab create --resume runs/new-pet   [dim]# continue after Ctrl-C, to the same bytes[/]
 
 Writes RUN/<token>.safetensors, RUN/log.jsonl, RUN/checkpoints/, RUN/images/ (every --every steps and a
-strip.png) and RUN/similarities.png. On a GPU that cannot hold the prior, the decoder and BLIP-2 at once,
-only the model at work stays on it (--offload; --no-offload keeps all resident).
+strip.png) and RUN/similarities.png.
+
+Offloading keeps only the model at work (prior, decoder or oracle) on the GPU.
+By default it is on when a CUDA GPU's memory left free by the prior cannot
+hold the decoder, the oracle's weights (BLIP-2 in float16: about 7.9 GB;
+clip-zeroshot: none) and 2 GiB for activations. --offload forces it,
+--no-offload keeps all three resident.
+
 Ctrl-C (or SIGTERM) finishes the current step, saves the state and exits 130 with the resume command.
 """
 

@@ -21,7 +21,7 @@ from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.lock import RunLock
 from conceptlab.engine.negatives import Negative, NegativeSchedule
-from conceptlab.engine.oracle import OracleOptions, Question, check_oracle_inputs, load_oracle
+from conceptlab.engine.oracle import OracleOptions, OracleWithWeights, Question, check_oracle_inputs, load_oracle
 from conceptlab.engine.plot import save_similarity_plot
 from conceptlab.engine.registry import resolve_model
 from conceptlab.engine.render import RenderSettings, render_settings
@@ -112,7 +112,11 @@ def _watcher(
     decoder: DecoderStack | None,
     offload: bool | None,
 ) -> ConceptWatcher | None:
-    """Loads the decoder (and the oracle) only when the run renders or asks."""
+    """Loads the decoder (and the oracle) only when the run renders or asks.
+
+    `offload` None decides from what is still to come onto the device: the decoder (loaded on the CPU) and the
+    weights an oracle will load on its first question (`expected_bytes`; BLIP-2 is as big as the prior).
+    """
     if not (config.images or config.adaptive):
         return None
     oracle = None
@@ -122,7 +126,8 @@ def _watcher(
     settings = render or render_settings(loaded.backend)
     folder_for_images = folder.path if config.images else None
     decoder = decoder or load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
-    residency = prior_and_decoder_residency(loaded, decoder, offload)
+    oracle_bytes = oracle.expected_bytes() if isinstance(oracle, OracleWithWeights) else 0
+    residency = prior_and_decoder_residency(loaded, decoder, offload, oracle_bytes)
     return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency)
 
 

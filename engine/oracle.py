@@ -20,6 +20,8 @@ from PIL import Image
 from conceptlab.engine.errors import UsageError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from conceptlab.engine.loading import LoadedPrior
 
 ORACLE_GROUP = "conceptlab.oracles"
@@ -54,6 +56,23 @@ class Oracle(Protocol):
 
     def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
         """One free-text answer per image; `known` are words already constrained (an oracle may skip them)."""
+        ...
+
+
+@runtime_checkable
+class OracleWithWeights(Oracle, Protocol):
+    """An oracle with weights of its own (BLIP-2), unlike one that reuses the backend's models (clip-zeroshot).
+
+    Whether to offload counts its `expected_bytes()` before it loads; once loaded, its `modules()` are moved like
+    the prior's and the decoder's, so with offloading they leave the device while another model works.
+    """
+
+    def modules(self) -> list[nn.Module]:
+        """Its loaded modules (none before the first question)."""
+        ...
+
+    def expected_bytes(self) -> int:
+        """What its weights will take on the device, known before they load."""
         ...
 
 

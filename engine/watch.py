@@ -11,7 +11,7 @@ from conceptlab.engine.answers import new_negative
 from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.config import CreateConfig
 from conceptlab.engine.files import write_atomically
-from conceptlab.engine.oracle import STYLE_CONTENT, Oracle, Question
+from conceptlab.engine.oracle import STYLE_CONTENT, Oracle, OracleWithWeights, Question
 from conceptlab.engine.render import RenderSettings, render_prompts
 from conceptlab.engine.residency import IDLE_DEVICE, Residency
 
@@ -50,7 +50,7 @@ class ConceptWatcher:
 
     Images of one step are rendered once, whether a checkpoint or a question needs them first. With offloading
     (`residency`), only the model at work is on the GPU: the prior to train, the decoder to render, the oracle to
-    answer (an oracle's `modules()` are parked on the CPU after each question).
+    answer (an oracle with weights of its own is the residency's `oracle` group once it has loaded them).
     """
 
     def __init__(
@@ -66,7 +66,8 @@ class ConceptWatcher:
         self.stack, self.decoder, self.config, self.settings = stack, decoder, config, settings
         self.folder, self.oracle = folder, oracle
         self.residency = residency or Residency(stack.device, offload=False)
-        self.residency.add("oracle", [], IDLE_DEVICE)
+        self.own_weights = isinstance(oracle, OracleWithWeights)
+        self.residency.add("oracle", oracle.modules if self.own_weights else [], IDLE_DEVICE)
         self.images_by_step: dict[int, list[Image.Image]] = {}
         self.answers: list[dict] = []
 
@@ -108,13 +109,10 @@ class ConceptWatcher:
         """New negatives the oracle names from the images at `step` (normalized, new, in order)."""
         question = Question(self.config.category, self.config.style)
         images = self.images_at(step)
-        own_models = hasattr(self.oracle, "modules")  # clip-zeroshot uses the prior's own CLIP instead
-        self.residency.use("oracle" if own_models else "prior")  # offloading: the others make room for it
+        # clip-zeroshot uses the prior's own CLIP; with offloading, the others make room for an oracle's weights
+        self.residency.use("oracle" if self.own_weights else "prior")
         answers = self.oracle.ask(images, question, known)
-        if own_models and self.residency.offload:
-            for module in self.oracle.modules():
-                module.to(IDLE_DEVICE)
-        self.residency.use("prior")
+        self.residency.use("prior")  # with offloading, the oracle's weights leave the device
         found: list[str] = []
         for answer in answers:
             word = new_negative(answer, self.config.category, [*known, *found])

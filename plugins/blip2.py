@@ -1,24 +1,78 @@
 """`blip2`: the paper's oracle, a BLIP-2 model asked what the concept's images show.
 
 Loaded lazily on the first question, in half precision on a GPU. `--oracle-model` takes any BLIP-2 hub id or
-folder; `tiny` is a small random BLIP-2 built locally for tests.
+folder; `tiny` is a small random BLIP-2 built locally for tests. Before loading, it tells how much device memory
+it will take (`expected_bytes`), so `create` can decide to offload: BLIP-2 is as big as the prior.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import torch
+from huggingface_hub import try_to_load_from_cache
 from PIL import Image
+from safetensors import SafetensorError, safe_open
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.loading import LoadedPrior
 from conceptlab.engine.oracle import OracleOptions, Question
+from conceptlab.engine.residency import module_bytes
 from conceptlab.plugins.tiny import cached_build
 
 DEFAULT_MODEL = "Salesforce/blip2-flan-t5-xl"
 MAX_ANSWER_TOKENS = 10
+PUBLISHED_PARAMETERS = {
+    "Salesforce/blip2-flan-t5-xl": 3_940_000_000,
+    "Salesforce/blip2-flan-t5-xl-coco": 3_940_000_000,
+    "Salesforce/blip2-opt-2.7b": 3_740_000_000,
+    "Salesforce/blip2-opt-6.7b": 7_750_000_000,
+    "Salesforce/blip2-flan-t5-xxl": 12_230_000_000,
+}
+"""Parameter counts of the published BLIP-2 models (ViT-g, Q-Former and language model, as the hub lists them):
+the estimate for a model not on this machine yet. Any other model not on disk is assumed the default's size."""
+
+
+def _local_folder(reference: str) -> Path | None:
+    """A folder holding the model's files: `reference` itself, or its hub download in the local cache."""
+    if Path(reference).is_dir():
+        return Path(reference)
+    try:
+        config = try_to_load_from_cache(reference, "config.json")
+    except ValueError:  # not a hub id either
+        return None
+    return Path(config).parent if isinstance(config, str) else None
+
+
+def _stored_element_size(folder: Path) -> int:
+    """Bytes per stored weight, from the config's dtype (transformers writes `torch_dtype` or `dtype`)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    name = config.get("torch_dtype") or config.get("dtype") or "float32"
+    return getattr(torch, name).itemsize
+
+
+def stored_parameters(reference: str) -> int | None:
+    """How many weights a model on disk has, read without loading it: a sharded checkpoint's index `total_size`
+    (in the config's dtype), else the tensor shapes in its safetensors headers. None when it is not on disk."""
+    folder = _local_folder(reference)
+    if folder is None:
+        return None
+    try:
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            total_size = json.loads(index.read_text(encoding="utf-8"))["metadata"]["total_size"]
+            return int(total_size) // _stored_element_size(folder)
+        count = 0
+        for path in sorted(folder.glob("*.safetensors")):
+            with safe_open(path, "pt") as weights:
+                names = list(weights.keys())
+                count += sum(math.prod(weights.get_slice(name).get_shape()) for name in names)
+        return count or None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError):
+        return None
 
 
 def tiny_blip2_folder() -> Path:
@@ -46,8 +100,21 @@ class Blip2Oracle:
         self._processor: Blip2Processor | None = None
         self._model: Blip2ForConditionalGeneration | None = None
 
+    def _reference(self) -> str:
+        return str(tiny_blip2_folder()) if self.model_ref == "tiny" else self.model_ref
+
+    def expected_bytes(self) -> int:
+        """What the model takes on the device in `self.dtype`: counted from its weights when they are on disk (a
+        folder, a hub download, the tiny one), else estimated from the published parameter count."""
+        if self._model is not None:
+            return module_bytes([self._model])
+        parameters = stored_parameters(self._reference()) or PUBLISHED_PARAMETERS.get(
+            self.model_ref, PUBLISHED_PARAMETERS[DEFAULT_MODEL]
+        )
+        return parameters * self.dtype.itemsize
+
     def _load(self) -> None:
-        reference = str(tiny_blip2_folder()) if self.model_ref == "tiny" else self.model_ref
+        reference = self._reference()
         try:
             self._processor = Blip2Processor.from_pretrained(reference)
             model = Blip2ForConditionalGeneration.from_pretrained(reference, dtype=self.dtype)

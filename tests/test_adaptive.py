@@ -8,7 +8,7 @@ from conceptlab.engine.answers import new_negative, normalize_answer
 from conceptlab.engine.config import create_config
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.negatives import NegativeSchedule
-from conceptlab.engine.oracle import OracleOptions, Question, load_oracle, oracle_names
+from conceptlab.engine.oracle import OracleOptions, OracleWithWeights, Question, load_oracle, oracle_names
 from conceptlab.engine.train import ask_steps, train_token
 from conceptlab.engine.vocabulary import CATEGORY_MEMBERS, vocabulary_for
 
@@ -181,6 +181,36 @@ def test_blip2_oracle_loads_lazily_and_answers_each_image(tiny):
     answers = oracle.ask(_images(2), Question("pet"), known=[])
     assert oracle.model is not None and len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert "question" not in " ".join(answers).lower()  # only the generated answer, not the prompt
+
+
+def test_blip2_knows_its_size_before_it_loads(tiny):
+    from conceptlab.engine.residency import module_bytes
+
+    oracle = load_oracle("blip2", tiny, OracleOptions(model="tiny"))
+    before = oracle.expected_bytes()
+    oracle.ask(_images(1), Question("pet"), known=[])
+    assert before == module_bytes(oracle.modules()) > 0
+
+
+def test_blip2_size_from_a_sharded_folder_s_index_in_half_precision(tiny, tmp_path):
+    """blip2-flan-t5-xl as downloaded: float32 shards whose index says 15.76 GB; in float16 it takes 7.88 GB."""
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"torch_dtype": "float32"}), encoding="utf-8")
+    index = {"metadata": {"total_size": 15_760_000_000}, "weight_map": {}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    oracle = load_oracle("blip2", tiny, OracleOptions(model=str(tmp_path)))
+    oracle.dtype = torch.float16  # as on a GPU
+    assert oracle.expected_bytes() == 7_880_000_000
+
+
+def test_blip2_size_of_a_model_not_on_disk_is_its_published_parameter_count(tiny):
+    from conceptlab.plugins.blip2 import DEFAULT_MODEL, PUBLISHED_PARAMETERS
+
+    oracle = load_oracle("blip2", tiny, OracleOptions())  # float32 on the CPU
+    assert oracle.expected_bytes() == pytest.approx(PUBLISHED_PARAMETERS[DEFAULT_MODEL] * 4, rel=0.02)
+    assert isinstance(oracle, OracleWithWeights)
+    assert not isinstance(load_oracle("clip-zeroshot", tiny, OracleOptions()), OracleWithWeights)  # reuses CLIP
 
 
 def test_blip2_missing_weights_is_one_line(tiny, tmp_path):

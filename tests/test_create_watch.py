@@ -138,25 +138,42 @@ def test_oracle_inputs_are_refused_before_any_model_loads(tmp_path, run_cli, mon
     assert not out.exists()  # nothing claimed: a rerun needs no --force
 
 
+def _fake_gpu_residency(stack, tiny_decoder, moves):
+    """Prior and decoder groups on a fake "cuda" device: the mover records (name, device) and moves nothing."""
+    import torch
+
+    from conceptlab.engine.residency import Residency
+
+    names = {id(stack.prior): "prior", id(tiny_decoder.pipeline.unet): "decoder"}
+
+    def move(module, device):
+        moves.append((names.get(id(module), type(module).__name__), device.type))
+
+    residency = Residency(torch.device("cuda"), offload=True, move=move)
+    residency.add("prior", [stack.prior], torch.device("cuda"))
+    residency.add("decoder", [tiny_decoder.pipeline.unet], torch.device("cpu"))
+    return residency
+
+
+def _watcher(tiny, tiny_decoder, oracle, residency):
+    from conceptlab.engine.config import create_config
+    from conceptlab.engine.render import render_settings
+    from conceptlab.engine.tokens import add_placeholder_token
+    from conceptlab.engine.watch import ConceptWatcher
+
+    stack = tiny.stack
+    config = create_config("pet", steps=10)
+    add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
+    return ConceptWatcher(stack, tiny_decoder, config, render_settings(tiny.backend), None, oracle, residency)
+
+
 def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder):
     """A fake mover records moves (nothing leaves the CPU): render brings the decoder in, the oracle gets the
     device alone, and the prior is back before training goes on."""
     import torch
 
-    from conceptlab.engine.config import create_config
-    from conceptlab.engine.render import render_settings
-    from conceptlab.engine.residency import Residency
-    from conceptlab.engine.tokens import add_placeholder_token
-    from conceptlab.engine.watch import ConceptWatcher
-
-    names = {}
     moves = []
-    residency = Residency(torch.device("cuda"), offload=True, move=lambda m, d: moves.append((names[id(m)], d.type)))
-    stack = tiny.stack
-    for name, module in (("prior", stack.prior), ("decoder", tiny_decoder.pipeline.unet)):
-        names[id(module)] = name
-    residency.add("prior", [stack.prior], torch.device("cuda"))
-    residency.add("decoder", [tiny_decoder.pipeline.unet], torch.device("cpu"))
+    residency = _fake_gpu_residency(tiny.stack, tiny_decoder, moves)
 
     class Oracle:
         name = "scripted"
@@ -165,17 +182,90 @@ def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder
         def modules(self):
             return [self.model]
 
+        def expected_bytes(self):
+            return 8
+
         def ask(self, images, question, known):
             moves.append(("oracle asked", "-"))
             return ["hamster"] * len(images)
 
-    config = create_config("pet", steps=10)
-    add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
-    watcher = ConceptWatcher(stack, tiny_decoder, config, render_settings(tiny.backend), None, Oracle(), residency)
+    watcher = _watcher(tiny, tiny_decoder, Oracle(), residency)
     assert watcher.ask(0, []) == ["hamster"]
     assert moves == [
         ("prior", "cpu"), ("decoder", "cuda"),  # render: the decoder alone
         ("decoder", "cpu"), ("prior", "cuda"),  # back to training
-        ("prior", "cpu"), ("oracle asked", "-"),  # the oracle alone
-        ("prior", "cuda"),
+        ("prior", "cpu"), ("Linear", "cuda"), ("oracle asked", "-"),  # the oracle alone
+        ("Linear", "cpu"), ("prior", "cuda"),
     ]  # fmt: skip
+
+
+def test_a_loaded_blip2_is_parked_while_the_decoder_and_the_prior_work(tiny, tiny_decoder):
+    """The tiny BLIP-2 loads on its first question; from then on it is on the (fake) GPU only to answer."""
+    from conceptlab.engine.oracle import OracleOptions, load_oracle
+
+    moves = []
+    residency = _fake_gpu_residency(tiny.stack, tiny_decoder, moves)
+    watcher = _watcher(tiny, tiny_decoder, load_oracle("blip2", tiny, OracleOptions(model="tiny")), residency)
+    watcher.ask(0, [])
+    watcher.images_at(5)
+    watcher.ask(5, [])
+    blip2 = "Blip2ForConditionalGeneration"
+    assert moves == [
+        ("prior", "cpu"), ("decoder", "cuda"), ("decoder", "cpu"), ("prior", "cuda"),  # render step 0
+        ("prior", "cpu"),  # the oracle alone: BLIP-2 loads on the device in use
+        (blip2, "cpu"), ("prior", "cuda"),  # parked as soon as it has answered
+        ("prior", "cpu"), ("decoder", "cuda"), ("decoder", "cpu"), ("prior", "cuda"),  # render step 5
+        ("prior", "cpu"), (blip2, "cuda"),  # asked again
+        (blip2, "cpu"), ("prior", "cuda"),
+    ]  # fmt: skip
+    assert residency.where("oracle").type == "cpu"
+
+
+GB = 10**9
+
+
+def test_auto_offload_counts_the_oracle_s_weights():
+    """Kandinsky 2.2 in float16 on a 16 GB card: the prior (7 GB) is loaded, the decoder (2.6 GB) and BLIP-2
+    (7.9 GB) are still to come; with 2 GiB for activations they do not fit, on a 40 GB card they do."""
+    from conceptlab.engine.residency import offload_needed
+
+    prior, decoder, blip2 = 7 * GB, int(2.6 * GB), int(7.9 * GB)
+    assert offload_needed(decoder + blip2, free_bytes=16 * GB - prior)
+    assert not offload_needed(decoder + blip2, free_bytes=40 * GB - prior)
+    assert not offload_needed(decoder, free_bytes=16 * GB - prior)  # without BLIP-2 all three would stay
+    assert not offload_needed(decoder + blip2, free_bytes=None)  # not a CUDA device
+    assert not offload_needed(0, free_bytes=1)  # nothing left to bring in
+
+
+def test_auto_residency_offloads_for_an_oracle_that_would_not_fit(tiny, tiny_decoder, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    residency_module = importlib.import_module("conceptlab.engine.residency")
+    monkeypatch.setattr(residency_module, "free_memory", lambda device: 16 * GB - 7 * GB)
+    on_gpu = dataclasses.replace(tiny_decoder, device=torch.device("cuda"))  # its weights stay on the CPU
+    auto = residency_module.prior_and_decoder_residency
+    assert auto(tiny, on_gpu, None, oracle_bytes=int(7.9 * GB)).offload
+    assert not auto(tiny, on_gpu, None, oracle_bytes=0).offload
+    assert not auto(tiny, on_gpu, False, oracle_bytes=int(7.9 * GB)).offload  # --no-offload wins
+
+
+def test_create_counts_the_oracle_s_expected_bytes_before_it_loads(tiny, tiny_decoder, tmp_path, monkeypatch):
+    from conceptlab.engine.config import create_config
+    from conceptlab.engine.create import create
+    from conceptlab.engine.oracle import OracleOptions, load_oracle
+
+    create_module = importlib.import_module("conceptlab.engine.create")
+    counted = []
+    real = create_module.prior_and_decoder_residency
+
+    def spy(loaded, decoder, offload, oracle_bytes=0):
+        counted.append(oracle_bytes)
+        return real(loaded, decoder, offload, oracle_bytes)
+
+    monkeypatch.setattr(create_module, "prior_and_decoder_residency", spy)
+    config = create_config("pet", ("cat",), oracle="blip2", oracle_model="tiny", steps=1, images=False)
+    create(config, tiny, out=tmp_path / "run", decoder=tiny_decoder)
+    expected = load_oracle("blip2", tiny, OracleOptions(model="tiny")).expected_bytes()
+    assert counted == [expected] and expected > 0
