@@ -78,8 +78,15 @@ def _parents(folders: list[Path], weights: tuple[float, ...] | None, metadata: d
     if not folders:
         if weights:
             raise UsageError("--weights is given without --parent-images; add one --parent-images DIR per parent.")
-        recorded = recorded_parent_folders(metadata) or {}
-        return {label: (weight, load_images(folder)) for label, (weight, folder) in recorded.items()}
+        recorded = recorded_parent_folders(metadata)
+        if recorded is None and metadata.get("parents"):
+            stderr.print(
+                "note: parent similarity is left out: this machine has not rendered the parents' images "
+                "(evolve caches them); give --parent-images DIR per parent to measure it.",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return {label: (weight, load_images(folder)) for label, (weight, folder) in (recorded or {}).items()}
     recorded = [float(parent.get("weight", 0)) for parent in metadata.get("parents") or []]
     chosen = weights or (tuple(recorded) if len(recorded) == len(folders) else None)
     chosen = chosen or tuple(1 / len(folders) for _ in folders)

@@ -83,6 +83,16 @@ def test_parent_similarity_uses_recorded_weights(run_cli, tmp_path, pets):
     assert [entry["weight"] for entry in json.loads(out)["rows"][0]["parents"].values()] == [0.5, 0.5]
 
 
+def test_parents_whose_images_are_not_here_are_named_not_silently_dropped(run_cli, tmp_path, pets):
+    parents = [{"token": "<a>", "sha256": "f" * 64, "weight": 1.0}]
+    code, out, err = run_cli("eval", _concept_file(tmp_path, parents=parents), "--images", pets, *TINY_CLIP, "--json")
+    assert code == 0
+    assert "parent similarity is left out" in err and "--parent-images" in err
+    assert "parent" not in json.loads(out)["rows"][0]["metrics"]
+    code, _, err = run_cli("eval", _concept_file(tmp_path), "--images", pets, *TINY_CLIP, "--json")
+    assert code == 0 and "parent similarity" not in err
+
+
 def test_writes_csv_and_plot_and_refuses_to_overwrite(run_cli, tmp_path, pets):
     table, chart = tmp_path / "out" / "metrics.csv", tmp_path / "out" / "metrics.png"
     args = ("eval", "--images", pets, "--category", "pet", "--neg", "cat,dog", *TINY_CLIP, "--csv", table)
