@@ -113,13 +113,14 @@ def test_errors_are_one_line(run_cli, tmp_path, pets):
     (empty / "notes.txt").write_text("not an image")
     foreign = _concept_file(tmp_path, backend="kandinsky-2.2", model="kandinsky-community/kandinsky-2-2-prior")
     cases = [
-        (("eval", foreign, "--model", "tiny", "-n", "2", *TINY_CLIP), "was trained for kandinsky-2.2"),
-        (("eval", "--images", empty, "--category", "pet", *TINY_CLIP), "holds no images"),
-        (("eval", "--images", pets, "--category", "pet", "--baseline", "dall-e", *TINY_CLIP), "Unknown baseline"),
-        (("eval", "--images", pets, *TINY_CLIP), "--category"),
-        (("eval", *TINY_CLIP), "Nothing to evaluate"),
-        (("eval", "--images", pets, "--category", "pet", "--clip", str(tmp_path / "no-clip")), "Could not load"),
+        (("eval", foreign, "--model", "tiny", "-n", "2", *TINY_CLIP), "was trained for kandinsky-2.2", 2),
+        (("eval", "--images", empty, "--category", "pet", *TINY_CLIP), "holds no images", 2),
+        (("eval", "--images", pets, "--category", "pet", "--baseline", "dall-e", *TINY_CLIP), "Unknown baseline", 2),
+        (("eval", "--images", pets, *TINY_CLIP), "--category", 2),
+        (("eval", *TINY_CLIP), "Nothing to evaluate", 2),
+        # a model that cannot be loaded is a backend error (exit 1), as in create
+        (("eval", "--images", pets, "--category", "pet", "--clip", str(tmp_path / "no-clip")), "Could not load", 1),
     ]
-    for args, message in cases:
+    for args, message, expected_code in cases:
         code, _, err = run_cli(*args)
-        assert code in (1, 2) and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert code == expected_code and message in err and len(err.splitlines()) == 1, (args, err)
