@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from conceptlab.cli import options
@@ -31,7 +32,7 @@ VERIFY_EXAMPLES = """
   conceptlab verify runs/child/child.safetensors --parents runs/
 """
 
-STATUS_STYLE = {"present": "[green]present[/]", "changed": "[bold red]changed[/]", "missing": "[yellow]missing[/]"}
+STATUS_STYLE = {"present": "green", "changed": "bold red", "missing": "yellow"}
 
 
 def _label(node: LineageNode) -> str:
@@ -85,9 +86,9 @@ def verify_command(
         raise UsageError(f"--parents {parents} is not a folder; give the folder that holds the parent concepts.")
     checks = check_ancestors(lineage_tree(loaded.metadata), recorded_paths(loaded.metadata), parents)
     for check in checks:
-        where = f"  {check.path}" if check.path else ""
+        where = f"  {escape(check.path)}" if check.path else ""
         stdout.print(
-            f"  {STATUS_STYLE[check.status]:<24} {check.token}  {check.sha256[:12]}{where}",
+            f"  [{STATUS_STYLE[check.status]}]{check.status:<8}[/] {escape(check.token)}  {check.sha256[:12]}{where}",
             highlight=False,
             soft_wrap=True,
         )

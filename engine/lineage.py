@@ -100,35 +100,64 @@ class AncestorCheck:
     token: str
     sha256: str
     status: str
-    """`present` (a file with this exact embedding), `changed` (same token, another embedding) or `missing`."""
+    """`present` (a file with this exact embedding), `changed` (its file altered or replaced) or `missing`."""
     path: str | None = None
 
 
 def check_ancestors(root: LineageNode, recorded_paths: dict[str, str], folder: Path) -> list[AncestorCheck]:
     """Which recorded ancestors are in `folder` (searched recursively) and unchanged.
 
-    An ancestor is `changed` when a file there claims its sha256 but holds another embedding (it was altered),
-    or has the file name it was read from (`recorded_paths`, by sha256) but another embedding (it was replaced).
+    An ancestor is `present` when a concept file there has its sha256, and `changed` when a file there claims its
+    sha256 but holds another embedding (it was altered), or sits where it was read from (`recorded_paths`, by
+    sha256: the same folder and file name) and holds another embedding that is no other ancestor's (it was
+    replaced). Every `create` writes `<token>.safetensors`, so a file name alone says nothing: ancestors of one
+    category share it. Otherwise the ancestor is `missing`.
     """
+    files = _concept_files(folder)
+    ancestors = list({node.sha256: node for node in root.walk()[1:]}.values())
     intact: dict[str, Path] = {}
     claimed: dict[str, Path] = {}
-    by_name: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*.safetensors")):
-        by_name.setdefault(path.name, path)
-        try:
-            intact.setdefault(load_concept(path).sha256, path)
-        except ConceptFileError:
-            claimed.setdefault(_recorded_sha256(path) or "", path)
+    for file in files:
+        if file.sha256:
+            intact.setdefault(file.sha256, file.path)
+        elif file.claimed:
+            claimed.setdefault(file.claimed, file.path)
+    shas = {node.sha256 for node in ancestors}
     checks = []
-    for node in {n.sha256: n for n in root.walk()[1:]}.values():
-        replaced = by_name.get(Path(recorded_paths.get(node.sha256, "")).name)
+    for node in ancestors:
         if node.sha256 in intact:
             checks.append(AncestorCheck(node.token, node.sha256, "present", str(intact[node.sha256])))
-        elif node.sha256 in claimed or replaced:
-            checks.append(AncestorCheck(node.token, node.sha256, "changed", str(claimed.get(node.sha256, replaced))))
+            continue
+        where = Path(recorded_paths.get(node.sha256, "")).parts[-2:]
+        replaced = [f.path for f in files if len(where) == 2 and f.place == where and f.sha256 not in shas]
+        changed = claimed.get(node.sha256) or next(iter(replaced), None)
+        if changed:
+            checks.append(AncestorCheck(node.token, node.sha256, "changed", str(changed)))
         else:
             checks.append(AncestorCheck(node.token, node.sha256, "missing"))
     return checks
+
+
+@dataclass(frozen=True)
+class _ConceptFile:
+    path: Path
+    place: tuple[str, ...]
+    """The last two components of the resolved path: the folder and the file name."""
+    sha256: str | None
+    """The embedding's sha256 when the file is an intact concept, else None."""
+    claimed: str | None
+    """The sha256 an altered file's metadata claims."""
+
+
+def _concept_files(folder: Path) -> list[_ConceptFile]:
+    found = []
+    for path in sorted(folder.rglob("*.safetensors")):
+        place = path.resolve().parts[-2:]
+        try:
+            found.append(_ConceptFile(path, place, load_concept(path).sha256, None))
+        except ConceptFileError:
+            found.append(_ConceptFile(path, place, None, _recorded_sha256(path)))
+    return found
 
 
 def recorded_paths(metadata: dict[str, Any]) -> dict[str, str]:

@@ -67,6 +67,47 @@ def test_verify_reports_present_changed_and_missing_ancestors(family, tmp_path, 
     assert "a.safetensors" in lines["present"] and "b.safetensors" in lines["changed"]
 
 
+def _verify_lines(run_cli, concept, folder):
+    """Exit code and the ancestor lines (`status token sha [path]`) of `verify CONCEPT --parents FOLDER`."""
+    code, out, _ = run_cli("verify", concept, "--parents", folder)
+    return code, out.splitlines()[1:]
+
+
+def _copy_family_folders(family, folder, names):
+    """Copy each named concept into FOLDER/<its own folder name>/, keeping its file name, as a runs/ folder holds."""
+    for name in names:
+        source = family[name]
+        (folder / source.parent.name).mkdir(parents=True)
+        shutil.copy(source, folder / source.parent.name / source.name)
+
+
+def test_verify_calls_a_deleted_ancestor_missing_though_others_share_its_file_name(family, tmp_path, run_cli):
+    assert family["a"].name == family["b"].name == family["c"].name == "new-pet.safetensors"
+    _copy_family_folders(family, tmp_path, ("a", "c", "child"))  # b's folder deleted
+    code, lines = _verify_lines(run_cli, family["grandchild"], tmp_path)
+    assert code == 0 and sorted(line.split()[0] for line in lines) == ["missing", "present", "present", "present"]
+    (missing,) = [line for line in lines if line.split()[0] == "missing"]
+    assert load_concept(family["b"]).sha256[:12] in missing
+    token_columns = {line.index(line.split()[1], len(line.split()[0]) + 2) for line in lines}
+    assert len(token_columns) == 1, lines  # the status column is padded as shown, not counting markup
+
+
+def test_verify_calls_an_ancestor_changed_only_where_another_concept_replaced_its_file(family, tmp_path, run_cli):
+    _copy_family_folders(family, tmp_path, ("a", "c", "child"))
+    b_place = tmp_path / family["b"].parent.name / family["b"].name
+    b_place.parent.mkdir()
+    shutil.copy(family["c"], b_place)  # an intact copy of another ancestor says nothing about b
+    code, lines = _verify_lines(run_cli, family["grandchild"], tmp_path)
+    assert code == 0 and sorted(line.split()[0] for line in lines) == ["missing", "present", "present", "present"]
+
+    b = load_concept(family["b"])
+    save_concept(Concept(b.token, -b.vector, b.metadata), b_place)  # a concept no ancestor is, where b was read
+    code, lines = _verify_lines(run_cli, family["grandchild"], tmp_path)
+    changed = [line for line in lines if line.split()[0] == "changed"]
+    assert code == 1 and len(changed) == 1, lines
+    assert b.sha256[:12] in changed[0] and str(b_place) in changed[0]
+
+
 def test_evaluate_scores_an_evolved_concept_against_its_parents_images(family, run_cli):
     code, out, err = run_cli("eval", family["child"], "-n", "2", "--device", "cpu", "--json")
     assert code == 0, err
