@@ -60,8 +60,13 @@ def image_embeddings(stack: PriorStack, images: list[Image.Image]) -> torch.Tens
     return F.normalize(embeds.float(), dim=-1).cpu()
 
 
-def _settings_key(loaded: LoadedPrior, settings: RenderSettings, count: int) -> str:
-    description = json.dumps([loaded.info.backend, loaded.info.model, asdict(settings), count], sort_keys=True)
+def _render_key(loaded: LoadedPrior, decoder: DecoderStack | None, settings: RenderSettings, count: int) -> str:
+    """What a parent's images depend on besides the parent: the prior (with its revision and text encoder), the
+    decoder (its pipeline class and where it was loaded from), the render settings and the image count."""
+    info = loaded.info
+    pipeline = decoder.pipeline if decoder is not None else None
+    decoder_identity = [type(pipeline).__name__, getattr(pipeline, "name_or_path", None)]
+    description = json.dumps([asdict(info), decoder_identity, asdict(settings), count], sort_keys=True)
     return hashlib.sha256(description.encode()).hexdigest()[:12]
 
 
@@ -73,8 +78,9 @@ def concept_parent_embeds(
     settings: RenderSettings,
     on_image: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Render `count` images of `concept` and embed them, cached by the concept's sha256 and the render settings."""
-    folder = cache_root() / "parents" / f"{concept.sha256[:32]}-{_settings_key(loaded, settings, count)}"
+    """Render `count` images of `concept` and embed them, cached by the concept's sha256, the models and the render
+    settings."""
+    folder = cache_root() / "parents" / f"{concept.sha256[:32]}-{_render_key(loaded, decoder, settings, count)}"
     cached = folder / "embeds.safetensors"
     if cached.exists():
         return load_safetensors(cached.read_bytes())["embeds"]
@@ -130,12 +136,17 @@ def gather_parents(
     settings: RenderSettings,
     on_parent: Callable[[str, int, int], None] | None = None,
 ) -> list[Parent]:
-    """Each parent's image embeddings (rendered and cached for concepts, read for folders) and its records."""
+    """Each parent's image embeddings (rendered and cached for concepts, read for folders) and its records.
+
+    Every concept parent is checked against the model before any is rendered.
+    """
+    for path, concept in zip(paths, concepts, strict=True):
+        if concept is not None:
+            check_concept_fits(concept, loaded.info, source=str(path))
     labels = _unique_labels([c.token if c else path.name for path, c in zip(paths, concepts, strict=True)])
     parents = []
     for label, path, concept, weight in zip(labels, paths, concepts, weights, strict=True):
         if concept is not None:
-            check_concept_fits(concept, loaded.info, source=str(path))
 
             def report(index: int, label: str = label) -> None:
                 if on_parent:

@@ -1,14 +1,19 @@
 """`evolve`, lineages that survive without their parent files, `lineage` and `verify`."""
 
+import dataclasses
 import importlib
 import json
 import shutil
 import statistics
+from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 
+from conceptlab.engine.backend import DecoderStack
 from conceptlab.engine.concept import Concept, load_concept, save_concept
+from conceptlab.engine.render import RenderSettings
 from conceptlab.engine.run_folder import read_log, step_lines
 
 TINY = ("--model", "tiny", "--device", "cpu")
@@ -165,3 +170,55 @@ def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch)
     monkeypatch.setattr(evolve_module, "render_prompts", no_render)
     code, _, err = run_cli("evolve", family["grandchild"], "--token", "<again>", *args, "--out", tmp_path / "again")
     assert code == 0, err
+
+
+def test_a_mismatched_later_parent_is_refused_before_any_parent_is_rendered(family, tmp_path, run_cli, monkeypatch):
+    evolve_module = importlib.import_module("conceptlab.engine.evolve")
+    rendered = []
+
+    def record_render(*args, **kwargs):
+        rendered.append(args)
+        raise AssertionError("a parent was rendered before every parent was checked")
+
+    monkeypatch.setattr(evolve_module, "render_prompts", record_render)
+    first = load_concept(family["grandchild"])
+    other_encoder = {**first.metadata, "text_encoder_fingerprint": "0" * 16}
+    save_concept(Concept("<other>", first.vector.flip(0), other_encoder), tmp_path / "other.safetensors")
+    args = ("--images-per-parent", "2", "--device", "cpu", *QUICK, "--out", tmp_path / "x")
+    code, _, err = run_cli("evolve", family["grandchild"], tmp_path / "other.safetensors", *args)
+    assert code == 2 and "other.safetensors" in err and "text encoder" in err, err
+    assert len(err.strip().splitlines()) == 1 and rendered == []
+
+
+def test_parent_images_are_rendered_again_for_another_revision_text_encoder_or_decoder(
+    tiny, tiny_decoder, tmp_path, monkeypatch
+):
+    evolve_module = importlib.import_module("conceptlab.engine.evolve")
+    monkeypatch.setattr(evolve_module, "cache_root", lambda: tmp_path)
+    rendered = []
+
+    def gray_images(stack, decoder, prompts, seeds, settings, **kwargs):
+        rendered.append(decoder)
+        return [Image.new("RGB", (32, 32), "gray") for _ in prompts]
+
+    monkeypatch.setattr(evolve_module, "render_prompts", gray_images)
+    concept = Concept("<p>", torch.randn(tiny.stack.embedding_dim, generator=torch.Generator().manual_seed(0)))
+    settings = RenderSettings(size=32, steps=2, prior_steps=2)
+    other_decoder = DecoderStack(
+        SimpleNamespace(name_or_path="someone/another-decoder"), torch.device("cpu"), torch.float32
+    )
+    variants = [
+        (tiny, tiny_decoder),
+        (dataclasses.replace(tiny, info=dataclasses.replace(tiny.info, revision="v2")), tiny_decoder),
+        (
+            dataclasses.replace(tiny, info=dataclasses.replace(tiny.info, text_encoder_fingerprint="0" * 16)),
+            tiny_decoder,
+        ),
+        (tiny, other_decoder),
+    ]
+    for loaded, decoder in variants:
+        evolve_module.concept_parent_embeds(loaded, decoder, concept, 2, settings)
+    assert len(rendered) == len(variants)
+    for loaded, decoder in variants:  # each is cached under its own key now
+        evolve_module.concept_parent_embeds(loaded, decoder, concept, 2, settings)
+    assert len(rendered) == len(variants)
