@@ -119,6 +119,57 @@ def _parse_metadata(path: Path, data: bytes) -> dict[str, Any]:
     return metadata
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _records_have(value: Any, fields: dict[str, Any]) -> bool:
+    """`value` is a list of objects whose `fields` pass their checks (a field of check None may be absent)."""
+    return isinstance(value, list) and all(
+        isinstance(item, dict)
+        and all(check(item[key]) if key in item else optional for key, (check, optional) in fields.items())
+        for item in value
+    )
+
+
+def _is_similarity_table(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(group, dict) and all(_is_number(sim) for sim in group.values()) for group in value.values()
+    )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_text_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+METADATA_SHAPES: dict[str, Any] = {
+    "token": _is_text,
+    "category": lambda value: value is None or isinstance(value, str),
+    "positives": _is_text_list,
+    "weights": lambda value: isinstance(value, list) and all(_is_number(item) for item in value),
+    "negatives": lambda value: _records_have(
+        value, {"word": (_is_text, False), "step": (_is_number, False), "source": (_is_text, True)}
+    ),
+    "parents": lambda value: _records_have(
+        value, {"token": (_is_text, False), "sha256": (_is_text, False), "weight": (_is_number, False)}
+    ),
+    "lineage": lambda value: isinstance(value, list) and all(isinstance(item, dict) for item in value),
+    "final_similarities": _is_similarity_table,
+}
+"""The shape of each metadata value the commands read: a file that breaks one is refused when loaded, so no
+command later fails on it."""
+
+
+def _check_metadata_shapes(path: Path, metadata: dict[str, Any]) -> None:
+    for key, is_valid in METADATA_SHAPES.items():
+        if key in metadata and not is_valid(metadata[key]):
+            raise ConceptFileError(f"{path}: its metadata {key!r} is malformed; the file is damaged.")
+
+
 def _checked_vector(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> torch.Tensor:
     if len(tensors) != 1:
         raise ConceptFileError(f"{path} holds {len(tensors)} tensors; a concept file holds exactly one.")
@@ -151,6 +202,7 @@ def load_concept(path: Path | str) -> Concept:
     except Exception as error:  # safetensors raises its own error type for every malformed file
         raise ConceptFileError(f"{path} is not a valid safetensors file ({error}).") from None
     vector = _checked_vector(path, tensors, metadata)
+    _check_metadata_shapes(path, metadata)
     return Concept(metadata["token"], vector.clone(), metadata)
 
 

@@ -131,6 +131,23 @@ BAD_FILES = {
         p, {"<t>": torch.zeros(1, 64)}, _valid_header(torch.zeros(64), **{"conceptlab.format": '"one"'})
     ),
     "torch.save zip renamed": lambda p: torch.save({"<t>": torch.zeros(1, 64)}, p) or p,
+    **{
+        f"malformed {key}: {value}": lambda p, key=key, value=value: _write_raw(
+            p, {"<t>": torch.zeros(1, 64)}, _valid_header(torch.zeros(64), **{key: value})
+        )
+        for key, value in (
+            ("negatives", '[{"word": "x"}]'),
+            ("negatives", '["cat"]'),
+            ("negatives", '[{"word": 3, "step": 0}]'),
+            ("parents", '[{"token": "x"}]'),
+            ("parents", '[{"token": "x", "sha256": "ab", "weight": "heavy"}]'),
+            ("final_similarities", '{"positive": {"pet": "high"}}'),
+            ("positives", '"pet"'),
+            ("weights", "[true]"),
+            ("lineage", '["x"]'),
+            ("category", "3"),
+        )
+    },
 }
 
 
