@@ -9,11 +9,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    The file gets the permissions a plain `open` would give it (0666 less the umask), not the private 0600 of a
+    temporary file: concepts are made to be shared.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()

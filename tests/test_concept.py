@@ -35,6 +35,16 @@ def test_round_trip_keeps_vector_and_metadata(tmp_path):
     assert loaded.metadata["embedding_dim"] == 64
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_a_saved_concept_is_as_readable_as_the_umask_allows(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        save_concept(_concept(), tmp_path / "c.safetensors")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "c.safetensors").stat().st_mode & 0o777 == mode
+
+
 class _TextOnlyPipeline(DiffusionPipeline, TextualInversionLoaderMixin):
     def __init__(self, tokenizer, text_encoder):
         super().__init__()
