@@ -78,7 +78,7 @@ def stored_parameters(reference: str) -> int | None:
 def tiny_blip2_folder() -> Path:
     from conceptlab.plugins import tiny_blip2
 
-    return cached_build("tiny-blip2", Path(tiny_blip2.__file__), tiny_blip2.save_tiny_blip2)
+    return cached_build("tiny-blip2", (Path(tiny_blip2.__file__),), tiny_blip2.save_tiny_blip2)
 
 
 class Blip2Oracle:

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -18,14 +18,17 @@ from conceptlab.plugins.kandinsky import Kandinsky22Backend
 TINY_RECIPE_VERSION = "1"
 
 
-def _recipe_fingerprint(recipe_file: Path) -> str:
+def _recipe_fingerprint(recipe_files: Sequence[Path]) -> str:
     """Changes whenever the code that builds a tiny model changes, so a stale cache is never used."""
-    return hashlib.sha256(recipe_file.read_bytes() + TINY_RECIPE_VERSION.encode()).hexdigest()[:12]
+    recipe = b"".join(path.read_bytes() for path in recipe_files) + TINY_RECIPE_VERSION.encode()
+    return hashlib.sha256(recipe).hexdigest()[:12]
 
 
-def cached_build(name: str, recipe_file: Path, build: Callable[[Path], None]) -> Path:
-    """`cache_root()/<name>-<recipe hash>`, built on first use by `build(folder)` and moved into place atomically."""
-    folder = cache_root() / f"{name}-{_recipe_fingerprint(recipe_file)}"
+def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path], None]) -> Path:
+    """`cache_root()/<name>-<recipe hash>`, built on first use by `build(folder)` and moved into place atomically.
+
+    `recipe_files` are the sources whose content decides what is built (the builder and what it reads)."""
+    folder = cache_root() / f"{name}-{_recipe_fingerprint(recipe_files)}"
     if (folder / ".complete").exists():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -46,16 +49,18 @@ def cached_build(name: str, recipe_file: Path, build: Callable[[Path], None]) ->
 
 def tiny_world_folder() -> Path:
     """The cached tiny world (prior stack), built on first use in about 25 s."""
+    from conceptlab.engine import templates
     from conceptlab.plugins import tiny_world
 
-    return cached_build("tiny", Path(tiny_world.__file__), tiny_world.save_tiny_world)
+    recipe = (Path(tiny_world.__file__), Path(templates.__file__))  # it trains on the prompt templates
+    return cached_build("tiny", recipe, tiny_world.save_tiny_world)
 
 
 def tiny_decoder_folder() -> Path:
     """The cached tiny decoder, built on first use (a second); its own cache, so the prior's stays valid."""
     from conceptlab.plugins import tiny_decoder
 
-    return cached_build("tiny-decoder", Path(tiny_decoder.__file__), tiny_decoder.save_tiny_decoder)
+    return cached_build("tiny-decoder", (Path(tiny_decoder.__file__),), tiny_decoder.save_tiny_decoder)
 
 
 class TinyBackend(Kandinsky22Backend):

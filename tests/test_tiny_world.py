@@ -42,3 +42,23 @@ def test_prior_has_a_modality_gap_like_clip(stack):
     own = torch.stack([_image(stack, "apple", s) @ _text(stack, "apple") for s in range(4)]).mean()
     other = torch.stack([_image(stack, "apple", s) @ _text(stack, "dog") for s in range(4)]).mean()
     assert own > other + 0.15
+
+
+def test_a_changed_recipe_file_builds_anew(tmp_path, monkeypatch):
+    from conceptlab.plugins.tiny import cached_build
+
+    monkeypatch.setenv("CONCEPTLAB_CACHE", str(tmp_path / "cache"))
+    builder, data = tmp_path / "builder.py", tmp_path / "templates.py"
+    builder.write_text("build = 1")
+    data.write_text("templates = ['a photo of a {}']")
+    builds = []
+
+    def build(folder):
+        builds.append(folder)
+        (folder / "weights").write_text(str(len(builds)))
+
+    first = cached_build("toy", (builder, data), build)
+    assert cached_build("toy", (builder, data), build) == first and len(builds) == 1
+    data.write_text("templates = ['a painting of a {}']")  # what the builder reads changed, not the builder
+    second = cached_build("toy", (builder, data), build)
+    assert second != first and len(builds) == 2 and (second / "weights").read_text() == "2"
