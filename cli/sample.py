@@ -50,7 +50,9 @@ def sample_command(
     concepts: Annotated[list[Path], typer.Argument(help="Concept files (.safetensors) to use in the prompt.")],
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
     n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the first image: the same seed gives the same image.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the first image (0 or more): the same seed gives the same image.")
+    ] = 42,
     size: Annotated[int | None, typer.Option(help=f"Image size in pixels (default {DEFAULTS.size}; tiny: 32).")] = None,
     steps: Annotated[int | None, typer.Option(help=f"Decoder steps (default {DEFAULTS.steps}; tiny: 10).")] = None,
     guidance: Annotated[
@@ -99,20 +101,21 @@ def sample_command(
 ) -> None:
     """Render prompts that use learned concepts."""
     loaded_concepts = [load_concept(path) for path in concepts]
-    check_sample_request(loaded_concepts, prompt, n)
+    check_sample_request(loaded_concepts, prompt, n, seed)
+    chosen = {
+        "size": size,
+        "steps": steps,
+        "guidance": guidance,
+        "prior_steps": prior_steps,
+        "prior_guidance": prior_guidance,
+        "decoder_prompt": decoder_prompt,
+    }
+    RenderSettings(**{key: value for key, value in chosen.items() if value is not None})  # checked before loading
     loaded = load_prior(_model_choice(loaded_concepts, model, backend, device, dtype, revision))
     for path, concept in zip(concepts, loaded_concepts, strict=True):
         check_concept_fits(concept, loaded.info, source=str(path))
     decoder_stack = load_decoder(loaded, decoder, decoder_revision, place=None if offload is False else IDLE_DEVICE)
-    settings = render_settings(
-        loaded.backend,
-        size=size,
-        steps=steps,
-        guidance=guidance,
-        prior_steps=prior_steps,
-        prior_guidance=prior_guidance,
-        decoder_prompt=decoder_prompt,
-    )
+    settings = render_settings(loaded.backend, **chosen)
     with image_progress(n, "Rendering") as on_image:
         result = sample(
             loaded_concepts,

@@ -9,6 +9,7 @@ the same image on every run (and nearly the same on every device).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import PIL.Image
 import torch
 
 from conceptlab.engine.backend import Backend, DecoderStack, PriorStack
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.prior import sample_image_embeds
 from conceptlab.engine.tokens import encode_prompts
 
@@ -32,6 +34,18 @@ class RenderSettings:
     prior_guidance: float = 4.0
     decoder_prompt: str = ""
     """The decoder's own text prompt (Kandinsky 2.1 only); empty as in the official code."""
+
+    def __post_init__(self) -> None:
+        """Refuse what no sampler can run (zero steps divide by zero deep in diffusers), naming the option."""
+        if self.size <= 0:
+            raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
+        if self.steps < 1:
+            raise UsageError(f"--steps must be at least 1 (got {self.steps}).")
+        if self.prior_steps < 1:
+            raise UsageError(f"--prior-steps must be at least 1 (got {self.prior_steps}).")
+        for option, value in (("--guidance", self.guidance), ("--prior-guidance", self.prior_guidance)):
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{option} must be a finite number, 0 or more (got {value}).")
 
 
 def render_settings(backend: Backend, **chosen: Any) -> RenderSettings:

@@ -55,12 +55,14 @@ def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
         raise UsageError(f"--prompt {prompt!r}: {error}; give one concept per {{}}.") from None
 
 
-def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int) -> str:
-    """Validate what needs no model (concepts, prompt, count); return the prompt with the tokens in place."""
+def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed: int) -> str:
+    """Validate what needs no model (concepts, prompt, count, seed); return the prompt with the tokens in place."""
     if not concepts:
         raise UsageError("Give at least one concept file.")
     if n <= 0:
         raise UsageError(f"-n {n}: give a positive number of images.")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer (got {seed}).")
     return fill_prompt(prompt, [concept.token for concept in concepts])
 
 
@@ -146,7 +148,7 @@ def sample(
     time on the device. The loaded prior's tokenizer gains the concepts' tokens.
     """
     settings = settings or RenderSettings()
-    display_prompt = check_sample_request(concepts, prompt, n)
+    display_prompt = check_sample_request(concepts, prompt, n, seed)
     check_size(decoder, settings.size)
     for concept in concepts:
         check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")

@@ -96,6 +96,11 @@ BAD_INPUTS = [
     (("sample", "{concept}", "--prompt", "a {} toy", "-n", "0", *NEW), "-n"),
     (("sample", "{nowhere}", "--prompt", "a {} toy", *NEW), "no such concept file"),
     (("sample", "{pickle}", "--prompt", "a {} toy", *NEW), "not a"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--steps", "0", *NEW), "--steps"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--prior-steps", "0", *NEW), "--prior-steps"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--guidance", "-5", *NEW), "--guidance"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--prior-guidance", "nan", *NEW), "--prior-guidance"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--seed", "-1", *NEW), "--seed"),
     # evolve
     (("evolve", *NEW), "missing parent"),
     (("evolve", "{concept}", "{nowhere}", *NEW), "no such concept file"),

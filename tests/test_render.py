@@ -14,6 +14,7 @@ from diffusers import (
 from tiny_decoder_21 import build_tiny_decoder_21_pipeline
 
 from conceptlab.engine.backend import DecoderStack
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.registry import load_backend
 from conceptlab.engine.render import RenderSettings, prior_image_embeds, render_image_embeds, render_prompts
 from conceptlab.engine.tokens import add_placeholder_token
@@ -141,3 +142,23 @@ def test_tiny_prior_renders_through_the_21_decoder(stack, decoder_21):
     cat, concept = render_prompts(stack, decoder_21, ["a photo of a cat", f"a photo of a {token}"], [4, 4], FAST)
     assert cat.size == concept.size == (32, 32)
     assert np.abs(_pixels([cat]) - _pixels([concept])).mean() > 1
+
+
+@pytest.mark.parametrize(
+    ("values", "option"),
+    [
+        ({"size": 0}, "--size"),
+        ({"steps": 0}, "--steps"),
+        ({"prior_steps": 0}, "--prior-steps"),
+        ({"guidance": -5.0}, "--guidance"),
+        ({"guidance": float("inf")}, "--guidance"),
+        ({"prior_guidance": float("nan")}, "--prior-guidance"),
+    ],
+)
+def test_render_settings_refuse_what_no_sampler_runs(values, option):
+    with pytest.raises(UsageError, match=f"^{option} must be"):
+        replace(FAST, **values)
+
+
+def test_render_settings_accept_zero_guidance_and_one_step():
+    assert replace(FAST, steps=1, prior_steps=1, guidance=0.0, prior_guidance=0.0).steps == 1

@@ -89,6 +89,12 @@ def test_fill_prompt():
         (("CONCEPT", "--prompt", "{}", "--size", "30"), "multiple of 4"),
         (("CONCEPT", "--prompt", "{}", "--decoder", "nonsense"), "Unknown decoder 'nonsense'"),
         (("CONCEPT", "--prompt", "{}", "--model", "TINY", "--backend", "kandinsky-2.2"), "trained for tiny"),
+        (("CONCEPT", "--prompt", "a {}", "--steps", "0"), "--steps must be at least 1"),
+        (("CONCEPT", "--prompt", "a {}", "--prior-steps", "0"), "--prior-steps must be at least 1"),
+        (("CONCEPT", "--prompt", "a {}", "--guidance", "-5"), "--guidance must be a finite number"),
+        (("CONCEPT", "--prompt", "a {}", "--prior-guidance", "nan"), "--prior-guidance must be a finite number"),
+        (("CONCEPT", "--prompt", "a {}", "--size", "0"), "--size must be a positive"),
+        (("CONCEPT", "--prompt", "a {}", "--seed", "-1"), "--seed must be a non-negative integer"),
     ],
 )
 def test_sample_bad_inputs_are_one_line(run_cli, concept_file, tmp_path, args, message):
