@@ -29,7 +29,7 @@ SAMPLE_EXAMPLES = """
 
   conceptlab sample runs/x/new-pet.safetensors --prompt "a photo of a {}" --model tiny   [dim]# offline[/]
 
-Writes OUT/<prompt>-seed<S>-<i>.png per image and OUT/<prompt>-grid.png, and prints their paths.
+Writes OUT/<prompt>-seed<S>-<i>.png per image and OUT/<prompt>-seed<S>-n<N>-grid.png, and prints their paths.
 [bold]Memory[/]: on a GPU the prior and the decoder are both kept on it only if they fit; otherwise each phase
 (prior sampling, then decoding) moves the model it needs onto the GPU and parks the other on the CPU.
 --offload forces that, --no-offload keeps both resident.

@@ -95,8 +95,10 @@ def slug(text: str) -> str:
 
 
 def output_paths(out: Path, display_prompt: str, seeds: Sequence[int]) -> tuple[list[Path], Path]:
+    """One file per image, and the grid named by its first seed and count, so other seeds never collide with it."""
     name = slug(display_prompt)
-    return [out / f"{name}-seed{seed}-{index}.png" for index, seed in enumerate(seeds)], out / f"{name}-grid.png"
+    images = [out / f"{name}-seed{seed}-{index}.png" for index, seed in enumerate(seeds)]
+    return images, out / f"{name}-seed{seeds[0]}-n{len(seeds)}-grid.png"
 
 
 def _check_free(paths: Sequence[Path], force: bool) -> None:
@@ -143,9 +145,9 @@ def sample(
 ) -> SampleResult:
     """Render `n` images of `prompt` (seeds `seed`, `seed + 1`, ...) with the concepts' tokens in place.
 
-    Writes `<prompt>-seed<S>-<i>.png` per image and `<prompt>-grid.png` (with `grid`) under `out`; never replaces
-    a file without `force`. `offload` (None: only when the models would not all fit on the GPU) keeps one model at a
-    time on the device. The loaded prior's tokenizer gains the concepts' tokens.
+    Writes `<prompt>-seed<S>-<i>.png` per image and `<prompt>-seed<seed>-n<n>-grid.png` (with `grid`) under `out`;
+    never replaces a file without `force`. `offload` (None: only when the models would not all fit on the GPU) keeps
+    one model at a time on the device. The loaded prior's tokenizer gains the concepts' tokens.
     """
     settings = settings or RenderSettings()
     display_prompt = check_sample_request(concepts, prompt, n, seed)

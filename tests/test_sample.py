@@ -40,7 +40,7 @@ def test_sample_writes_images_and_grid_and_repeats_bytes(run_cli, concept_file, 
         "a-plush-toy-new-pet-seed42-0.png",
         "a-plush-toy-new-pet-seed43-1.png",
         "a-plush-toy-new-pet-seed44-2.png",
-        "a-plush-toy-new-pet-grid.png",
+        "a-plush-toy-new-pet-seed42-n3-grid.png",
     ]
     first = sorted((tmp_path / "a").glob("*.png"))
     assert len(set(_digests(first[:3]))) == 3  # three seeds, three images
@@ -50,6 +50,18 @@ def test_sample_writes_images_and_grid_and_repeats_bytes(run_cli, concept_file, 
     )
     assert code == 0, err
     assert _digests(first) == _digests(sorted((tmp_path / "b").glob("*.png")))
+
+
+def test_samples_of_other_seeds_share_a_folder_each_with_its_own_grid(run_cli, concept_file, tmp_path):
+    args = ("sample", concept_file, "--prompt", "a plush toy {}", "-n", "2", "--out", tmp_path, *FAST)
+    code, first, err = run_cli(*args, "--seed", "42")
+    assert code == 0, err
+    code, second, err = run_cli(*args, "--seed", "7")
+    assert code == 0, err
+    grids = sorted(path.name for path in tmp_path.glob("*-grid.png"))
+    assert grids == ["a-plush-toy-new-pet-seed42-n2-grid.png", "a-plush-toy-new-pet-seed7-n2-grid.png"]
+    assert grids[0] in first and grids[1] in second
+    assert len(list(tmp_path.glob("*.png"))) == 6
 
 
 def test_sample_refuses_to_overwrite_without_force(run_cli, concept_file, tmp_path):
