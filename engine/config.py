@@ -102,6 +102,8 @@ class CreateConfig:
             raise UsageError(f"--every must be at least 1 (got {self.checkpoint_every}).")
         if self.seed < 0:
             raise UsageError(f"--seed must be a non-negative integer (got {self.seed}).")
+        if not self.initializer.strip():
+            raise UsageError("--init is empty; give a word to start the token from (default: the category).")
         if self.ask_every is not None and self.ask_every <= 0:
             raise UsageError(f"--ask-every must be at least 1 (got {self.ask_every}).")
         if self.max_negatives < 0:
@@ -168,7 +170,7 @@ def create_config(
     return CreateConfig(
         kind="create",
         token=token or f"<new-{category.replace(' ', '-')}>",
-        initializer=initializer or category,
+        initializer=category if initializer is None else initializer,
         positives=(category,),
         weights=(1.0,),
         negatives=negatives,
@@ -197,7 +199,7 @@ def mix_config(
     return CreateConfig(
         kind="mix",
         token=token or f"<{slug}>",
-        initializer=initializer or words[0],
+        initializer=words[0] if initializer is None else initializer,
         positives=words,
         weights=weights or (1.0,) * len(words),
         category=category,

@@ -71,7 +71,8 @@ class RunFolder:
             )
 
     def claim(self, force: bool) -> RunLock:
-        """Make the folder (after `check`) and lock it, then clear stale checkpoints and images of a forced rerun.
+        """Make the folder (after `check`) and lock it, then clear what a forced rerun replaces: this token's concept,
+        the log, plot, checkpoints and images (so an interrupted rerun resumes as any other run).
 
         The returned lock is held; release it (or use it in a `with`) when the run ends.
         """
@@ -82,7 +83,10 @@ class RunFolder:
             raise UsageError(f"Cannot create --out {self.path}: {error.strerror}.") from None
         lock = RunLock(self.path)
         lock.acquire()
-        stale = [*self.path.glob("checkpoints/*.safetensors"), *self.path.glob("images/step-*.png")] if force else []
+        plot, strip = self.path / "similarities.png", self.path / "images" / "strip.png"
+        replaced = (self.concept_path, self.log_path, plot, strip)
+        stale = [*self.path.glob("checkpoints/*.safetensors"), *self.path.glob("images/step-*.png"), *replaced]
+        stale = [path for path in stale if path.is_file()] if force else []
         for path in stale:
             path.unlink()
         return lock

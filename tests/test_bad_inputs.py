@@ -38,6 +38,8 @@ BAD_INPUTS = [
     (("create", "--category", "pet", "--prior-steps", "0", *T, *NEW), "--prior-steps"),
     (("create", "--category", "pet", "--prior-guidance", "-1", *T, *NEW), "--prior-guidance"),
     (("create", "--category", "pet", "--seed", "-1", *T, *NEW), "--seed"),
+    (("create", "--category", "pet", "--init", "   ", *T, "--force", "--out", "{run}"), "--init is empty"),
+    (("create", "--category", "pet", "--init", "", *T, *NEW), "--init is empty"),
     (("create", "--category", "pet", "--unknown-flag", *T, *NEW), "no such option"),
     # create: models, devices, dtypes
     (("create", "--category", "pet", "--model", "tiny", "--device", "tpu", *NEW), "--device"),

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,19 @@ def test_an_adaptive_run_resumes_with_its_oracle_negatives(adaptive_reference, t
     resume(tmp_path)
     _same_run(adaptive_reference, tmp_path)
     assert load_concept(tmp_path / "new-pet.safetensors").metadata["oracle_answers"]
+
+
+def test_an_interrupted_forced_rerun_resumes(reference, tmp_path):
+    """--force over a finished run replaces it: interrupted, the rerun resumes like any other run."""
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
+    on_step, should_stop = _stop_after(3)
+    callbacks = RunCallbacks(on_step=on_step, should_stop=should_stop)
+    with pytest.raises(TrainingInterrupted):
+        create(dataclasses.replace(CONFIG, seed=7), TINY, out=tmp_path, force=True, callbacks=callbacks)
+    assert not (tmp_path / "new-pet.safetensors").exists() and not (tmp_path / "similarities.png").exists()
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
+    resume(tmp_path)
+    assert load_concept(tmp_path / "new-pet.safetensors").metadata["seed"] == 7
 
 
 def test_resume_rewinds_log_lines_written_after_the_saved_state(reference, tmp_path):
