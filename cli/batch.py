@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import progress_bar, stderr, stdout
+from conceptlab.cli.output import description_column, progress_bar, stderr, stdout
 from conceptlab.engine.batch import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.plan import read_plan
 
@@ -68,7 +69,7 @@ def expand_ray_flag(argv: list[str]) -> list[str]:
 @contextmanager
 def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
     """A bar over the plan's jobs and one for the running job's steps; a line for each job that ends."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     progress = progress_bar(*columns)
     plan_task = progress.add_task("jobs", total=total)
     job_tasks: dict[str, int] = {}
@@ -79,13 +80,14 @@ def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
         elif event.what == "progress" and event.job in job_tasks:
             progress.update(job_tasks[event.job], completed=event.done, total=event.total)
         elif event.what == "retry":
-            progress.console.print(f"[yellow]retry[/] {event.job}: {event.message}", highlight=False)
+            progress.console.print(f"[yellow]retry[/] {escape(event.job)}: {escape(event.message)}", highlight=False)
         elif event.what in STATUS_STYLE:
             if event.job in job_tasks:
                 progress.remove_task(job_tasks.pop(event.job))
             progress.advance(plan_task)
             style = STATUS_STYLE[event.what]
-            progress.console.print(f"[{style}]{event.what}[/] {event.job}: {event.message}", highlight=False)
+            line = f"[{style}]{event.what}[/] {escape(event.job)}: {escape(event.message)}"
+            progress.console.print(line, highlight=False)
 
     with progress:
         yield on_event
@@ -98,12 +100,12 @@ def print_summary(result: BatchResult) -> None:
     for record in result.records.values():
         style = STATUS_STYLE[record.status]
         table.add_row(
-            record.name,
+            escape(record.name),
             f"[{style}]{record.status}[/]",
             str(record.attempts),
             f"{record.seconds:.1f}",
-            record.where,
-            record.error or record.concept or record.summary,
+            escape(record.where),
+            escape(record.error or record.concept or record.summary),
         )
     stdout.print(table)
 
@@ -152,6 +154,6 @@ def batch_command(
         )
     print_summary(result)
     if result.failed:
-        stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {', '.join(result.failed)}")
+        stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {escape(', '.join(result.failed))}")
         return 1
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from conceptlab.cli import options
@@ -34,9 +35,9 @@ def print_population(number: int, members: list[Member]) -> None:
         table.add_column(column, justify="right" if column[0] in "npf" and column != "parents" else "left")
     for member in members:
         table.add_row(
-            member.name,
+            escape(member.name),
             str(member.generation),
-            " × ".join(member.parents) or "seed",
+            escape(" × ".join(member.parents)) or "seed",
             f"{member.novelty:.3f}",
             f"{member.positive:.3f}",
             f"[bold]{member.fitness:.3f}[/]",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
@@ -54,8 +55,8 @@ def convert_command(
     concept = convert_embedding(source, model=model, backend=backend, token=token)
     save_concept(concept, out)
     stdout.print(
-        f"[bold green]Converted[/] {concept.token} (width {concept.embedding_dim}, {concept.metadata['backend']}) "
-        f"to {out}",
+        f"[bold green]Converted[/] {escape(concept.token)} (width {concept.embedding_dim}, "
+        f"{escape(concept.metadata['backend'])}) to {escape(str(out))}",
         highlight=False,
         soft_wrap=True,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
@@ -71,17 +72,17 @@ MIX_EXAMPLES = """
 
 def print_result(result: CreateResult) -> None:
     first, final = result.first_similarities, result.final_similarities
-    lines = [f"[bold green]Learned[/] {result.config.token} in {result.run_dir}/"]
+    lines = [f"[bold green]Learned[/] {escape(result.config.token)} in {escape(str(result.run_dir))}/"]
     for group, sign in (("positive", "+"), ("negative", "−")):
         for word, value in final[group].items():
             start = f"{first[group][word]:.3f}" if word in first[group] else "  new"
-            lines.append(f"  {sign} {word:<20} {start} → {value:.3f}")
+            lines.append(escape(f"  {sign} {word:<20} {start} → {value:.3f}"))
     if result.strip_path:
-        lines.append(f"  images   {result.strip_path}")
+        lines.append(escape(f"  images   {result.strip_path}"))
     lines += [
-        f"  concept  {result.concept_path}",
-        f"  log      {result.run_dir / 'log.jsonl'}",
-        f"  plot     {result.run_dir / 'similarities.png'}",
+        escape(f"  concept  {result.concept_path}"),
+        escape(f"  log      {result.run_dir / 'log.jsonl'}"),
+        escape(f"  plot     {result.run_dir / 'similarities.png'}"),
     ]
     for line in lines:
         stdout.print(line, soft_wrap=True, highlight=False)
@@ -102,6 +103,7 @@ def train_with_progress(total: int, label: str, command: str, train: Train) -> C
             f"resume with: conceptlab {command} --resume {stopped.run_dir}",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
         raise typer.Exit(stopped.exit_code) from None
     print_result(result)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, progress_bar, spinner, stderr, stdout
+from conceptlab.cli.output import description_column, print_json, progress_bar, spinner, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import image_progress
 from conceptlab.engine.baselines import BaselineRequest, load_baseline
@@ -138,17 +139,18 @@ def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
     table.add_column("n", justify="right", no_wrap=True)
     for row in rows:
         cells = [_cell(row, metric) for metric in shown]
-        table.add_row(row.metrics.name, row.metrics.category, *cells, str(row.metrics.metrics["positive"].n))
+        name, category = escape(row.metrics.name), escape(row.metrics.category or "")
+        table.add_row(name, category, *cells, str(row.metrics.metrics["positive"].n))
     stdout.print(table)
 
 
 def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | None, plot: Path | None) -> None:
     if csv_path:
         write_text(csv_path, results_csv(rows))
-        stderr.print(f"wrote {csv_path}", highlight=False)
+        stderr.print(f"wrote {csv_path}", highlight=False, markup=False)
     if plot:
         save_metrics_chart(rows, plot, f"CLIP metrics ({clip_name})")
-        stderr.print(f"wrote {plot}", highlight=False)
+        stderr.print(f"wrote {plot}", highlight=False, markup=False)
 
 
 class Renderer:
@@ -222,9 +224,7 @@ def _baseline_sets(
 @contextmanager
 def task_progress() -> Iterator[TaskProgress]:
     """Yield `on_task(description, total)` for the protocol: one bar per running task on stderr."""
-    progress = progress_bar(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    )
+    progress = progress_bar(description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
     def on_task(description: str, total: int):
         task = progress.add_task(description, total=total)
@@ -285,7 +285,7 @@ def run_paper_protocol(
     print_table(result.summary, evaluator.name)
     stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
     for path in result.files.values():
-        stdout.print(f"  {path}", highlight=False)
+        stdout.print(f"  {path}", highlight=False, markup=False)
 
 
 def evaluate_command(

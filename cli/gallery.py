@@ -40,12 +40,13 @@ def gallery_command(
     with spinner(f"Reading concepts under {folder}…"):
         scan = find_concepts(folder)
     for skipped in scan.skipped:
-        stderr.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True)
+        stderr.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True, markup=False)
     if scan.unmatched_rows:
         stderr.print(
             f"{len(scan.unmatched_rows)} metrics row(s) match no single concept here: {', '.join(scan.unmatched_rows)}",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
     if not scan.concepts:
         raise UsageError(f"No concept files under {folder}; point at a folder of runs (e.g. runs/).")
@@ -56,4 +57,5 @@ def gallery_command(
         f"wrote {index}: {len(scan.concepts)} concept(s), {evaluated} with metrics, {len(scan.skipped)} skipped",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, stdout
@@ -25,8 +26,9 @@ INFO_EXAMPLES = """
   conceptlab info runs/new-pet/new-pet.safetensors --json | jq .negatives
 """
 
+FORMAT_KEY = "conceptlab.format"
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Concept", ("token", "kind", "category", "initializer", "sha256", "created", "conceptlab_version")),
+    ("Concept", ("token", "kind", "category", "initializer", "sha256", "created", "conceptlab_version", FORMAT_KEY)),
     ("Constraints", ("positives", "weights", "negatives", "final_similarities")),
     (
         "Model",
@@ -75,17 +77,25 @@ def info_command(
     if as_json:
         print_json(metadata)
         return
-    table = Table(title=f"{loaded.token}  ({concept})", show_header=False, title_justify="left")
+    title = Text(f"{loaded.token}  ({concept})")
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold cyan")
     table.add_column(overflow="fold")
-    shown = {"config", "conceptlab.format", "path"}
+    shown = {"config", "path"}
     for section, keys in SECTIONS:
-        table.add_section()
-        table.add_row(f"[dim]{section}[/]", "")
-        for key in keys:
-            if key in metadata:
-                table.add_row(key, _format(key, metadata[key]))
-                shown.add(key)
-    for key in sorted(set(metadata) - shown):
-        table.add_row(key, _format(key, metadata[key]))
+        _add_section(table, section, [(key, metadata[key]) for key in keys if key in metadata])
+        shown.update(keys)
+    _add_section(table, "Other", [(key, metadata[key]) for key in sorted(set(metadata) - shown)])
+    config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
+    _add_section(table, "Config (as run)", [(key, value) for key, value in config.items() if key not in metadata])
     stdout.print(table)
+
+
+def _add_section(table: Table, section: str, rows: list[tuple[str, Any]]) -> None:
+    """Values are shown as text, never read as rich markup (a category may be `[bold]x`)."""
+    if not rows:
+        return
+    table.add_section()
+    table.add_row(Text(section, style="dim"), "")
+    for key, value in rows:
+        table.add_row(Text(key), Text(_format(key, value)))

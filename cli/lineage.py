@@ -38,8 +38,8 @@ STATUS_STYLE = {"present": "green", "changed": "bold red", "missing": "yellow"}
 def _label(node: LineageNode) -> str:
     weight = f"  weight {node.weight:g}" if node.weight is not None else ""
     what = " ".join(part for part in (node.kind, node.category) if part)
-    created = f"  [dim]{node.created}[/]" if node.created else ""
-    return f"[bold]{node.token}[/]  {what}{weight}  [cyan]{node.sha256[:12]}[/]{created}"
+    created = f"  [dim]{escape(node.created)}[/]" if node.created else ""
+    return f"[bold]{escape(node.token)}[/]  {escape(what)}{weight}  [cyan]{escape(node.sha256[:12])}[/]{created}"
 
 
 def _rich_tree(node: LineageNode, tree: Tree | None = None) -> Tree:
@@ -78,7 +78,9 @@ def verify_command(
     """Check a concept's own sha256 and, with --parents, which recorded ancestors are present and unchanged."""
     loaded = load_concept(concept)  # refuses a file whose embedding does not match its recorded sha256
     stdout.print(
-        f"[green]ok[/] {concept}: embedding matches its sha256 {loaded.sha256[:12]}", highlight=False, soft_wrap=True
+        f"[green]ok[/] {escape(str(concept))}: embedding matches its sha256 {loaded.sha256[:12]}",
+        highlight=False,
+        soft_wrap=True,
     )
     if parents is None:
         return

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn
+from rich.markup import escape
+from rich.progress import Progress, ProgressColumn, TextColumn
 from rich.status import Status
 
 stdout = Console()
@@ -19,7 +20,7 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 class _QuietStatus:
@@ -46,3 +47,8 @@ def spinner(text: str) -> Status | _QuietStatus:
 def progress_bar(*columns: ProgressColumn | str) -> Progress:
     """A transient progress bar on stderr, drawn only when stderr is a terminal (see `_QuietStatus`)."""
     return Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal)
+
+
+def description_column() -> TextColumn:
+    """A progress bar's bold description, shown as typed: a token or job name like `<x[/y]>` is not markup."""
+    return TextColumn("{task.description}", style="bold", markup=False)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from conceptlab.cli.output import progress_bar, spinner
+from conceptlab.cli.output import description_column, progress_bar, spinner
 from conceptlab.engine.negatives import Negative
 from conceptlab.engine.plot import moving_average
 from conceptlab.engine.train import StepRecord
@@ -51,7 +52,7 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
     """A spinner while models load and the first images are judged, then a progress bar on stderr."""
     records: list[StepRecord] = []
     columns = (
-        TextColumn("[bold]{task.description}"),
+        description_column(),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"),
@@ -72,7 +73,8 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
 
     def on_negative(negative: Negative) -> None:
         if negative.source != "given":
-            progress.console.print(f"step {negative.step}: new negative [bold]{negative.word}[/] ({negative.source})")
+            word, source = escape(negative.word), escape(negative.source)
+            progress.console.print(f"step {negative.step}: new negative [bold]{word}[/] ({source})")
 
     def on_parent_image(parent: str, done: int, total: int) -> None:
         status.update(f"Rendering parent {parent}: image {done}/{total}…")
@@ -87,9 +89,7 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
 @contextmanager
 def image_progress(total: int, label: str) -> Iterator:
     """Yield an `on_image(index)` callback; a spinner while models load and the prior runs, then a bar per image."""
-    progress = progress_bar(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    )
+    progress = progress_bar(description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = progress.add_task(label, total=total)
     status = spinner("Loading the models and sampling the prior…")
     status.start()

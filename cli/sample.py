@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
@@ -132,6 +133,7 @@ def sample_command(
             offload=offload,
             on_image=on_image,
         )
-    stdout.print(f"[bold green]Rendered[/] {result.prompt!r} (seeds {seed} to {seed + n - 1})", highlight=False)
+    prompt = escape(repr(result.prompt))
+    stdout.print(f"[bold green]Rendered[/] {prompt} (seeds {seed} to {seed + n - 1})", highlight=False)
     for path in [*result.images, *([result.grid] if result.grid else [])]:
         print(path)

@@ -40,6 +40,9 @@ BAD_INPUTS = [
     (("create", "--category", "pet", "--seed", "-1", *T, *NEW), "--seed"),
     (("create", "--category", "pet", "--init", "   ", *T, "--force", "--out", "{run}"), "--init is empty"),
     (("create", "--category", "pet", "--init", "", *T, *NEW), "--init is empty"),
+    # text that looks like rich markup is printed as typed, never parsed (no crash, nothing eaten)
+    (("create", "--category", "pet", "--neg", "[/x],[/x]", *T, *NEW), "[/x]"),
+    (("info", "[/x][bold]gone[/bold].safetensors"), "[/x][bold]gone[/bold].safetensors"),
     (("create", "--category", "pet", "--unknown-flag", *T, *NEW), "no such option"),
     # create: models, devices, dtypes
     (("create", "--category", "pet", "--model", "tiny", "--device", "tpu", *NEW), "--device"),

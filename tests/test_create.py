@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.concept import Concept, load_concept, save_concept
 from conceptlab.engine.run_folder import read_log
 
 TINY = ("--model", "tiny", "--device", "cpu")
@@ -137,6 +137,24 @@ def test_info_shows_the_metadata(run_cli, pet_run):
     assert code == 0 and data["token"] == "<new-pet>" and data["negatives"][0]["word"] == "cat"
     code, out, _ = run_cli("info", pet_run / "new-pet.safetensors")
     assert code == 0 and "cat (step 0)" in out and data["sha256"][:16] in out.replace("\n", "")
+
+
+def test_info_shows_the_run_config_and_prints_markup_like_text_as_is(run_cli, pet_run, tmp_path):
+    concept = load_concept(pet_run / "new-pet.safetensors")
+    markup = "[bold red]x[/] [/oops]"
+    save_concept(Concept(concept.token, concept.vector, {**concept.metadata, "category": markup}), tmp_path / "c.st")
+    code, out, err = run_cli("info", tmp_path / "c.st")
+    assert code == 0, err
+    assert markup in out and "conceptlab.format" in out
+    assert "weight_decay" in out and "negative_clamp" in out and "positive_lambda" in out  # the config as it ran
+
+
+def test_a_token_with_brackets_trains_and_prints(run_cli, tmp_path):
+    code, out, err = run_cli(
+        "create", "--category", "pet", "--neg", "cat", "--token", "<x[/y]>", *TINY, "--steps", "2", "--out", tmp_path
+    )
+    assert code == 0, err
+    assert "<x[/y]>" in out and "Traceback" not in err
 
 
 def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
