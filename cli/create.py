@@ -195,6 +195,15 @@ def create_command(
     gradual: Annotated[
         bool, typer.Option("--gradual", help="Add the --neg words one at a time over training.")
     ] = False,
+    positive_clamp: Annotated[
+        float, typer.Option(help="No reward for similarity to the category above this cosine (official code).")
+    ] = CreateConfig.positive_clamp,
+    negative_clamp: Annotated[
+        float, typer.Option(help="No reward for similarity to a negative below this cosine (official code).")
+    ] = CreateConfig.negative_clamp,
+    positive_lambda: Annotated[
+        float, typer.Option("--lambda", help="Weight of the positive term against the negatives' in the loss.")
+    ] = CreateConfig.positive_lambda,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
     offload: options.OffloadOpt = None,
@@ -234,6 +243,9 @@ def create_command(
         max_negatives=max_negatives,
         vocab_file=vocab,
         gradual=gradual,
+        positive_clamp=positive_clamp,
+        negative_clamp=negative_clamp,
+        positive_lambda=positive_lambda,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
         steps=steps,

@@ -102,6 +102,12 @@ class CreateConfig:
             raise UsageError(f"--every must be at least 1 (got {self.checkpoint_every}).")
         if self.seed < 0:
             raise UsageError(f"--seed must be a non-negative integer (got {self.seed}).")
+        if not (math.isfinite(self.positive_clamp) and -1 < self.positive_clamp <= 1):
+            raise UsageError(f"--positive-clamp must be a cosine in (-1, 1] (got {self.positive_clamp}); default 0.28.")
+        if not (math.isfinite(self.negative_clamp) and -1 <= self.negative_clamp < 1):
+            raise UsageError(f"--negative-clamp must be a cosine in [-1, 1) (got {self.negative_clamp}); default 0.2.")
+        if not (math.isfinite(self.positive_lambda) and self.positive_lambda >= 0):
+            raise UsageError(f"--lambda must be a non-negative number (got {self.positive_lambda}); default 1.")
         if not self.initializer.strip():
             raise UsageError("--init is empty; give a word to start the token from (default: the category).")
         if self.ask_every is not None and self.ask_every <= 0:

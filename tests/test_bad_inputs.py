@@ -40,6 +40,9 @@ BAD_INPUTS = [
     (("create", "--category", "pet", "--seed", "-1", *T, *NEW), "--seed"),
     (("create", "--category", "pet", "--init", "   ", *T, "--force", "--out", "{run}"), "--init is empty"),
     (("create", "--category", "pet", "--init", "", *T, *NEW), "--init is empty"),
+    (("create", "--category", "pet", "--positive-clamp", "1.5", *T, *NEW), "--positive-clamp"),
+    (("create", "--category", "pet", "--negative-clamp", "nan", *T, *NEW), "--negative-clamp"),
+    (("create", "--category", "pet", "--lambda", "-1", *T, *NEW), "--lambda"),
     # text that looks like rich markup is printed as typed, never parsed (no crash, nothing eaten)
     (("create", "--category", "pet", "--neg", "[/x],[/x]", *T, *NEW), "[/x]"),
     (("info", "[/x][bold]gone[/bold].safetensors"), "[/x][bold]gone[/bold].safetensors"),

@@ -157,6 +157,31 @@ def test_a_token_with_brackets_trains_and_prints(run_cli, tmp_path):
     assert "<x[/y]>" in out and "Traceback" not in err
 
 
+def test_objective_options_reach_the_loss(run_cli, tmp_path):
+    options = ("--positive-clamp", "0.5", "--negative-clamp", "0.1", "--lambda", "2")
+    code, _, err = run_cli(
+        "create",
+        "--category",
+        "pet",
+        "--neg",
+        "cat,dog",
+        *TINY,
+        "--steps",
+        "3",
+        *options,
+        "--no-images",
+        "--out",
+        tmp_path,
+    )
+    assert code == 0, err
+    config = load_concept(tmp_path / "new-pet.safetensors").metadata["config"]
+    assert (config["positive_clamp"], config["negative_clamp"], config["positive_lambda"]) == (0.5, 0.1, 2.0)
+    for line in read_log(tmp_path / "log.jsonl"):
+        negatives = [max(value, 0.1) for value in line["negative"].values()]
+        expected = 2 * (1 - min(line["positive"]["pet"], 0.5)) + 0.5 * (statistics.mean(negatives) + max(negatives))
+        assert line["loss"] == pytest.approx(expected, abs=1e-5)
+
+
 def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
     base = tmp_path / "demo"
     assert run_cli("demo", "--steps", "5", "--out", base)[0] == 0
