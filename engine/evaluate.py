@@ -24,7 +24,7 @@ from conceptlab.engine.metrics import (
     prompt_for,
 )
 from conceptlab.engine.render import RenderSettings, render_prompts
-from conceptlab.engine.tokens import add_placeholder_token
+from conceptlab.engine.tokens import concept_token
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,6 @@ def render_concept_images(
     (one per training seed) are rendered from one loaded prior.
     """
     check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
-    token = f"<eval-{concept.sha256[:12]}>"
-    if token not in loaded.stack.tokenizer.get_vocab():
-        add_placeholder_token(loaded.stack.tokenizer, loaded.stack.text_encoder, token, concept.vector)
+    token = concept_token(loaded.stack.tokenizer, loaded.stack.text_encoder, concept.sha256, concept.vector)
     seeds = list(range(seed, seed + count))
     return render_prompts(loaded.stack, decoder, [prompt_for(token)] * count, seeds, settings, on_image=on_image)

@@ -20,7 +20,7 @@ from conceptlab.engine.files import write_atomically
 from conceptlab.engine.loading import LoadedPrior
 from conceptlab.engine.render import RenderSettings, render_prompts
 from conceptlab.engine.residency import prior_and_decoder_residency
-from conceptlab.engine.tokens import add_placeholder_token
+from conceptlab.engine.tokens import concept_token
 
 CAPTION_HEIGHT = 16
 
@@ -72,22 +72,15 @@ def check_size(decoder: DecoderStack, size: int) -> None:
         raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
 
 
-def _internal_tokens(concepts: Sequence[Concept]) -> list[str]:
-    """Each concept's token, renamed where two concepts share one, so both can live in one tokenizer."""
-    tokens: list[str] = []
-    for concept in concepts:
-        token = concept.token
-        while token in tokens:
-            token = f"{concept.token}#{len(tokens) + 1}"
-        tokens.append(token)
-    return tokens
-
-
-def _model_prompt(prompt: str, tokens: Sequence[str]) -> str:
-    """The prompt the model reads: `{}` fields filled with the internal tokens."""
+def _model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
+    """The prompt the model reads: `{}` fields, or the concepts' own tokens as written, become `tokens`."""
     if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
         return prompt.format(*tokens)
-    return prompt
+    written = {}
+    for concept, token in zip(concepts, tokens, strict=True):
+        written.setdefault(concept.token, token)  # a token written twice stands for the first concept with it
+    pattern = "|".join(re.escape(name) for name in sorted(written, key=len, reverse=True))
+    return re.sub(pattern, lambda match: written[match.group(0)], prompt)
 
 
 def slug(text: str) -> str:
@@ -147,7 +140,7 @@ def sample(
 
     Writes `<prompt>-seed<S>-<i>.png` per image and `<prompt>-seed<seed>-n<n>-grid.png` (with `grid`) under `out`;
     never replaces a file without `force`. `offload` (None: only when the models would not all fit on the GPU) keeps
-    one model at a time on the device. The loaded prior's tokenizer gains the concepts' tokens.
+    one model at a time on the device. The loaded prior's tokenizer gains the concepts (see `concept_token`).
     """
     settings = settings or RenderSettings()
     display_prompt = check_sample_request(concepts, prompt, n, seed)
@@ -158,13 +151,12 @@ def sample(
     image_paths, grid_path = output_paths(Path(out), display_prompt, seeds)
     _check_free([*image_paths, grid_path] if grid else image_paths, force)
 
-    tokens = _internal_tokens(concepts)
-    for concept, token in zip(concepts, tokens, strict=True):
-        add_placeholder_token(loaded.stack.tokenizer, loaded.stack.text_encoder, token, concept.vector)
+    stack = loaded.stack
+    tokens = [concept_token(stack.tokenizer, stack.text_encoder, c.sha256, c.vector) for c in concepts]
     images = render_prompts(
-        loaded.stack,
+        stack,
         decoder,
-        [_model_prompt(prompt, tokens)] * n,
+        [_model_prompt(prompt, concepts, tokens)] * n,
         list(seeds),
         settings,
         negative_prompt,

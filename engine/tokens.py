@@ -130,6 +130,18 @@ def add_placeholder_token(
     return Placeholder(token, token_id, embedding.add(token_id, vector.reshape(-1)))
 
 
+def concept_token(tokenizer: Any, text_encoder: Any, sha256: str, vector: torch.Tensor) -> str:
+    """The token under which a loaded concept is rendered: named by its sha256, added once per loaded model.
+
+    Renders use this name, not the concept's own token, so concepts that share a token (`<new-pet>` of several
+    seeds) and a model that has already learned or rendered one (a batch reusing its models) never collide.
+    """
+    token = f"<concept-{sha256[:16]}>"
+    if token not in tokenizer.get_vocab():
+        add_placeholder_token(tokenizer, text_encoder, token, vector)
+    return token
+
+
 @dataclass
 class EncodedPrompts:
     """A batch of prompts as the prior consumes them (as in diffusers' `KandinskyPriorPipeline`)."""

@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 from conceptlab.engine.concept import Concept, load_concept, save_concept
+from conceptlab.engine.render import render_settings
 from conceptlab.engine.residency import Residency
-from conceptlab.engine.sample import fill_prompt
+from conceptlab.engine.sample import fill_prompt, sample
+from conceptlab.engine.tokens import add_placeholder_token
 from conceptlab.plugins.tiny import tiny_world_folder
 
 FAST = ("--steps", "3", "--prior-steps", "3", "--model", "tiny", "--device", "cpu")
@@ -83,6 +85,23 @@ def test_two_concepts_with_the_same_token_in_one_prompt(run_cli, concept_file, t
     )
     assert code == 0, err
     assert "new-pet-and-new-pet-playing-seed42-0.png" in out
+
+
+def test_a_model_that_knows_the_token_already_samples_it_again_and_again(tiny, tiny_decoder, concept_file, tmp_path):
+    """A batch reuses its loaded models: the create job taught the tokenizer `<new-pet>`, then two samples follow."""
+    concept = load_concept(concept_file)
+    add_placeholder_token(tiny.stack.tokenizer, tiny.stack.text_encoder, concept.token, concept.vector)
+    settings = render_settings(tiny.backend, steps=2)
+    runs = [
+        sample([concept], prompt, tiny, tiny_decoder, n=1, settings=settings, out=tmp_path / name, grid=False)
+        for name, prompt in (
+            ("first", "a plush toy {}"),
+            ("again", "a plush toy {}"),
+            ("written", "a plush toy <new-pet>"),
+        )
+    ]
+    digests = [_digests(run.images) for run in runs]
+    assert digests[0] == digests[1] == digests[2]
 
 
 def test_fill_prompt():
