@@ -48,7 +48,7 @@ def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path]
 
 
 def tiny_world_folder() -> Path:
-    """The cached tiny world (prior stack), built on first use in about 25 s."""
+    """The cached tiny world (prior stack), built on first use in about 40 s."""
     from conceptlab.engine import templates
     from conceptlab.plugins import tiny_world
 

@@ -55,6 +55,46 @@ def test_child_moves_toward_its_parents_images(family):
     assert statistics.fmean(weighted[-20:]) > statistics.fmean(weighted[:20]) + 0.02
 
 
+@pytest.fixture(scope="module")
+def photo_children(tmp_path_factory):
+    """Children of two folders of the tiny world's photos (a cat's, a guitar's), weighted 3:1 and 1:3."""
+    from conceptlab.cli.app import main
+    from conceptlab.plugins.tiny_world import synthetic_picture
+
+    root = tmp_path_factory.mktemp("photos")
+    for word in ("cat", "guitar"):
+        (root / word).mkdir()
+        for variant in range(4):
+            synthetic_picture(word, variant).save(root / word / f"{variant}.png")
+    logs = {}
+    for weights in ("3,1", "1,3"):
+        out = root / f"child-{weights.replace(',', '-')}"
+        args = ["evolve", str(root / "cat"), str(root / "guitar"), *TINY, "--init", "pet", "--steps", "80"]
+        assert main([*args, "--weights", weights, "--no-images", "--out", str(out)]) == 0
+        logs[weights] = step_lines(read_log(out / "log.jsonl"))
+    return logs
+
+
+def _start_and_end(log, label):
+    return statistics.fmean(r["positive"][label] for r in log[:10]), statistics.fmean(
+        r["positive"][label] for r in log[-10:]
+    )
+
+
+def test_child_moves_toward_each_parents_photos(photo_children):
+    for log in photo_children.values():
+        for label in ("cat", "guitar"):
+            start, end = _start_and_end(log, label)
+            assert end > start + 0.02, (label, start, end)
+
+
+def test_the_heavier_parent_pulls_harder(photo_children):
+    def lead(weights):
+        return _start_and_end(photo_children[weights], "cat")[1] - _start_and_end(photo_children[weights], "guitar")[1]
+
+    assert lead("3,1") > lead("1,3") + 0.005
+
+
 def test_verify_reports_present_changed_and_missing_ancestors(family, tmp_path, run_cli):
     code, out, _ = run_cli("verify", family["grandchild"])
     assert code == 0 and "matches its sha256" in out

@@ -62,3 +62,24 @@ def test_a_changed_recipe_file_builds_anew(tmp_path, monkeypatch):
     data.write_text("templates = ['a painting of a {}']")  # what the builder reads changed, not the builder
     second = cached_build("toy", (builder, data), build)
     assert second != first and len(builds) == 2 and (second / "weights").read_text() == "2"
+
+
+def test_image_encoder_shares_the_space(stack):
+    """A photo of a word (new noise, unseen in training) lands nearest that word's image embeddings (the prior's
+    outputs for "a photo of a {word}") and nearest its text, across the modality gap: what evolve's image
+    constraints and the clip-zeroshot oracle rely on."""
+    from conceptlab.engine.evolve import image_embeddings
+    from conceptlab.plugins.tiny_world import synthetic_picture
+
+    words = ["cat", "guitar", "apple", "dog"]
+    photos = F.normalize(
+        image_embeddings(stack, [synthetic_picture(w, variant=10**6 + i) for i, w in enumerate(words)])
+    )
+    priors = F.normalize(
+        torch.stack([torch.stack([_image(stack, w, seed) for seed in range(8)]).mean(0) for w in words])
+    )
+    texts = torch.stack([_text(stack, word) for word in words])
+    to_prior, to_text = photos @ priors.T, photos @ texts.T
+    assert (to_prior.argmax(dim=1) == torch.arange(len(words))).all(), to_prior
+    assert (to_text.argmax(dim=1) == torch.arange(len(words))).all(), to_text
+    assert (to_prior.diag() > 0.85).all() and (to_text.diag() > 0.15).all() and (to_text.diag() < 0.7).all()
