@@ -43,5 +43,8 @@ def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]
         candidate = load_backend(name)
         if candidate.default_model == model:
             return candidate, model
+    looks_like_path = model.startswith((".", "/", "~")) or Path(model).suffix or model.count("/") > 1
+    if looks_like_path and not Path(model).expanduser().exists():
+        raise UsageError(f"--model {model}: no such folder; give a folder saved with save_pretrained, or a hub id.")
     kind = "folder" if Path(model).exists() else "model id"
     raise UsageError(f"Cannot tell which backend the {kind} {model!r} is for; add --backend ({', '.join(names)}).")

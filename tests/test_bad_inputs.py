@@ -54,6 +54,7 @@ BAD_INPUTS = [
     (("create", "--category", "pet", "--model", "someone/some-model", *NEW), "--backend"),
     (("create", "--category", "pet", "--model", "tiny", "--backend", "nope", *NEW), "unknown backend"),
     (("create", "--category", "pet", "--model", "", *NEW), "--model is empty"),
+    (("create", "--category", "pet", "--model", "{nowhere}/prior", *NEW), "no such folder"),
     (("create", "--category", "pet", "--model", "{folder}", "--backend", "tiny", "--device", "cpu", *NEW), "tiny"),
     # create: tokens (known words, spaces, unicode tricks, length)
     (("create", "--category", "pet", "--token", "cat", *T, *NEW), "already a word"),
