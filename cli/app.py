@@ -72,12 +72,14 @@ def _root(context: typer.Context) -> None:
         print(context.get_help())
         raise typer.Exit(0)
     import diffusers
+    import huggingface_hub
     import transformers
 
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.logging.set_verbosity_error()  # offline, its retries would print a warning each
 
 
 def _click_error_line(exception: Exception) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from conceptlab.engine.errors import UsageError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -21,7 +23,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     The file gets the permissions a plain `open` would give it (0666 less the umask), not the private 0600 of a
     temporary file: concepts are made to be shared.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(parent for parent in path.parents if parent.is_file())
+        raise UsageError(f"Cannot write {path}: {blocking} is a file, not a folder; choose another path.") from None
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~_umask())
