@@ -14,9 +14,10 @@ import pytest
 
 from conceptlab.engine import train as train_module
 from conceptlab.engine.concept import load_concept
-from conceptlab.engine.config import create_config
+from conceptlab.engine.config import create_config, mix_config
 from conceptlab.engine.create import RunCallbacks, create, resume
 from conceptlab.engine.errors import ConceptFileError
+from conceptlab.engine.evolve import evolve
 from conceptlab.engine.interrupt import TrainingInterrupted
 from conceptlab.engine.loading import ModelChoice
 from conceptlab.engine.lock import LOCK_NAME
@@ -100,6 +101,45 @@ def test_an_interrupted_forced_rerun_resumes(reference, tmp_path):
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
     resume(tmp_path)
     assert load_concept(tmp_path / "new-pet.safetensors").metadata["seed"] == 7
+
+
+def _photo_folders(root):
+    from conceptlab.plugins.tiny_world import synthetic_picture
+
+    for word in ("cat", "guitar"):
+        (root / word).mkdir(parents=True)
+        for variant in range(2):
+            synthetic_picture(word, variant).save(root / word / f"{variant}.png")
+    return [root / "cat", root / "guitar"]
+
+
+def _only_concept(folder):
+    (path,) = folder.glob("*.safetensors")
+    return path
+
+
+def test_an_interrupted_evolve_and_mix_resume_to_the_same_bytes(tmp_path):
+    parents = _photo_folders(tmp_path / "photos")
+    evolve_settings = dict(weights=(3.0, 1.0), initializer="pet", steps=10, checkpoint_every=4, images=False)
+    evolve(parents, TINY, out=tmp_path / "evolve-reference", **evolve_settings)
+    mix = mix_config(("lobster", "turtle"), (0.6, 0.4), steps=10, checkpoint_every=4, images=False)
+    create(mix, TINY, out=tmp_path / "mix-reference")
+    on_step, should_stop = _stop_after(6)
+    callbacks = RunCallbacks(on_step=on_step, should_stop=should_stop)
+    with pytest.raises(TrainingInterrupted):
+        evolve(parents, TINY, out=tmp_path / "evolve", callbacks=callbacks, **evolve_settings)
+    on_step, should_stop = _stop_after(3)
+    with pytest.raises(TrainingInterrupted):
+        create(mix, TINY, out=tmp_path / "mix", callbacks=RunCallbacks(on_step=on_step, should_stop=should_stop))
+    for name in ("evolve", "mix"):
+        resume(tmp_path / name)
+        first, second = _only_concept(tmp_path / f"{name}-reference"), _only_concept(tmp_path / name)
+        assert first.name == second.name
+        assert load_concept(first).vector.numpy().tobytes() == load_concept(second).vector.numpy().tobytes(), name
+        assert (tmp_path / f"{name}-reference" / "log.jsonl").read_bytes() == (
+            tmp_path / name / "log.jsonl"
+        ).read_bytes()
+    assert [p["weight"] for p in load_concept(_only_concept(tmp_path / "evolve")).metadata["parents"]] == [0.75, 0.25]
 
 
 def test_resume_rewinds_log_lines_written_after_the_saved_state(reference, tmp_path):
