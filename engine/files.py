@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,33 +11,27 @@ from pathlib import Path
 from conceptlab.engine.errors import UsageError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
 
-    The file gets the permissions a plain `open` would give it (0666 less the umask), not the private 0600 of a
-    temporary file: concepts are made to be shared.
+    The temporary file is opened with mode 0666, which the kernel narrows by the umask as for any `open`: concepts
+    are made to be shared, so not the private 0600 of `tempfile.mkstemp` (and no process-wide umask juggling).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocking = next(parent for parent in path.parents if parent.is_file())
         raise UsageError(f"Cannot write {path}: {blocking} is a file, not a folder; choose another path.") from None
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
