@@ -240,8 +240,14 @@ def task_progress() -> Iterator[TaskProgress]:
         yield on_task
 
 
-PROTOCOL_FIXES = {"category": "--category", "neg": "--neg", "vocab": "--vocab", "count": "-n"}
-PROTOCOL_FIXES |= {"parent_images": "--parent-images", "weights": "--weights"}
+PROTOCOL_FIXES = {
+    "category": "--category",
+    "neg": "--neg",
+    "vocab": "--vocab",
+    "count": "-n",
+    "parent_images": "--parent-images",
+    "weights": "--weights",
+}
 """Options the protocol decides itself (its categories, negative pairs, vocabularies and image counts)."""
 
 

@@ -43,7 +43,7 @@ def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]
         candidate = load_backend(name)
         if candidate.default_model == model:
             return candidate, model
-    looks_like_path = model.startswith((".", "/", "~")) or Path(model).suffix or model.count("/") > 1
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1  # a hub id is owner/name
     if looks_like_path and not Path(model).expanduser().exists():
         raise UsageError(f"--model {model}: no such folder; give a folder saved with save_pretrained, or a hub id.")
     kind = "folder" if Path(model).exists() else "model id"
