@@ -15,8 +15,8 @@ from rich.table import Table
 
 from conceptlab.cli import options
 from conceptlab.cli.output import description_column, progress_bar, stderr, stdout
-from conceptlab.engine.batch import BatchEvent, BatchResult, run_plan
-from conceptlab.engine.plan import read_plan
+from conceptlab.engine.batch.plan import read_plan
+from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
 
 BATCH_EXAMPLES = """
 [bold]Examples[/]

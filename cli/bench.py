@@ -17,7 +17,13 @@ import typer
 from conceptlab.cli import options
 from conceptlab.cli.output import spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
-from conceptlab.engine.bench import (
+from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
+from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.rendering.render import render_prompts, render_settings
+from conceptlab.engine.training.benchmark import (
     BenchSettings,
     StackReport,
     bench_report,
@@ -25,12 +31,6 @@ from conceptlab.engine.bench import (
     time_oracle,
     time_render,
 )
-from conceptlab.engine.devices import dtype_name, resolve_device, resolve_dtype
-from conceptlab.engine.errors import UsageError
-from conceptlab.engine.files import write_atomically
-from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
-from conceptlab.engine.oracle import OracleOptions, load_oracle
-from conceptlab.engine.render import render_prompts, render_settings
 
 BENCH_EXAMPLES = """
 [bold]Examples[/]

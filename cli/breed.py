@@ -13,8 +13,8 @@ from rich.table import Table
 from conceptlab.cli import options
 from conceptlab.cli.batch import STATUS_STYLE, batch_progress
 from conceptlab.cli.output import stderr, stdout
-from conceptlab.engine.batch import BatchEvent
-from conceptlab.engine.breed import BREED_FILE, BreedConfig, Member, breed
+from conceptlab.engine.batch.breed import BREED_FILE, BreedConfig, Member, breed
+from conceptlab.engine.batch.runner import BatchEvent
 
 BREED_EXAMPLES = """
 [bold]Examples[/]

@@ -14,8 +14,8 @@ from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
-from conceptlab.engine.concept import save_concept
-from conceptlab.engine.convert import convert_embedding
+from conceptlab.engine.concept.convert import convert_embedding
+from conceptlab.engine.concept.file import save_concept
 from conceptlab.engine.errors import UsageError
 
 CONVERT_EXAMPLES = """

@@ -20,13 +20,13 @@ from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
 from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.cli.progress import TrainingDisplay, training_progress
-from conceptlab.engine.config import CreateConfig, create_config, mix_config
-from conceptlab.engine.create import CreateResult, RunCallbacks, create, resume
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
-from conceptlab.engine.loading import ModelChoice
-from conceptlab.engine.run_folder import state_path
-from conceptlab.engine.state import load_state
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
+from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume
+from conceptlab.engine.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
+from conceptlab.engine.training.run_folder import state_path
+from conceptlab.engine.training.state import load_state
 
 RESUME_MAY_CHANGE = {"resume_dir", "device", "dtype", "offload"}
 

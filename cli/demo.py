@@ -12,8 +12,8 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.create import run_training
-from conceptlab.engine.config import create_config
-from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.training.config import create_config
 
 DEMO_STEPS = 300
 

@@ -22,11 +22,12 @@ from conceptlab.cli import options
 from conceptlab.cli.output import description_column, print_json, progress_bar, spinner, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import image_progress
-from conceptlab.engine.baselines import BaselineRequest, load_baseline
-from conceptlab.engine.concept import Concept, load_concept
-from conceptlab.engine.devices import resolve_device, resolve_dtype
+from conceptlab.engine.adaptive.vocabulary import known_members, read_vocabulary
+from conceptlab.engine.concept.file import Concept, load_concept
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.evaluate import (
+from conceptlab.engine.evaluation.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.evaluation.chart import save_metrics_chart
+from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
     check_outputs_free,
@@ -38,15 +39,14 @@ from conceptlab.engine.evaluate import (
     target_for,
     write_text,
 )
-from conceptlab.engine.evaluators import default_clip, load_clip
-from conceptlab.engine.evolve import recorded_parent_folders
-from conceptlab.engine.images import load_images
-from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
-from conceptlab.engine.metrics import METRIC_NAMES, EvaluationTarget
-from conceptlab.engine.metrics_plot import save_metrics_chart
-from conceptlab.engine.protocol import TaskProgress, paper_protocol, run_protocol
-from conceptlab.engine.render import RenderSettings, render_settings
-from conceptlab.engine.vocabulary import known_members, read_vocabulary
+from conceptlab.engine.evaluation.evaluators import default_clip, load_clip
+from conceptlab.engine.evaluation.metrics import METRIC_NAMES, EvaluationTarget
+from conceptlab.engine.io.images import load_images
+from conceptlab.engine.models.devices import resolve_device, resolve_dtype
+from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.protocols.paper import TaskProgress, paper_protocol, run_protocol
+from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.training.evolve import recorded_parent_folders
 
 EVALUATE_EXAMPLES = """
 [bold]Examples[/]

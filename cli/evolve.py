@@ -10,11 +10,11 @@ import typer
 from conceptlab.cli import options
 from conceptlab.cli.create import resume_training, train_with_progress
 from conceptlab.cli.parsing import integer_list, number_list
-from conceptlab.engine.config import CreateConfig
-from conceptlab.engine.create import CreateResult, RunCallbacks
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.evolve import evolve
-from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.training.config import CreateConfig
+from conceptlab.engine.training.create import CreateResult, RunCallbacks
+from conceptlab.engine.training.evolve import evolve
 
 EVOLVE_EXAMPLES = """
 [bold]Examples[/]

@@ -13,7 +13,7 @@ import typer
 
 from conceptlab.cli.output import spinner, stderr, stdout
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.gallery import check_output_folder, find_concepts, write_gallery
+from conceptlab.engine.gallery.scan import check_output_folder, find_concepts, write_gallery
 
 GALLERY_EXAMPLES = """
 [bold]Examples[/]

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, stdout
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.concept.file import load_concept
 
 INFO_EXAMPLES = """
 [bold]Examples[/]

@@ -11,10 +11,10 @@ from rich.tree import Tree
 
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, stdout
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.concept.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.files import write_atomically
-from conceptlab.engine.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
+from conceptlab.engine.io.atomic import write_atomically
 
 LINEAGE_EXAMPLES = """
 [bold]Examples[/]

@@ -16,9 +16,9 @@ from rich.progress import (
 )
 
 from conceptlab.cli.output import description_column, progress_bar, spinner
-from conceptlab.engine.negatives import Negative
-from conceptlab.engine.plot import moving_average
-from conceptlab.engine.train import StepRecord
+from conceptlab.engine.training.loop import StepRecord
+from conceptlab.engine.training.negatives import Negative
+from conceptlab.engine.training.similarity_plot import moving_average
 
 SMOOTHING = 20
 

@@ -15,11 +15,11 @@ from rich.markup import escape
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
 from conceptlab.cli.progress import image_progress
-from conceptlab.engine.concept import Concept, check_concept_fits, load_concept
-from conceptlab.engine.loading import ModelChoice, load_decoder, load_prior
-from conceptlab.engine.render import RenderSettings, render_settings
-from conceptlab.engine.residency import IDLE_DEVICE
-from conceptlab.engine.sample import check_sample_request, sample
+from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
+from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.models.offload import IDLE_DEVICE
+from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.rendering.sample import check_sample_request, sample
 
 SAMPLE_EXAMPLES = """
 [bold]Examples[/]

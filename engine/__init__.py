@@ -4,15 +4,15 @@ from conceptlab.engine import ModelChoice, create, create_config
 result = create(create_config("pet", ("cat", "dog"), steps=200), ModelChoice(model="tiny"))
 """
 
-from conceptlab.engine.backend import Backend, ModelInfo, PriorStack
-from conceptlab.engine.batch import BatchResult, run_plan
-from conceptlab.engine.concept import Concept, check_concept_fits, load_concept, save_concept
-from conceptlab.engine.config import CreateConfig, create_config, mix_config
-from conceptlab.engine.create import CreateResult, create, resume
+from conceptlab.engine.batch.plan import read_plan
+from conceptlab.engine.batch.runner import BatchResult, run_plan
+from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept, save_concept
 from conceptlab.engine.errors import ConceptLabError
-from conceptlab.engine.evolve import evolve
-from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
-from conceptlab.engine.plan import read_plan
+from conceptlab.engine.models.backend import Backend, ModelInfo, PriorStack
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
+from conceptlab.engine.training.create import CreateResult, create, resume
+from conceptlab.engine.training.evolve import evolve
 
 __all__ = [
     "Backend",

@@ -17,10 +17,10 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
+from conceptlab.engine.adaptive.oracle import OracleOptions, Question
 from conceptlab.engine.errors import BackendError, UsageError
-from conceptlab.engine.loading import LoadedPrior
-from conceptlab.engine.oracle import OracleOptions, Question
-from conceptlab.engine.residency import module_bytes
+from conceptlab.engine.models.loading import LoadedPrior
+from conceptlab.engine.models.offload import module_bytes
 from conceptlab.plugins.tiny import cached_build
 
 DEFAULT_MODEL = "Salesforce/blip2-flan-t5-xl"

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conceptlab.engine.adaptive.oracle import OracleOptions, Question
+from conceptlab.engine.adaptive.vocabulary import vocabulary_for
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.loading import LoadedPrior
-from conceptlab.engine.oracle import OracleOptions, Question
-from conceptlab.engine.tokens import encode_prompts
-from conceptlab.engine.vocabulary import vocabulary_for
+from conceptlab.engine.models.loading import LoadedPrior
+from conceptlab.engine.prior.tokens import encode_prompts
 
 OBJECT_PROMPT = "a photo of a {}"
 STYLE_PROMPT = "a painting in the style of {}"

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from diffusers import KandinskyPipeline, KandinskyPriorPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from conceptlab.engine.backend import DecoderStack, PriorStack
 from conceptlab.engine.errors import BackendError
+from conceptlab.engine.models.backend import DecoderStack, PriorStack
 
 LOAD_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 

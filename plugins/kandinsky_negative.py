@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from PIL import Image
 
-from conceptlab.engine.baselines import BaselineRequest, negative_prompt
-from conceptlab.engine.loading import load_decoder, load_prior
-from conceptlab.engine.metrics import prompt_for
-from conceptlab.engine.render import render_prompts, render_settings
+from conceptlab.engine.evaluation.baselines import BaselineRequest, negative_prompt
+from conceptlab.engine.evaluation.metrics import prompt_for
+from conceptlab.engine.models.loading import load_decoder, load_prior
+from conceptlab.engine.rendering.render import render_prompts, render_settings
 
 
 class KandinskyNegativeBaseline:

@@ -21,7 +21,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.engine.backend import PriorStack
+from conceptlab.engine.models.backend import PriorStack
 from conceptlab.plugins.tiny_world import build_tokenizer
 
 CLIP_VOCAB_SIZE = 49408

@@ -6,10 +6,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from conceptlab.engine.baselines import BaselineRequest, negative_prompt
-from conceptlab.engine.devices import resolve_device, resolve_dtype
 from conceptlab.engine.errors import BackendError
-from conceptlab.engine.metrics import prompt_for
+from conceptlab.engine.evaluation.baselines import BaselineRequest, negative_prompt
+from conceptlab.engine.evaluation.metrics import prompt_for
+from conceptlab.engine.models.devices import resolve_device, resolve_dtype
 from conceptlab.plugins.kandinsky import LOAD_ERRORS
 
 DEFAULT_STEPS = 50

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from conceptlab.engine.backend import DecoderStack, PriorStack
-from conceptlab.engine.cache import cache_root
+from conceptlab.engine.io.cache import cache_root
+from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.plugins.kandinsky import Kandinsky22Backend
 
 TINY_RECIPE_VERSION = "1"
@@ -49,7 +49,7 @@ def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path]
 
 def tiny_world_folder() -> Path:
     """The cached tiny world (prior stack), built on first use in about 40 s."""
-    from conceptlab.engine import templates
+    from conceptlab.engine.training import templates
     from conceptlab.plugins import tiny_world
 
     recipe = (Path(tiny_world.__file__), Path(templates.__file__))  # it trains on the prompt templates

@@ -37,7 +37,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.engine.templates import OBJECT_TEMPLATES
+from conceptlab.engine.training.templates import OBJECT_TEMPLATES
 
 EMBED_DIM = 64
 SEED = 1234

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conceptlab.cli.app import main
-from conceptlab.engine.backend import DecoderStack, PriorStack
-from conceptlab.engine.loading import LoadedPrior, ModelChoice, load_prior
-from conceptlab.engine.registry import load_backend
+from conceptlab.engine.models.backend import DecoderStack, PriorStack
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.models.plugins import load_backend
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conceptlab.engine.answers import new_negative, normalize_answer
-from conceptlab.engine.config import create_config
+from conceptlab.engine.adaptive.answers import new_negative, normalize_answer
+from conceptlab.engine.adaptive.oracle import OracleOptions, OracleWithWeights, Question, load_oracle, oracle_names
+from conceptlab.engine.adaptive.vocabulary import CATEGORY_MEMBERS, vocabulary_for
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.negatives import NegativeSchedule
-from conceptlab.engine.oracle import OracleOptions, OracleWithWeights, Question, load_oracle, oracle_names
-from conceptlab.engine.train import ask_steps, train_token
-from conceptlab.engine.vocabulary import CATEGORY_MEMBERS, vocabulary_for
+from conceptlab.engine.training.config import create_config
+from conceptlab.engine.training.loop import ask_steps, train_token
+from conceptlab.engine.training.negatives import NegativeSchedule
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_clip_zeroshot_answer_is_the_argmax_of_clip_similarity(tiny, tmp_path):
     """Hand computation with the backend's CLIP: the answer is the word whose text embedding is closest."""
     import torch.nn.functional as F
 
-    from conceptlab.engine.tokens import encode_prompts
+    from conceptlab.engine.prior.tokens import encode_prompts
 
     stack = tiny.stack
     words = ["cat", "dog", "hamster", "rabbit"]
@@ -184,7 +184,7 @@ def test_blip2_oracle_loads_lazily_and_answers_each_image(tiny):
 
 
 def test_blip2_knows_its_size_before_it_loads(tiny):
-    from conceptlab.engine.residency import module_bytes
+    from conceptlab.engine.models.offload import module_bytes
 
     oracle = load_oracle("blip2", tiny, OracleOptions(model="tiny"))
     before = oracle.expected_bytes()

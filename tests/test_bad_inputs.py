@@ -12,9 +12,9 @@ import pickle
 import pytest
 import torch
 
-from conceptlab.engine.concept import Concept, save_concept
-from conceptlab.engine.config import create_config
-from conceptlab.engine.state import TrainingState, config_as_json, save_state
+from conceptlab.engine.concept.file import Concept, save_concept
+from conceptlab.engine.training.config import create_config
+from conceptlab.engine.training.state import TrainingState, config_as_json, save_state
 
 T = ("--model", "tiny", "--device", "cpu")
 NEW = ("--out", "{new}")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from conceptlab.engine.baselines import BaselineRequest, load_baseline
-from conceptlab.engine.loading import ModelChoice
+from conceptlab.engine.evaluation.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.models.loading import ModelChoice
 
 TINY = ModelChoice("tiny", device="cpu", dtype="float32")
 

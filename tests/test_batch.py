@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conceptlab.cli.batch import expand_ray_flag
-from conceptlab.engine import batch as batch_module
-from conceptlab.engine.batch import RECORDS_FOLDER, SUMMARY_FILE, run_plan
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.batch import runner as batch_module
+from conceptlab.engine.batch.plan import parse_plan, read_plan
+from conceptlab.engine.batch.runner import RECORDS_FOLDER, SUMMARY_FILE, run_plan
+from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.plan import parse_plan, read_plan
 
 FAMILY_PLAN = """
 [plan]

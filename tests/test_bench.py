@@ -4,10 +4,16 @@ import json
 
 import torch
 
-from conceptlab.engine.bench import BenchSettings, OfficialBaseline, bench_config, bench_words, interleaved_median_ms
-from conceptlab.engine.prior import sample_image_embeds
-from conceptlab.engine.tokens import encode_prompts
-from conceptlab.engine.train import start_training
+from conceptlab.engine.prior.sampling import sample_image_embeds
+from conceptlab.engine.prior.tokens import encode_prompts
+from conceptlab.engine.training.benchmark import (
+    BenchSettings,
+    OfficialBaseline,
+    bench_config,
+    bench_words,
+    interleaved_median_ms,
+)
+from conceptlab.engine.training.loop import start_training
 
 
 def test_baseline_and_ours_compute_the_same_first_loss(stack):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conceptlab.engine import batch as batch_module
-from conceptlab.engine.batch import run_plan
-from conceptlab.engine.breed import BREED_FILE, BreedConfig, breed
-from conceptlab.engine.concept import load_concept
+from conceptlab.engine.batch import runner as batch_module
+from conceptlab.engine.batch.breed import BREED_FILE, BreedConfig, breed
+from conceptlab.engine.batch.plan import parse_plan
+from conceptlab.engine.batch.runner import run_plan
+from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.plan import parse_plan
 
 SEEDS_PLAN = "\n".join(
     f'[[job]]\nname = "{name}"\nrun = "create"\ncategory = "pet"\nneg = ["{neg}"]\nseed = {seed}\n'

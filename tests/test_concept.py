@@ -12,10 +12,10 @@ from diffusers import DiffusionPipeline
 from diffusers.loaders import TextualInversionLoaderMixin
 from safetensors.torch import save_file
 
-from conceptlab.engine.backend import ModelInfo
-from conceptlab.engine.concept import Concept, check_concept_fits, load_concept, save_concept, tensor_sha256
+from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept, save_concept, tensor_sha256
 from conceptlab.engine.errors import ConceptFileError
-from conceptlab.engine.loading import ModelChoice, load_prior
+from conceptlab.engine.models.backend import ModelInfo
+from conceptlab.engine.models.loading import ModelChoice, load_prior
 
 
 def _concept(dim=64, token="<new-pet>", **metadata):

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from conceptlab.engine.concept import load_concept
-from conceptlab.engine.convert import convert_embedding
+from conceptlab.engine.concept.convert import convert_embedding
+from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptFileError, UsageError
 
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from conceptlab.engine.concept import Concept, load_concept, save_concept
-from conceptlab.engine.run_folder import read_log
+from conceptlab.engine.concept.file import Concept, load_concept, save_concept
+from conceptlab.engine.training.run_folder import read_log
 
 TINY = ("--model", "tiny", "--device", "cpu")
 

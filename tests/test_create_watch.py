@@ -6,9 +6,9 @@ import json
 import pytest
 from PIL import Image
 
-from conceptlab.engine.concept import load_concept
-from conceptlab.engine.run_folder import read_log, step_lines
-from conceptlab.engine.vocabulary import ART_STYLES, CATEGORY_MEMBERS
+from conceptlab.engine.adaptive.vocabulary import ART_STYLES, CATEGORY_MEMBERS
+from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.training.run_folder import read_log, step_lines
 
 TINY = ("--model", "tiny", "--device", "cpu")
 
@@ -123,7 +123,7 @@ def test_no_adaptive_with_an_oracle_option_is_refused(tmp_path, run_cli, option)
     ],
 )
 def test_oracle_inputs_are_refused_before_any_model_loads(tmp_path, run_cli, monkeypatch, args, named):
-    create_module = importlib.import_module("conceptlab.engine.create")  # the package exports `create` too
+    create_module = importlib.import_module("conceptlab.engine.training.create")  # the package exports `create` too
 
     def no_loading(*_args, **_kwargs):
         raise AssertionError("a model was loaded before the oracle's inputs were checked")
@@ -142,7 +142,7 @@ def _fake_gpu_residency(stack, tiny_decoder, moves):
     """Prior and decoder groups on a fake "cuda" device: the mover records (name, device) and moves nothing."""
     import torch
 
-    from conceptlab.engine.residency import Residency
+    from conceptlab.engine.models.offload import Residency
 
     names = {id(stack.prior): "prior", id(tiny_decoder.pipeline.unet): "decoder"}
 
@@ -156,10 +156,10 @@ def _fake_gpu_residency(stack, tiny_decoder, moves):
 
 
 def _watcher(tiny, tiny_decoder, oracle, residency):
-    from conceptlab.engine.config import create_config
-    from conceptlab.engine.render import render_settings
-    from conceptlab.engine.tokens import add_placeholder_token
-    from conceptlab.engine.watch import ConceptWatcher
+    from conceptlab.engine.adaptive.watcher import ConceptWatcher
+    from conceptlab.engine.prior.tokens import add_placeholder_token
+    from conceptlab.engine.rendering.render import render_settings
+    from conceptlab.engine.training.config import create_config
 
     stack = tiny.stack
     config = create_config("pet", steps=10)
@@ -201,7 +201,7 @@ def test_with_offloading_only_the_model_at_work_is_on_the_gpu(tiny, tiny_decoder
 
 def test_a_loaded_blip2_is_parked_while_the_decoder_and_the_prior_work(tiny, tiny_decoder):
     """The tiny BLIP-2 loads on its first question; from then on it is on the (fake) GPU only to answer."""
-    from conceptlab.engine.oracle import OracleOptions, load_oracle
+    from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 
     moves = []
     residency = _fake_gpu_residency(tiny.stack, tiny_decoder, moves)
@@ -227,7 +227,7 @@ GB = 10**9
 def test_auto_offload_counts_the_oracle_s_weights():
     """Kandinsky 2.2 in float16 on a 16 GB card: the prior (7 GB) is loaded, the decoder (2.6 GB) and BLIP-2
     (7.9 GB) are still to come; with 2 GiB for activations they do not fit, on a 40 GB card they do."""
-    from conceptlab.engine.residency import offload_needed
+    from conceptlab.engine.models.offload import offload_needed
 
     prior, decoder, blip2 = 7 * GB, int(2.6 * GB), int(7.9 * GB)
     assert offload_needed(decoder + blip2, free_bytes=16 * GB - prior)
@@ -242,7 +242,7 @@ def test_auto_residency_offloads_for_an_oracle_that_would_not_fit(tiny, tiny_dec
 
     import torch
 
-    residency_module = importlib.import_module("conceptlab.engine.residency")
+    residency_module = importlib.import_module("conceptlab.engine.models.offload")
     monkeypatch.setattr(residency_module, "free_memory", lambda device: 16 * GB - 7 * GB)
     on_gpu = dataclasses.replace(tiny_decoder, device=torch.device("cuda"))  # its weights stay on the CPU
     auto = residency_module.prior_and_decoder_residency
@@ -252,11 +252,11 @@ def test_auto_residency_offloads_for_an_oracle_that_would_not_fit(tiny, tiny_dec
 
 
 def test_create_counts_the_oracle_s_expected_bytes_before_it_loads(tiny, tiny_decoder, tmp_path, monkeypatch):
-    from conceptlab.engine.config import create_config
-    from conceptlab.engine.create import create
-    from conceptlab.engine.oracle import OracleOptions, load_oracle
+    from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
+    from conceptlab.engine.training.config import create_config
+    from conceptlab.engine.training.create import create
 
-    create_module = importlib.import_module("conceptlab.engine.create")
+    create_module = importlib.import_module("conceptlab.engine.training.create")
     counted = []
     real = create_module.prior_and_decoder_residency
 

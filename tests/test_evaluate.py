@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from conceptlab.cli.app import app
-from conceptlab.engine.concept import Concept, save_concept
-from conceptlab.engine.evaluators import load_clip
-from conceptlab.engine.metrics import EvaluationTarget, Evaluator
+from conceptlab.engine.concept.file import Concept, save_concept
+from conceptlab.engine.evaluation.evaluators import load_clip
+from conceptlab.engine.evaluation.metrics import EvaluationTarget, Evaluator
 
 TINY_CLIP = ("--clip", "tiny", "--device", "cpu")
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conceptlab.engine.backend import DecoderStack
-from conceptlab.engine.concept import Concept, load_concept, save_concept
-from conceptlab.engine.render import RenderSettings
-from conceptlab.engine.run_folder import read_log, step_lines
+from conceptlab.engine.concept.file import Concept, load_concept, save_concept
+from conceptlab.engine.models.backend import DecoderStack
+from conceptlab.engine.rendering.render import RenderSettings
+from conceptlab.engine.training.run_folder import read_log, step_lines
 
 TINY = ("--model", "tiny", "--device", "cpu")
 QUICK = ("--no-images", "--every", "20")
@@ -198,7 +198,9 @@ def test_an_altered_parent_is_refused(family, tmp_path, run_cli):
 
 
 def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch):
-    evolve_module = importlib.import_module("conceptlab.engine.evolve")  # the package exports a function `evolve`
+    evolve_module = importlib.import_module(
+        "conceptlab.engine.training.evolve"
+    )  # the package exports a function `evolve`
 
     args = ("--images-per-parent", "3", "--steps", "2", "--device", "cpu", *QUICK)
     code, _, err = run_cli("evolve", family["grandchild"], *args, "--out", tmp_path / "first")
@@ -213,7 +215,7 @@ def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch)
 
 
 def test_a_mismatched_later_parent_is_refused_before_any_parent_is_rendered(family, tmp_path, run_cli, monkeypatch):
-    evolve_module = importlib.import_module("conceptlab.engine.evolve")
+    evolve_module = importlib.import_module("conceptlab.engine.training.evolve")
     rendered = []
 
     def record_render(*args, **kwargs):
@@ -233,7 +235,7 @@ def test_a_mismatched_later_parent_is_refused_before_any_parent_is_rendered(fami
 def test_parent_images_are_rendered_again_for_another_revision_text_encoder_or_decoder(
     tiny, tiny_decoder, tmp_path, monkeypatch
 ):
-    evolve_module = importlib.import_module("conceptlab.engine.evolve")
+    evolve_module = importlib.import_module("conceptlab.engine.training.evolve")
     monkeypatch.setattr(evolve_module, "cache_root", lambda: tmp_path)
     rendered = []
 

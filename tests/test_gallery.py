@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conceptlab.engine.concept import Concept, load_concept, save_concept
+from conceptlab.engine.concept.file import Concept, load_concept, save_concept
+from conceptlab.engine.concept.lineage import lineage_record, parent_record
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.gallery import find_concepts, gallery_graph, write_gallery
-from conceptlab.engine.gallery_layout import boxes_overlap
-from conceptlab.engine.lineage import lineage_record, parent_record
+from conceptlab.engine.gallery.layout import boxes_overlap
+from conceptlab.engine.gallery.scan import find_concepts, gallery_graph, write_gallery
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,7 +80,7 @@ def test_the_same_concept_copied_twice_shows_once_with_both_paths(tmp_path):
 def test_evaluation_renders_are_shown_on_their_concepts_card(tmp_path):
     from PIL import Image
 
-    from conceptlab.engine.images import save_renders
+    from conceptlab.engine.io.images import save_renders
 
     scored, other = _concept("<pet>", 1), _concept("<pet>", 2)
     runs = tmp_path / "runs"
@@ -149,7 +149,7 @@ def test_family_layout_has_no_overlaps_and_parents_left_of_children():
     first = [_concept(f"<g0-{i}>", i) for i in range(5)]
     second = [_concept(f"<g1-{i}>", 10 + i, ((first[i], 0.5), (first[(i + 1) % 5], 0.5))) for i in range(5)]
     third = [_concept("<g2-0>", 20, ((second[0], 0.7), (first[3], 0.3))), _concept("<g2-1>", 21, ((second[4], 1.0),))]
-    from conceptlab.engine.gallery import GalleryConcept
+    from conceptlab.engine.gallery.model import GalleryConcept
 
     shown = [GalleryConcept(c.token, c.sha256, c.metadata, [Path("x")]) for c in [*second[1:], *third]]
     graph = gallery_graph(shown)
@@ -167,7 +167,7 @@ def test_an_edge_that_skips_a_generation_takes_a_lane_clear_of_every_node():
     first = [_concept(f"<g0-{i}>", i) for i in range(3)]
     second = [_concept(f"<g1-{i}>", 10 + i, ((first[i], 0.5), (first[i + 1], 0.5))) for i in range(2)]
     grandchild = _concept("<g2>", 20, ((second[0], 0.5), (second[1], 0.25), (first[0], 0.25)))
-    from conceptlab.engine.gallery import GalleryConcept
+    from conceptlab.engine.gallery.model import GalleryConcept
 
     graph = gallery_graph([GalleryConcept(grandchild.token, grandchild.sha256, grandchild.metadata, [Path("x")])])
     (long_edge,) = [edge for edge in graph.edges if edge.parent == first[0].sha256 and edge.child == grandchild.sha256]

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.metrics import EvaluationTarget, Evaluator, Summary, diversity, negative_similarity
+from conceptlab.engine.evaluation.metrics import EvaluationTarget, Evaluator, Summary, diversity, negative_similarity
 
 SIDE = 4
 DIM = SIDE * SIDE

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conceptlab.engine.objectives import ObjectiveWeights, conceptlab_loss
+from conceptlab.engine.training.objectives import ObjectiveWeights, conceptlab_loss
 
 
 def _unit(*values):

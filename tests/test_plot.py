@@ -2,7 +2,7 @@
 
 from PIL import ImageColor
 
-from conceptlab.engine.plot import (
+from conceptlab.engine.training.similarity_plot import (
     MARGIN_RIGHT,
     NEGATIVE_COLORS,
     POSITIVE_COLORS,

@@ -3,9 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-from conceptlab.engine.config import create_config
-from conceptlab.engine.loading import ModelChoice, load_prior
-from conceptlab.engine.train import start_training
+from conceptlab.engine.models.loading import ModelChoice, load_prior
+from conceptlab.engine.training.config import create_config
+from conceptlab.engine.training.loop import start_training
 
 STEPS = 10
 TOLERANCE = 0.02

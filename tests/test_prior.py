@@ -4,8 +4,8 @@ import pytest
 import torch
 from diffusers import KandinskyPriorPipeline, KandinskyV22PriorPipeline
 
-from conceptlab.engine.prior import sample_image_embeds
-from conceptlab.engine.tokens import add_placeholder_token, encode_prompts
+from conceptlab.engine.prior.sampling import sample_image_embeds
+from conceptlab.engine.prior.tokens import add_placeholder_token, encode_prompts
 
 
 def _pipeline(pipeline_class, stack):

@@ -7,8 +7,8 @@ import json
 import pytest
 from PIL import Image
 
-from conceptlab.engine.metrics import Summary
-from conceptlab.engine.protocol import PAPER_NEGATIVE_PAIRS, paper_protocol, pool_summaries
+from conceptlab.engine.evaluation.metrics import Summary
+from conceptlab.engine.protocols.paper import PAPER_NEGATIVE_PAIRS, paper_protocol, pool_summaries
 
 
 def test_paper_protocol_is_the_papers_design():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from conceptlab.engine.backend import Backend
-from conceptlab.engine.devices import resolve_device, resolve_dtype
 from conceptlab.engine.errors import BackendError, UsageError
-from conceptlab.engine.registry import backend_names, load_backend, resolve_model
+from conceptlab.engine.models.backend import Backend
+from conceptlab.engine.models.devices import resolve_device, resolve_dtype
+from conceptlab.engine.models.plugins import backend_names, load_backend, resolve_model
 
 
 def test_builtin_backends_come_through_entry_points():

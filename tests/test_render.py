@@ -13,11 +13,11 @@ from diffusers import (
 )
 from tiny_decoder_21 import build_tiny_decoder_21_pipeline
 
-from conceptlab.engine.backend import DecoderStack
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.registry import load_backend
-from conceptlab.engine.render import RenderSettings, prior_image_embeds, render_image_embeds, render_prompts
-from conceptlab.engine.tokens import add_placeholder_token
+from conceptlab.engine.models.backend import DecoderStack
+from conceptlab.engine.models.plugins import load_backend
+from conceptlab.engine.prior.tokens import add_placeholder_token
+from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_image_embeds, render_prompts
 
 FAST = RenderSettings(size=32, steps=4, guidance=7.5, prior_steps=5, prior_guidance=4.0)
 

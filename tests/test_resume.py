@@ -12,16 +12,16 @@ import time
 
 import pytest
 
-from conceptlab.engine import train as train_module
-from conceptlab.engine.concept import load_concept
-from conceptlab.engine.config import create_config, mix_config
-from conceptlab.engine.create import RunCallbacks, create, resume
+from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptFileError
-from conceptlab.engine.evolve import evolve
-from conceptlab.engine.interrupt import TrainingInterrupted
-from conceptlab.engine.loading import ModelChoice
-from conceptlab.engine.lock import LOCK_NAME
-from conceptlab.engine.state import load_state
+from conceptlab.engine.io.lock import LOCK_NAME
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.training import loop as train_module
+from conceptlab.engine.training.config import create_config, mix_config
+from conceptlab.engine.training.create import RunCallbacks, create, resume
+from conceptlab.engine.training.evolve import evolve
+from conceptlab.engine.training.interrupt import TrainingInterrupted
+from conceptlab.engine.training.state import load_state
 
 TINY = ModelChoice(model="tiny", device="cpu", dtype="float32")
 CONFIG = create_config("pet", ("cat", "dog"), steps=12, checkpoint_every=5, seed=1)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from conceptlab.engine.concept import Concept, load_concept, save_concept
-from conceptlab.engine.render import render_settings
-from conceptlab.engine.residency import Residency
-from conceptlab.engine.sample import fill_prompt, sample
-from conceptlab.engine.tokens import add_placeholder_token
+from conceptlab.engine.concept.file import Concept, load_concept, save_concept
+from conceptlab.engine.models.offload import Residency
+from conceptlab.engine.prior.tokens import add_placeholder_token
+from conceptlab.engine.rendering.render import render_settings
+from conceptlab.engine.rendering.sample import fill_prompt, sample
 from conceptlab.plugins.tiny import tiny_world_folder
 
 FAST = ("--steps", "3", "--prior-steps", "3", "--model", "tiny", "--device", "cpu")

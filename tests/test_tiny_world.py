@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from conceptlab.engine.prior import sample_image_embeds
-from conceptlab.engine.tokens import encode_prompts
+from conceptlab.engine.prior.sampling import sample_image_embeds
+from conceptlab.engine.prior.tokens import encode_prompts
 
 
 def _text(stack, word):
@@ -68,7 +68,7 @@ def test_image_encoder_shares_the_space(stack):
     """A photo of a word (new noise, unseen in training) lands nearest that word's image embeddings (the prior's
     outputs for "a photo of a {word}") and nearest its text, across the modality gap: what evolve's image
     constraints and the clip-zeroshot oracle rely on."""
-    from conceptlab.engine.evolve import image_embeddings
+    from conceptlab.engine.training.evolve import image_embeddings
     from conceptlab.plugins.tiny_world import synthetic_picture
 
     words = ["cat", "guitar", "apple", "dog"]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.tokens import add_placeholder_token, encode_prompts
+from conceptlab.engine.prior.tokens import add_placeholder_token, encode_prompts
 
 
 def _encode(stack, prompt):

@@ -1,0 +1,102 @@
+"""Oracles look at the concept's images and name what it resembles (the paper's adaptive negatives).
+
+Oracles live in plugins and register under the `conceptlab.oracles` entry-point group; each entry point is a
+factory `(loaded: LoadedPrior, options: OracleOptions) -> Oracle`. A factory may also offer
+`check_inputs(question, options)`, which raises `UsageError` for inputs the oracle cannot use (a category with no
+vocabulary, an option it would ignore); it is called before any model loads. Heavy oracles load their weights
+lazily, on the first question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from PIL import Image
+
+from conceptlab.engine.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from conceptlab.engine.models.loading import LoadedPrior
+
+ORACLE_GROUP = "conceptlab.oracles"
+STYLE_CONTENT = "a dog"
+"""What the style-mode renders show, painted in the concept's style (the question names it)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the oracle is asked about each image: the kind of `category` member, or the art style."""
+
+    category: str | None
+    style: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.style:
+            return f"What art style was used in this photo of {STYLE_CONTENT}?"
+        return f"What kind of {self.category or 'object'} is in this photo?"
+
+
+@dataclass(frozen=True)
+class OracleOptions:
+    model: str | None = None
+    """The oracle's own weights (a hub id or folder); None: the oracle's default."""
+    vocab_file: Path | None = None
+
+
+@runtime_checkable
+class Oracle(Protocol):
+    name: str
+
+    def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
+        """One free-text answer per image; `known` are words already constrained (an oracle may skip them)."""
+        ...
+
+
+@runtime_checkable
+class OracleWithWeights(Oracle, Protocol):
+    """An oracle with weights of its own (BLIP-2), unlike one that reuses the backend's models (clip-zeroshot).
+
+    Whether to offload counts its `expected_bytes()` before it loads; once loaded, its `modules()` are moved like
+    the prior's and the decoder's, so with offloading they leave the device while another model works.
+    """
+
+    def modules(self) -> list[nn.Module]:
+        """Its loaded modules (none before the first question)."""
+        ...
+
+    def expected_bytes(self) -> int:
+        """What its weights will take on the device, known before they load."""
+        ...
+
+
+def oracle_names() -> list[str]:
+    return sorted(entry.name for entry in entry_points(group=ORACLE_GROUP))
+
+
+OracleFactory = Callable[["LoadedPrior", OracleOptions], Oracle]
+
+
+def oracle_factory(name: str) -> OracleFactory:
+    """The factory registered under `name` (nothing is loaded yet)."""
+    for entry in entry_points(group=ORACLE_GROUP):
+        if entry.name == name:
+            return entry.load()
+    raise UsageError(f"Unknown oracle {name!r}; installed oracles: {', '.join(oracle_names())}.")
+
+
+def check_oracle_inputs(name: str, question: Question, options: OracleOptions) -> None:
+    """Refuse an unknown oracle, or inputs it cannot use, before any model loads (its `check_inputs`, if any)."""
+    check = getattr(oracle_factory(name), "check_inputs", None)
+    if check is not None:
+        check(question, options)
+
+
+def load_oracle(name: str, loaded: LoadedPrior, options: OracleOptions) -> Oracle:
+    return oracle_factory(name)(loaded, options)

@@ -1,0 +1,136 @@
+"""Watching a concept while it trains: renders at checkpoints, a strip across steps, and oracle questions."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image, ImageDraw, ImageFont
+
+from conceptlab.engine.adaptive.answers import new_negative
+from conceptlab.engine.adaptive.oracle import STYLE_CONTENT, Oracle, OracleWithWeights, Question
+from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.models.backend import DecoderStack, PriorStack
+from conceptlab.engine.models.offload import IDLE_DEVICE, Residency
+from conceptlab.engine.rendering.render import RenderSettings, render_prompts
+
+
+class WatchedRun(Protocol):
+    """What the watcher needs of a training run's configuration (`CreateConfig` provides it)."""
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def style(self) -> bool: ...
+    @property
+    def image_seeds(self) -> tuple[int, ...]: ...
+
+
+STRIP_CELL = 128
+LABEL_HEIGHT = 22
+
+
+def concept_prompt(config: WatchedRun) -> str:
+    """What the concept's pictures show: the object itself, or (style mode) fixed content in its style."""
+    if config.style:
+        return f"a painting of {STYLE_CONTENT} in the style of {config.token}"
+    return f"a photo of a {config.token}"
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def render_strip(images_by_step: dict[int, list[Image.Image]], seeds: tuple[int, ...]) -> Image.Image:
+    """One column per rendered step, one row per seed, each column labelled with its step."""
+    steps = sorted(images_by_step)
+    strip = Image.new("RGB", (STRIP_CELL * len(steps), LABEL_HEIGHT + STRIP_CELL * len(seeds)), "white")
+    draw, font = ImageDraw.Draw(strip), ImageFont.load_default(size=13)
+    for column, step in enumerate(steps):
+        draw.text((column * STRIP_CELL + 6, 4), f"step {step}", fill="black", font=font)
+        for row, image in enumerate(images_by_step[step]):
+            cell = image.convert("RGB").resize((STRIP_CELL, STRIP_CELL))
+            strip.paste(cell, (column * STRIP_CELL, LABEL_HEIGHT + row * STRIP_CELL))
+    return strip
+
+
+class ConceptWatcher:
+    """Renders the concept (as it is in the stack's text encoder now) and asks the oracle about the images.
+
+    Images of one step are rendered once, whether a checkpoint or a question needs them first. With offloading
+    (`residency`), only the model at work is on the GPU: the prior to train, the decoder to render, the oracle to
+    answer (an oracle with weights of its own is the residency's `oracle` group once it has loaded them).
+    """
+
+    def __init__(
+        self,
+        stack: PriorStack,
+        decoder: DecoderStack,
+        config: WatchedRun,
+        settings: RenderSettings,
+        folder: Path | None,
+        oracle: Oracle | None = None,
+        residency: Residency | None = None,
+    ):
+        self.stack, self.decoder, self.config, self.settings = stack, decoder, config, settings
+        self.folder, self.oracle = folder, oracle
+        self.residency = residency or Residency(stack.device, offload=False)
+        self.own_weights = isinstance(oracle, OracleWithWeights)
+        self.residency.add("oracle", oracle.modules if self.own_weights else [], IDLE_DEVICE)
+        self.images_by_step: dict[int, list[Image.Image]] = {}
+        self.answers: list[dict] = []
+
+    def image_path(self, step: int, seed: int) -> Path:
+        return self.folder / "images" / f"step-{step:04d}-seed-{seed}.png"
+
+    @property
+    def strip_path(self) -> Path:
+        return self.folder / "images" / "strip.png"
+
+    def resume(self, step: int, answers: list[dict]) -> None:
+        """Pick up an interrupted run: its answers so far, and its images up to `step` (for the strip)."""
+        self.answers = list(answers)
+        if self.folder is None:
+            return
+        for seed_path in sorted((self.folder / "images").glob(f"step-*-seed-{self.config.image_seeds[0]}.png")):
+            earlier = int(seed_path.name.split("-")[1])
+            paths = [self.image_path(earlier, seed) for seed in self.config.image_seeds]
+            if earlier <= step and all(path.exists() for path in paths):
+                self.images_by_step[earlier] = [Image.open(path).convert("RGB") for path in paths]
+
+    def images_at(self, step: int) -> list[Image.Image]:
+        if step not in self.images_by_step:
+            seeds = list(self.config.image_seeds)
+            prompts = [concept_prompt(self.config)] * len(seeds)
+            images = render_prompts(
+                self.stack, self.decoder, prompts, seeds, self.settings, before_phase=self.residency.use
+            )
+            self.residency.use("prior")  # training goes on
+            self.images_by_step[step] = images
+            if self.folder is not None:
+                for seed, image in zip(seeds, images, strict=True):
+                    write_atomically(self.image_path(step, seed), _png_bytes(image))
+                strip = render_strip(self.images_by_step, self.config.image_seeds)
+                write_atomically(self.strip_path, _png_bytes(strip))
+        return self.images_by_step[step]
+
+    def ask(self, step: int, known: list[str]) -> list[str]:
+        """New negatives the oracle names from the images at `step` (normalized, new, in order)."""
+        question = Question(self.config.category, self.config.style)
+        images = self.images_at(step)
+        # clip-zeroshot uses the prior's own CLIP; with offloading, the others make room for an oracle's weights
+        self.residency.use("oracle" if self.own_weights else "prior")
+        answers = self.oracle.ask(images, question, known)
+        self.residency.use("prior")  # with offloading, the oracle's weights leave the device
+        found: list[str] = []
+        for answer in answers:
+            word = new_negative(answer, self.config.category, [*known, *found])
+            self.answers.append({"step": step, "answer": answer, "negative": word})
+            if word:
+                found.append(word)
+        return found

@@ -1,0 +1,68 @@
+"""Baselines that make images of a category *without* a learned token, found through `conceptlab.baselines`.
+
+A baseline renders "A photo of a {category}" with the negatives as a negative prompt; the same template as the
+concepts' images, so the rows of the results table differ only in the method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.loading import ModelChoice
+
+BASELINE_GROUP = "conceptlab.baselines"
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """What to render: `count` images of `category` unlike `negatives`, image i from seed `seed + i`."""
+
+    category: str
+    negatives: tuple[str, ...]
+    count: int
+    seed: int
+    backend: ModelChoice
+    """The prior backend of the run (a baseline on the same model, such as kandinsky-neg, uses it)."""
+    model: str | None = None
+    """The baseline's own model (a hub id or folder), None for its default."""
+    size: int | None = None
+    steps: int | None = None
+    prior_steps: int | None = None
+    """Prior sampling steps, for baselines that run a prior (None: the default)."""
+    on_image: Callable[[int], None] | None = None
+    """Called with each image's index once it is made."""
+    loaded: Any = None
+    """The run's `LoadedPrior` and `DecoderStack` when already loaded (baselines on the same model reuse them)."""
+    decoder: Any = None
+
+
+@runtime_checkable
+class Baseline(Protocol):
+    name: str
+    description: str
+    uses_backend: bool
+    """True when it renders with the run's own prior and decoder (given in the request), like kandinsky-neg."""
+
+    def render(self, request: BaselineRequest) -> list[Any]:
+        """Render `request.count` PIL images; raise `BackendError` with one line if its model is absent."""
+        ...
+
+
+def baseline_names() -> list[str]:
+    return sorted(entry.name for entry in entry_points(group=BASELINE_GROUP))
+
+
+def load_baseline(name: str) -> Baseline:
+    for entry in entry_points(group=BASELINE_GROUP):
+        if entry.name == name:
+            return entry.load()()
+    raise UsageError(f"Unknown baseline {name!r}; choose from {', '.join(baseline_names()) or 'none installed'}.")
+
+
+def negative_prompt(negatives: tuple[str, ...]) -> str:
+    """The negatives as one negative prompt: "cat, dog"."""
+    return ", ".join(negatives)

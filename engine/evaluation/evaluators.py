@@ -1,0 +1,63 @@
+"""Find the CLIP that scores images, through the `conceptlab.evaluators` entry-point group.
+
+The evaluating CLIP is independent of the backend that made the images: `--clip` names a registered evaluator
+(its default weights) or gives any CLIP hub id or folder, which the generic `clip` evaluator loads.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.evaluation.metrics import ClipEmbedder
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.plugins import resolve_model
+
+EVALUATOR_GROUP = "conceptlab.evaluators"
+GENERIC_EVALUATOR = "clip"
+"""The evaluator that loads any CLIP id or folder given to `--clip`; its default CLIP is the paper's
+(openai/clip-vit-large-patch14)."""
+
+
+@runtime_checkable
+class ClipLoader(Protocol):
+    name: str
+    default_model: str
+
+    def load(self, model: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedder:
+        """Load the CLIP `model` (hub id or folder); raise `BackendError` with one line when it is absent."""
+        ...
+
+
+def evaluator_names() -> list[str]:
+    return sorted(entry.name for entry in entry_points(group=EVALUATOR_GROUP))
+
+
+def _loader(name: str) -> ClipLoader:
+    for entry in entry_points(group=EVALUATOR_GROUP):
+        if entry.name == name:
+            return entry.load()()
+    raise UsageError(f"No CLIP evaluator {name!r} is installed; installed: {', '.join(evaluator_names())}.")
+
+
+def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedder:
+    """`spec` is an evaluator name (its default CLIP), or a CLIP hub id or folder for the generic evaluator."""
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("--clip is empty; give a CLIP hub id, a folder, or an evaluator name.")
+    if spec in evaluator_names():
+        loader = _loader(spec)
+        return loader.load(loader.default_model, device, dtype)
+    return _loader(GENERIC_EVALUATOR).load(spec, device, dtype)
+
+
+def default_clip(choice: ModelChoice) -> str:
+    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
+    try:
+        backend, _ = resolve_model(choice.model, choice.backend)
+    except UsageError:
+        return GENERIC_EVALUATOR
+    return getattr(backend, "evaluation_clip", GENERIC_EVALUATOR)

@@ -1,0 +1,185 @@
+"""A static gallery of concepts: find them under a folder, gather their pictures and metrics, draw their family.
+
+`find_concepts` reads a folder (concept files, run folders, evaluation JSON); `family_graph` merges every
+concept's recorded lineage into one layered graph; `write_gallery` writes `index.html` (inline SVG, inline CSS,
+no script, nothing fetched) and copies of the pictures, so the page works from `file://` offline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.concept.lineage import lineage_tree
+from conceptlab.engine.errors import ConceptFileError, UsageError
+from conceptlab.engine.evaluation.evaluate import concept_negatives
+from conceptlab.engine.gallery.html import gallery_html
+from conceptlab.engine.gallery.layout import FamilyGraph, family_graph
+from conceptlab.engine.gallery.model import GalleryConcept, GalleryScan, Pictures, SkippedFile
+from conceptlab.engine.gallery.pictures import copy_pictures
+from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import IMAGE_SUFFIXES, RENDER_RECORD, render_source
+
+SKIPPED_FOLDERS = ("checkpoints",)
+"""Training checkpoints are snapshots of a concept on its way, not concepts of their own."""
+LATEST_IMAGES = 4
+"""How many of a run's newest checkpoint renders a card shows."""
+MAX_METRICS_BYTES = 16 * 1024 * 1024
+"""A larger JSON file under the folder is some other data set, not an evaluation: it is not read."""
+
+
+def find_concepts(folder: Path) -> GalleryScan:
+    """Every concept file under `folder` (recursively), deduplicated by sha256, with pictures and metrics.
+
+    Checkpoint folders are skipped silently; any other `.safetensors` that is not a readable concept is
+    listed in `skipped` with the reason, never raised.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder; give the folder that holds your concepts (e.g. runs/).")
+    by_sha: dict[str, GalleryConcept] = {}
+    skipped: list[SkippedFile] = []
+    for path in sorted(folder.rglob("*.safetensors")):
+        if any(part in SKIPPED_FOLDERS for part in path.relative_to(folder).parts[:-1]):
+            continue
+        try:
+            concept = load_concept(path)
+            lineage_tree(concept.metadata)  # a concept whose lineage is damaged cannot be drawn
+        except ConceptFileError as problem:
+            skipped.append(SkippedFile(path, str(problem)))
+            continue
+        if concept.sha256 in by_sha:
+            by_sha[concept.sha256].paths.append(path)
+        else:
+            by_sha[concept.sha256] = GalleryConcept(concept.token, concept.sha256, concept.metadata, [path])
+    concepts = list(by_sha.values())
+    evaluation_renders = renders_by_concept(folder)
+    for concept in concepts:
+        pictures = find_pictures(concept.paths)
+        concept.pictures = replace(pictures, evaluated=evaluation_renders.get(concept.sha256, ()))
+    metrics_files, unmatched = attach_metrics(concepts, folder)
+    return GalleryScan(concepts, skipped, metrics_files, unmatched)
+
+
+def renders_by_concept(folder: Path) -> dict[str, tuple[Path, ...]]:
+    """The first few images of every render folder under `folder` whose record names a concept, by its sha256."""
+    renders: dict[str, tuple[Path, ...]] = {}
+    for record in sorted(folder.rglob(RENDER_RECORD)):
+        source = render_source(record.parent)
+        sha256 = source.get("concept") if source else None
+        if isinstance(sha256, str) and sha256 not in renders:
+            images = sorted(p for p in record.parent.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            renders[sha256] = tuple(images[:LATEST_IMAGES])
+    return renders
+
+
+def find_pictures(paths: Sequence[Path]) -> Pictures:
+    """The pictures of the first of `paths` whose run folder has any (a copied concept may have none beside it)."""
+    for path in paths:
+        pictures = _run_folder_pictures(path.parent)
+        if pictures.all():
+            return pictures
+    return Pictures()
+
+
+def _run_folder_pictures(run_dir: Path) -> Pictures:
+    images = run_dir / "images"
+    renders = sorted(images.glob("step-*-seed-*.png"), key=_render_order)
+    last_step = _render_order(renders[-1])[0] if renders else None
+    latest = tuple(path for path in renders if _render_order(path)[0] == last_step)[:LATEST_IMAGES]
+    strip = images / "strip.png"
+    plot = run_dir / "similarities.png"
+    grids = tuple(sorted([*run_dir.glob("*-grid.png"), *run_dir.glob("samples/**/*-grid.png")]))
+    return Pictures(strip if strip.is_file() else None, latest, plot if plot.is_file() else None, grids)
+
+
+def _render_order(path: Path) -> tuple[int, int]:
+    """(step, seed) of `step-XXXX-seed-S.png`; unparsable names sort first."""
+    parts = path.stem.split("-")
+    try:
+        return int(parts[1]), int(parts[3])
+    except (IndexError, ValueError):
+        return -1, -1
+
+
+def attach_metrics(concepts: Sequence[GalleryConcept], folder: Path) -> tuple[list[Path], list[str]]:
+    """Give each concept its row from the evaluation JSON files under `folder`; returns (files, unmatched rows).
+
+    A row names its concept by sha256 (rows written by this version), else by token (with its category and
+    negatives): matched when exactly one concept here has that token, or exactly one of several also has that
+    category and those negatives.
+    Rows of later files (in path order) replace earlier ones.
+    """
+    files, unmatched = [], []
+    for path in sorted(folder.rglob("*.json")):
+        rows = _evaluation_rows(path)
+        if rows is None:
+            continue
+        files.append(path)
+        for row in rows:
+            match = _matching_concept(concepts, row)
+            if match is None:
+                unmatched.append(f"{row.get('name')} ({path.name})")
+            else:
+                match.metrics = row
+    return files, unmatched
+
+
+def _evaluation_rows(path: Path) -> list[dict[str, Any]] | None:
+    """The concept rows of an evaluation JSON, or None when the file is not one."""
+    try:
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and "metrics" in row for row in rows):
+        return None
+    return [row for row in rows if row.get("method") == "conceptlab"]
+
+
+def _matching_concept(concepts: Sequence[GalleryConcept], row: dict[str, Any]) -> GalleryConcept | None:
+    if row.get("sha256"):
+        return next((concept for concept in concepts if concept.sha256 == row["sha256"]), None)
+    named = [concept for concept in concepts if concept.token == row.get("name")]
+    if len(named) > 1:
+        named = [
+            concept
+            for concept in named
+            if concept.metadata.get("category") == row.get("category")
+            and list(concept_negatives(concept.metadata)) == list(row.get("negatives") or [])
+        ]
+    return named[0] if len(named) == 1 else None
+
+
+def gallery_graph(concepts: Sequence[GalleryConcept]) -> FamilyGraph:
+    """One graph of every concept's recorded family, nodes merged by sha256."""
+    return family_graph([lineage_tree(concept.metadata) for concept in concepts], {c.sha256 for c in concepts})
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    """Refuse a file, or a non-empty folder unless `force` (checked before anything is written)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the gallery.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UsageError(f"{out} is not empty; choose another --out or add --force to write over it.")
+
+
+def write_gallery(concepts: Sequence[GalleryConcept], out: Path, force: bool) -> Path:
+    """Write `out/index.html` and the pictures it shows under `out/images/`; returns the index path.
+
+    Every file is written atomically and the index last, so the page never refers to a missing picture.
+    """
+    out = Path(out)
+    check_output_folder(out, force)
+    if not concepts:
+        raise UsageError("No concepts to put in the gallery; give a folder holding .safetensors concept files.")
+    links = {concept.sha256: copy_pictures(concept, out) for concept in concepts}
+    index = out / "index.html"
+    write_atomically(index, gallery_html(concepts, gallery_graph(concepts), links).encode("utf-8"))
+    return index

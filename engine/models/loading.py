@@ -1,0 +1,78 @@
+"""Load a backend's prior stack (and its decoder) from the user's model, device and dtype words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.backend import Backend, DecoderStack, ModelInfo, PriorStack, model_info
+from conceptlab.engine.models.devices import resolve_device, resolve_dtype
+from conceptlab.engine.models.plugins import backend_names, resolve_model
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to train against and where: the `--model/--backend/--device/--dtype` of every command."""
+
+    model: str
+    """A backend name (its default weights), a hub id or a local folder."""
+    backend: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    revision: str | None = None
+
+
+@dataclass
+class LoadedPrior:
+    backend: Backend
+    stack: PriorStack
+    info: ModelInfo
+
+
+def load_prior(choice: ModelChoice) -> LoadedPrior:
+    """Resolve the backend, check device and dtype before any weights are read, then load."""
+    backend, model = resolve_model(choice.model, choice.backend)
+    device = resolve_device(choice.device)
+    dtype = resolve_dtype(choice.dtype, device)
+    stack = backend.load_prior(model, device, dtype, choice.revision)
+    return LoadedPrior(backend, stack, model_info(backend, model, choice.revision, stack))
+
+
+def load_decoder(
+    loaded: LoadedPrior, model: str | None = None, revision: str | None = None, *, place: torch.device | None = None
+) -> DecoderStack:
+    """The decoder of `loaded`'s backend (`None`: its default) for the prior's device and dtype.
+
+    `model` is a hub id or a local folder of the same architecture; its image-embedding width must match the prior's.
+    `place` loads the weights somewhere else than the compute device (the CPU, to be moved there when used).
+    """
+    _check_decoder_name(loaded, model)
+    stack = loaded.stack
+    decoder = loaded.backend.load_decoder(model, place or stack.device, stack.dtype, revision)
+    decoder.device = stack.device
+    prior_width = int(stack.prior.config.embedding_dim)
+    if decoder.image_embedding_dim != prior_width:
+        raise UsageError(
+            f"The decoder {model!r} takes image embeddings of width {decoder.image_embedding_dim} but the "
+            f"{loaded.backend.name} prior makes {prior_width}; use that backend's decoder (leave --decoder out)."
+        )
+    return decoder
+
+
+def _check_decoder_name(loaded: LoadedPrior, model: str | None) -> None:
+    """Refuse a `--decoder` that is neither this backend's name, a local folder nor a hub id (`owner/name`)."""
+    if model is None or model == loaded.backend.name or Path(model).exists():
+        return
+    if model in backend_names():
+        raise UsageError(
+            f"--decoder {model} is another backend's; the prior is {loaded.backend.name}, leave --decoder out."
+        )
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+        raise UsageError(
+            f"Unknown decoder {model!r}: not a local folder nor a hub id (owner/name); leave --decoder out for "
+            f"{loaded.backend.default_decoder}."
+        )

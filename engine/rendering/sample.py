@@ -1,0 +1,170 @@
+"""`sample`: render prompts that use one or more learned concepts, and write the images and a captioned grid."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL.Image
+import PIL.ImageDraw
+
+from conceptlab.engine.concept.file import Concept, check_concept_fits
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.models.backend import DecoderStack
+from conceptlab.engine.models.loading import LoadedPrior
+from conceptlab.engine.models.offload import prior_and_decoder_residency
+from conceptlab.engine.prior.tokens import concept_token
+from conceptlab.engine.rendering.render import RenderSettings, render_prompts
+
+CAPTION_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    prompt: str
+    """The prompt as written with each concept's token in place (what the file names and caption show)."""
+    seeds: tuple[int, ...]
+    images: tuple[Path, ...]
+    grid: Path | None
+
+
+def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
+    """Put the concepts' tokens into `prompt`: `{}` (in order) or `{0}`, `{1}`..., or the tokens written as is."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+    except ValueError as error:
+        raise UsageError(f"--prompt {prompt!r}: {error}; use {{}} or {{0}}, {{1}} for the concepts.") from None
+    if not fields:
+        if not any(token in prompt for token in tokens):
+            raise UsageError(f"--prompt {prompt!r} has no {{}} and no concept token; write e.g. 'a plush toy {{}}'.")
+        return prompt
+    for name in fields:
+        if name and not (name.isdigit() and int(name) < len(tokens)):
+            raise UsageError(
+                f"--prompt uses {{{name}}} but {len(tokens)} concept(s) were given; use {{0}} to {{{len(tokens) - 1}}}."
+            )
+    try:
+        return prompt.format(*tokens)
+    except (IndexError, ValueError) as error:
+        raise UsageError(f"--prompt {prompt!r}: {error}; give one concept per {{}}.") from None
+
+
+def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed: int) -> str:
+    """Validate what needs no model (concepts, prompt, count, seed); return the prompt with the tokens in place."""
+    if not concepts:
+        raise UsageError("Give at least one concept file.")
+    if n <= 0:
+        raise UsageError(f"-n {n}: give a positive number of images.")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer (got {seed}).")
+    return fill_prompt(prompt, [concept.token for concept in concepts])
+
+
+def check_size(decoder: DecoderStack, size: int) -> None:
+    multiple = decoder.size_multiple
+    if size <= 0 or size % multiple:
+        raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
+
+
+def _model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
+    """The prompt the model reads: `{}` fields, or the concepts' own tokens as written, become `tokens`."""
+    if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
+        return prompt.format(*tokens)
+    written = {}
+    for concept, token in zip(concepts, tokens, strict=True):
+        written.setdefault(concept.token, token)  # a token written twice stands for the first concept with it
+    pattern = "|".join(re.escape(name) for name in sorted(written, key=len, reverse=True))
+    return re.sub(pattern, lambda match: written[match.group(0)], prompt)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "sample"
+
+
+def output_paths(out: Path, display_prompt: str, seeds: Sequence[int]) -> tuple[list[Path], Path]:
+    """One file per image, and the grid named by its first seed and count, so other seeds never collide with it."""
+    name = slug(display_prompt)
+    images = [out / f"{name}-seed{seed}-{index}.png" for index, seed in enumerate(seeds)]
+    return images, out / f"{name}-seed{seeds[0]}-n{len(seeds)}-grid.png"
+
+
+def _check_free(paths: Sequence[Path], force: bool) -> None:
+    existing = [path for path in paths if path.exists()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} exists ({len(existing)} output(s) would be replaced); add --force.")
+
+
+def png_bytes(image: PIL.Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Image:
+    """The images in a near-square grid under a one-line caption."""
+    columns = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    width, height = images[0].size
+    draw_probe = PIL.ImageDraw.Draw(PIL.Image.new("RGB", (1, 1)))
+    caption_width = int(draw_probe.textlength(caption)) + 8
+    grid = PIL.Image.new("RGB", (max(columns * width, caption_width), rows * height + CAPTION_HEIGHT), "white")
+    PIL.ImageDraw.Draw(grid).text((4, 2), caption, fill="black")
+    for index, image in enumerate(images):
+        grid.paste(image, ((index % columns) * width, CAPTION_HEIGHT + (index // columns) * height))
+    return grid
+
+
+def sample(
+    concepts: Sequence[Concept],
+    prompt: str,
+    loaded: LoadedPrior,
+    decoder: DecoderStack,
+    n: int = 4,
+    seed: int = 42,
+    settings: RenderSettings | None = None,
+    out: Path | str = "samples",
+    force: bool = False,
+    *,
+    negative_prompt: str = "",
+    grid: bool = True,
+    offload: bool | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> SampleResult:
+    """Render `n` images of `prompt` (seeds `seed`, `seed + 1`, ...) with the concepts' tokens in place.
+
+    Writes `<prompt>-seed<S>-<i>.png` per image and `<prompt>-seed<seed>-n<n>-grid.png` (with `grid`) under `out`;
+    never replaces a file without `force`. `offload` (None: only when the models would not all fit on the GPU) keeps
+    one model at a time on the device. The loaded prior's tokenizer gains the concepts (see `concept_token`).
+    """
+    settings = settings or RenderSettings()
+    display_prompt = check_sample_request(concepts, prompt, n, seed)
+    check_size(decoder, settings.size)
+    for concept in concepts:
+        check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
+    seeds = tuple(range(seed, seed + n))
+    image_paths, grid_path = output_paths(Path(out), display_prompt, seeds)
+    _check_free([*image_paths, grid_path] if grid else image_paths, force)
+
+    stack = loaded.stack
+    tokens = [concept_token(stack.tokenizer, stack.text_encoder, c.sha256, c.vector) for c in concepts]
+    images = render_prompts(
+        stack,
+        decoder,
+        [_model_prompt(prompt, concepts, tokens)] * n,
+        list(seeds),
+        settings,
+        negative_prompt,
+        on_image=on_image,
+        before_phase=prior_and_decoder_residency(loaded, decoder, offload).use,
+    )
+    for image, path in zip(images, image_paths, strict=True):
+        write_atomically(path, png_bytes(image))
+    if grid:
+        write_atomically(grid_path, png_bytes(grid_image(images, display_prompt)))
+    return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if grid else None)

@@ -1,0 +1,236 @@
+"""One frozen configuration per training command, validated on creation and recorded in the concept."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.prior.tokens import check_token_text
+from conceptlab.engine.training.templates import OBJECT_TEMPLATES, STYLE_TEMPLATES
+
+
+def _check_words(option: str, words: tuple[str, ...]) -> None:
+    for word in words:
+        if not word.strip():
+            raise UsageError(f"{option} has an empty item; separate words with single commas, e.g. cat,dog.")
+        if "{" in word or "}" in word:
+            raise UsageError(f"{option} item {word!r} contains a brace; give plain words.")
+    seen = [word.lower() for word in words]
+    duplicates = sorted({word for word in seen if seen.count(word) > 1})
+    if duplicates:
+        raise UsageError(f"{option} lists {', '.join(duplicates)} more than once; give each word once.")
+
+
+@dataclass(frozen=True)
+class CreateConfig:
+    """Everything that decides what `create` and `mix` learn (the official code's defaults)."""
+
+    kind: str
+    token: str
+    initializer: str
+    positives: tuple[str, ...]
+    weights: tuple[float, ...]
+    negatives: tuple[str, ...] = ()
+    category: str | None = None
+    steps: int = 2500
+    learning_rate: float | None = None
+    """None: the backend's recommendation (1e-4 for Kandinsky, as the official code)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    prior_steps: int = 5
+    prior_guidance: float = 4.0
+    positive_lambda: float = 1.0
+    positive_clamp: float = 0.28
+    negative_clamp: float = 0.2
+    seed: int = 0
+    checkpoint_every: int = 250
+    templates: tuple[str, ...] = OBJECT_TEMPLATES
+    style: bool = False
+    """Style mode: style templates, and the oracle asks which art style the images show."""
+    gradual: bool = False
+    """Add the given negatives one at a time, evenly over training, instead of all from the start."""
+    adaptive: bool = False
+    """Ask an oracle what the concept's images show and add its answers to the negatives."""
+    oracle: str | None = None
+    """None: the backend's default oracle."""
+    oracle_model: str | None = None
+    ask_every: int | None = None
+    """None: every `checkpoint_every` steps."""
+    max_negatives: int = 10
+    vocab_file: str | None = None
+    images: bool = True
+    """Render the concept at every checkpoint (needs the backend's decoder)."""
+    image_seeds: tuple[int, ...] = (42, 500)
+    images_per_parent: int = 8
+    """evolve: how many images of each concept parent are rendered to stand for it."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("create", "mix", "evolve"):
+            raise UsageError(f"Unknown kind {self.kind!r}; expected create, mix or evolve.")
+        check_token_text(self.token)
+        if not self.positives:
+            raise UsageError("No positive words; give --category (create) or at least one word (mix).")
+        _check_words("positives", self.positives)
+        _check_words("--neg", self.negatives)
+        overlap = sorted({w.lower() for w in self.negatives} & {w.lower() for w in self.positives})
+        if overlap:
+            raise UsageError(f"{', '.join(overlap)} is both a positive and a negative; drop it from --neg.")
+        self._check_weights()
+        self._check_numbers()
+        if not self.templates or any(t.count("{}") != 1 for t in self.templates):
+            raise UsageError("Every template needs exactly one {} where the concept goes.")
+
+    def _check_weights(self) -> None:
+        if len(self.weights) != len(self.positives):
+            raise UsageError(
+                f"--weights has {len(self.weights)} values for {len(self.positives)} positives; give one each."
+            )
+        if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise UsageError("--weights must be finite, non-negative and sum to more than 0.")
+
+    def _check_numbers(self) -> None:
+        if self.steps <= 0:
+            raise UsageError(f"--steps must be at least 1 (got {self.steps}).")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"--lr must be a positive number (got {self.learning_rate}).")
+        if self.prior_steps <= 0:
+            raise UsageError(f"--prior-steps must be at least 1 (got {self.prior_steps}).")
+        if not math.isfinite(self.prior_guidance) or self.prior_guidance < 0:
+            raise UsageError(f"--prior-guidance must be a non-negative number (got {self.prior_guidance}).")
+        if self.checkpoint_every <= 0:
+            raise UsageError(f"--every must be at least 1 (got {self.checkpoint_every}).")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be a non-negative integer (got {self.seed}).")
+        if not (math.isfinite(self.positive_clamp) and -1 < self.positive_clamp <= 1):
+            raise UsageError(f"--positive-clamp must be a cosine in (-1, 1] (got {self.positive_clamp}); default 0.28.")
+        if not (math.isfinite(self.negative_clamp) and -1 <= self.negative_clamp < 1):
+            raise UsageError(f"--negative-clamp must be a cosine in [-1, 1) (got {self.negative_clamp}); default 0.2.")
+        if not (math.isfinite(self.positive_lambda) and self.positive_lambda >= 0):
+            raise UsageError(f"--lambda must be a non-negative number (got {self.positive_lambda}); default 1.")
+        if not self.initializer.strip():
+            raise UsageError("--init is empty; give a word to start the token from (default: the category).")
+        if self.ask_every is not None and self.ask_every <= 0:
+            raise UsageError(f"--ask-every must be at least 1 (got {self.ask_every}).")
+        if self.max_negatives < 0:
+            raise UsageError(f"--max-negatives must be 0 or more (got {self.max_negatives}).")
+        if self.adaptive and self.kind != "create":
+            raise UsageError(f"{self.kind} has no negatives, so --adaptive does not apply; drop it.")
+        if self.images_per_parent <= 0:
+            raise UsageError(f"--images-per-parent must be at least 1 (got {self.images_per_parent}).")
+        if self.gradual and not self.negatives:
+            raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
+        if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
+            raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
+
+    @property
+    def ask_interval(self) -> int:
+        return self.ask_every or self.checkpoint_every
+
+    @property
+    def normalized_weights(self) -> tuple[float, ...]:
+        total = sum(self.weights)
+        return tuple(weight / total for weight in self.weights)
+
+
+ORACLE_OPTIONS = {
+    "oracle": "--oracle",
+    "oracle_model": "--oracle-model",
+    "ask_every": "--ask-every",
+    "max_negatives": "--max-negatives",
+    "vocab_file": "--vocab",
+}
+"""Settings that only the oracle reads (field: option): giving any of them asks for adaptive negatives."""
+
+
+def _adaptive(adaptive: bool | None, negatives: tuple[str, ...], oracle_settings: dict) -> bool:
+    """None follows the paper (ask when no negatives are given), unless an oracle setting is given: then ask."""
+    given = [option for field, option in ORACLE_OPTIONS.items() if field in oracle_settings]
+    if adaptive is False and given:
+        raise UsageError(f"{given[0]} sets up the oracle, which --no-adaptive turns off; drop one of them.")
+    if adaptive is None:
+        return not negatives or bool(given)
+    return adaptive
+
+
+def create_config(
+    category: str,
+    negatives: tuple[str, ...] = (),
+    *,
+    initializer: str | None = None,
+    token: str | None = None,
+    adaptive: bool | None = None,
+    style: bool = False,
+    **settings,
+) -> CreateConfig:
+    """The config of `create`: a new member of `category`, unlike each of `negatives`.
+
+    `adaptive` None follows the paper: ask an oracle for negatives when none are given, or when any oracle
+    setting (`ORACLE_OPTIONS`; None counts as not given) is; `adaptive=False` with one of them is refused.
+    """
+    oracle_settings = {field: settings.pop(field, None) for field in ORACLE_OPTIONS}
+    oracle_settings = {field: value for field, value in oracle_settings.items() if value is not None}
+    category = category.strip()
+    if not category:
+        raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
+    return CreateConfig(
+        kind="create",
+        token=token or f"<new-{category.replace(' ', '-')}>",
+        initializer=category if initializer is None else initializer,
+        positives=(category,),
+        weights=(1.0,),
+        negatives=negatives,
+        category=category,
+        style=style,
+        templates=STYLE_TEMPLATES if style else OBJECT_TEMPLATES,
+        adaptive=_adaptive(adaptive, negatives, oracle_settings),
+        **oracle_settings,
+        **settings,
+    )
+
+
+def mix_config(
+    words: tuple[str, ...],
+    weights: tuple[float, ...] | None = None,
+    *,
+    initializer: str | None = None,
+    token: str | None = None,
+    category: str | None = None,
+    **settings,
+) -> CreateConfig:
+    """The config of `mix`: a hybrid of several positive words, optionally weighted, with no negatives."""
+    if len(words) < 2:
+        raise UsageError("mix needs at least two words, for example: conceptlab mix lobster turtle.")
+    slug = "-".join(word.strip().replace(" ", "-") for word in words)
+    return CreateConfig(
+        kind="mix",
+        token=token or f"<{slug}>",
+        initializer=words[0] if initializer is None else initializer,
+        positives=words,
+        weights=weights or (1.0,) * len(words),
+        category=category,
+        **settings,
+    )
+
+
+def evolve_config(
+    labels: tuple[str, ...],
+    weights: tuple[float, ...] | None,
+    *,
+    initializer: str,
+    token: str,
+    category: str | None = None,
+    **settings,
+) -> CreateConfig:
+    """The config of `evolve`: one positive per parent (its images), weighted, no clamp and no negatives,
+    so the objective is the paper's `L_mix = 1 - sum_i w_i mean_c cos(c, P(v))`."""
+    return CreateConfig(
+        kind="evolve",
+        token=token,
+        initializer=initializer,
+        positives=labels,
+        weights=weights or (1.0,) * len(labels),
+        category=category,
+        positive_clamp=1.0,
+        **settings,
+    )

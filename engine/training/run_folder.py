@@ -1,0 +1,118 @@
+"""The folder a training run writes: concept, checkpoints, per-step log and similarity plot."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TextIO
+
+from conceptlab.engine.errors import ConceptFileError, UsageError
+from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.lock import RunLock
+
+OUTPUT_PATTERNS = ("*.safetensors", "log.jsonl", "similarities.png")
+
+
+def token_slug(token: str) -> str:
+    """A file-system-safe name for a token: `<new-pet>` -> `new-pet`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", token.strip("<>")).strip("-.")
+    return slug or "concept"
+
+
+def default_run_dir(token: str) -> Path:
+    return Path("runs") / token_slug(token)
+
+
+def state_path(run_dir: Path) -> Path:
+    """The training state to resume from (written at checkpoint steps and on interruption)."""
+    return Path(run_dir) / "checkpoints" / "state.safetensors"
+
+
+class RunFolder:
+    """Claims an output folder (refusing one that holds a run unless forced) and names its files."""
+
+    def __init__(self, path: Path, token: str):
+        self.path = path
+        self.slug = token_slug(token)
+
+    @property
+    def concept_path(self) -> Path:
+        return self.path / f"{self.slug}.safetensors"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @property
+    def plot_path(self) -> Path:
+        return self.path / "similarities.png"
+
+    @property
+    def state_path(self) -> Path:
+        return state_path(self.path)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / "checkpoints" / f"step-{step:04d}.safetensors"
+
+    def existing_outputs(self) -> list[Path]:
+        found = [p for pattern in OUTPUT_PATTERNS for p in self.path.glob(pattern)]
+        return found + sorted(self.path.glob("checkpoints/*.safetensors"))
+
+    def check(self, force: bool) -> None:
+        """Refuse a folder that is a file or already holds a run (unless `force`), touching nothing."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"--out {self.path} is a file; give a folder.")
+        existing = self.existing_outputs() if self.path.is_dir() else []
+        if existing and not force:
+            resumable = " or --resume it" if self.state_path.exists() and not self.concept_path.exists() else ""
+            raise UsageError(
+                f"{self.path} already holds a run ({existing[0].name}); choose another --out, add --force{resumable}."
+            )
+
+    def claim(self, force: bool) -> RunLock:
+        """Make the folder (after `check`) and lock it, then clear what a forced rerun replaces: this token's concept,
+        the log, plot, checkpoints and images (so an interrupted rerun resumes as any other run).
+
+        The returned lock is held; release it (or use it in a `with`) when the run ends.
+        """
+        self.check(force)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"Cannot create --out {self.path}: {error.strerror}.") from None
+        lock = RunLock(self.path)
+        lock.acquire()
+        plot, strip = self.path / "similarities.png", self.path / "images" / "strip.png"
+        replaced = (self.concept_path, self.log_path, plot, strip)
+        stale = [*self.path.glob("checkpoints/*.safetensors"), *self.path.glob("images/step-*.png"), *replaced]
+        stale = [path for path in stale if path.is_file()] if force else []
+        for path in stale:
+            path.unlink()
+        return lock
+
+    def open_log(self, append: bool = False) -> TextIO:
+        return self.log_path.open("a" if append else "w", encoding="utf-8")
+
+    def rewind_log(self, lines: int) -> list[dict]:
+        """Cut `log.jsonl` back to its first `lines` lines (what a saved state covers) and return them."""
+        text = self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
+        kept = text.splitlines(keepends=True)[:lines]
+        if len(kept) < lines:
+            raise ConceptFileError(f"{self.log_path} has fewer lines than the saved state covers; cannot resume.")
+        write_atomically(self.log_path, "".join(kept).encode("utf-8"))
+        return [json.loads(line) for line in kept]
+
+
+def write_log_line(log: TextIO, record: dict) -> None:
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+
+
+def read_log(path: Path) -> list[dict]:
+    """Every line of a run's log: one per step, and an `event` line for each negative added during training."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def step_lines(log: list[dict]) -> list[dict]:
+    return [line for line in log if "event" not in line]
