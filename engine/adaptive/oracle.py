@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PIL import Image
 
-from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.plugins import find, names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -77,7 +76,7 @@ class OracleWithWeights(Oracle, Protocol):
 
 
 def oracle_names() -> list[str]:
-    return sorted(entry.name for entry in entry_points(group=ORACLE_GROUP))
+    return names(ORACLE_GROUP)
 
 
 OracleFactory = Callable[["LoadedPrior", OracleOptions], Oracle]
@@ -85,10 +84,7 @@ OracleFactory = Callable[["LoadedPrior", OracleOptions], Oracle]
 
 def oracle_factory(name: str) -> OracleFactory:
     """The factory registered under `name` (nothing is loaded yet)."""
-    for entry in entry_points(group=ORACLE_GROUP):
-        if entry.name == name:
-            return entry.load()
-    raise UsageError(f"Unknown oracle {name!r}; installed oracles: {', '.join(oracle_names())}.")
+    return find(ORACLE_GROUP, name)
 
 
 def check_oracle_inputs(name: str, question: Question, options: OracleOptions) -> None:
