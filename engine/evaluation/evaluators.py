@@ -47,9 +47,9 @@ def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedd
 
 
 def default_clip(choice: ModelChoice) -> str:
-    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
+    """The backend's `evaluation_clip` (the tiny backend brings a tiny CLIP); the paper's when no backend claims it."""
     try:
         backend, _ = resolve_model(choice.model, choice.backend)
     except UsageError:
         return GENERIC_EVALUATOR
-    return getattr(backend, "evaluation_clip", GENERIC_EVALUATOR)
+    return backend.evaluation_clip

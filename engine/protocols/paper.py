@@ -217,7 +217,7 @@ class ProtocolRun:
         name = f"{slug(category)}-{'-'.join(map(slug, pair))}"
         folder = self.out / "baselines" / baseline_name / name
         count = self.config.images_per_pair
-        uses_backend = getattr(baseline, "uses_backend", False)
+        uses_backend = baseline.uses_backend
         config = self.config
         source = {"baseline": baseline_name, "category": category, "negatives": list(pair), "count": count}
         source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}
