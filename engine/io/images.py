@@ -39,14 +39,23 @@ def load_images(folder: Path) -> list[Image.Image]:
     return images
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """`image` encoded as PNG with PIL's defaults, so the same pixels always give the same bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: Path, image: Image.Image) -> None:
+    write_atomically(path, png_bytes(image))
+
+
 def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> list[Path]:
     """Write `prefix0000.png`, `prefix0001.png`, ... atomically."""
     paths = []
     for index, image in enumerate(images):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
         path = folder / f"{prefix}{index:04d}.png"
-        write_atomically(path, buffer.getvalue())
+        write_png(path, image)
         paths.append(path)
     return paths
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import string
@@ -15,7 +14,7 @@ import PIL.ImageDraw
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior
 from conceptlab.engine.models.offload import prior_and_decoder_residency
@@ -100,12 +99,6 @@ def _check_free(paths: Sequence[Path], force: bool) -> None:
         raise UsageError(f"{existing[0]} exists ({len(existing)} output(s) would be replaced); add --force.")
 
 
-def png_bytes(image: PIL.Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Image:
     """The images in a near-square grid under a one-line caption."""
     columns = math.ceil(math.sqrt(len(images)))
@@ -164,7 +157,7 @@ def sample(
         before_phase=prior_and_decoder_residency(loaded, decoder, offload).use,
     )
     for image, path in zip(images, image_paths, strict=True):
-        write_atomically(path, png_bytes(image))
+        write_png(path, image)
     if grid:
-        write_atomically(grid_path, png_bytes(grid_image(images, display_prompt)))
+        write_png(grid_path, grid_image(images, display_prompt))
     return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if grid else None)
