@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import write_atomically, write_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RENDER_RECORD = ".rendered.json"
@@ -63,7 +63,7 @@ def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> li
 def save_renders(images: list[Image.Image], folder: Path, source: dict[str, Any]) -> None:
     """`save_images`, then the folder's render record (last, so a folder without one is unfinished)."""
     save_images(images, folder)
-    write_atomically(folder / RENDER_RECORD, json.dumps(source, sort_keys=True).encode())
+    write_json(folder / RENDER_RECORD, source)
 
 
 def render_source(folder: Path) -> dict[str, Any] | None:

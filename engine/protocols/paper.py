@@ -27,10 +27,9 @@ from conceptlab.engine.evaluation.evaluate import (
     render_concept_images,
     results_csv,
     results_json,
-    write_json,
-    write_text,
 )
 from conceptlab.engine.evaluation.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model

@@ -14,6 +14,7 @@ import PIL.ImageDraw
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.atomic import refuse_existing
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior
@@ -93,12 +94,6 @@ def output_paths(out: Path, display_prompt: str, seeds: Sequence[int]) -> tuple[
     return images, out / f"{name}-seed{seeds[0]}-n{len(seeds)}-grid.png"
 
 
-def _check_free(paths: Sequence[Path], force: bool) -> None:
-    existing = [path for path in paths if path.exists()]
-    if existing and not force:
-        raise UsageError(f"{existing[0]} exists ({len(existing)} output(s) would be replaced); add --force.")
-
-
 def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Image:
     """The images in a near-square grid under a one-line caption."""
     columns = math.ceil(math.sqrt(len(images)))
@@ -142,7 +137,7 @@ def sample(
         check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
     seeds = tuple(range(seed, seed + n))
     image_paths, grid_path = output_paths(Path(out), display_prompt, seeds)
-    _check_free([*image_paths, grid_path] if grid else image_paths, force)
+    refuse_existing([*image_paths, grid_path] if grid else image_paths, force, "--out")
 
     stack = loaded.stack
     tokens = [concept_token(stack.tokenizer, stack.text_encoder, c.sha256, c.vector) for c in concepts]
