@@ -7,7 +7,6 @@ conceptlab bench --full --device cuda
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from conceptlab.cli.output import spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
 from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.rendering.render import render_prompts, render_settings
@@ -139,8 +138,7 @@ def bench_command(
         raise UsageError(f"--stacks: unknown {', '.join(unknown) or 'none given'}; use {', '.join(STACK_NAMES)}.")
     if min(repeats, sweep_repeats, text_layers, prior_layers, negatives) < 1 or warmup < 0:
         raise UsageError("--repeats, --sweep-repeats, --negatives and the layer counts must be at least 1.")
-    if json_path and json_path.exists() and not force:
-        raise UsageError(f"{json_path} exists; add --force to replace it.")
+    refuse_existing([json_path], force, "--json file")
     counts = integer_list("--negative-counts", negative_counts)
     if min(counts) < 1:
         raise UsageError(f"--negative-counts must all be at least 1 (got {negative_counts}), e.g. 1,4,16,64.")
@@ -168,5 +166,5 @@ def bench_command(
     if render:
         _render_table(*timings)
     if json_path:
-        write_atomically(json_path, json.dumps(report, indent=2).encode())
+        write_json(json_path, report)
         stdout.print(f"  json: {json_path}")

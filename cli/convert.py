@@ -17,6 +17,7 @@ from conceptlab.cli.output import stdout
 from conceptlab.engine.concept.convert import convert_embedding
 from conceptlab.engine.concept.file import save_concept
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.atomic import refuse_existing
 
 CONVERT_EXAMPLES = """
 [bold]Examples[/]
@@ -50,8 +51,7 @@ def convert_command(
         raise UsageError(f"--out {out} must end in .safetensors.")
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a .safetensors file name.")
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists; choose another --out or add --force.")
+    refuse_existing([out], force, "--out")
     concept = convert_embedding(source, model=model, backend=backend, token=token)
     save_concept(concept, out)
     stdout.print(

@@ -30,17 +30,16 @@ from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
-    check_outputs_free,
     concept_negatives,
     evaluate_image_sets,
     render_concept_images,
     results_csv,
     results_json,
     target_for,
-    write_text,
 )
 from conceptlab.engine.evaluation.evaluators import default_clip, load_clip
 from conceptlab.engine.evaluation.metrics import METRIC_NAMES, EvaluationTarget
+from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
 from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
@@ -278,7 +277,7 @@ def run_paper_protocol(
 ) -> None:
     if outputs.out is None:
         raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
-    check_outputs_free([outputs.csv_path, outputs.plot], outputs.force)
+    refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
     config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
     torch_device = resolve_device(choice.device)
     evaluator = load_clip(clip or default_clip(choice), torch_device, resolve_dtype(choice.dtype, torch_device))
@@ -390,7 +389,7 @@ def evaluate_command(
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper; add --protocol paper or drop them."
         )
-    check_outputs_free([csv_path, plot], force)
+    refuse_existing([csv_path, plot], force, "file")
     if count < 1:
         raise UsageError(f"-n must be at least 1 (got {count}).")
     if not concepts and not folders and not baselines:

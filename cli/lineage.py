@@ -14,7 +14,7 @@ from conceptlab.cli.output import print_json, stdout
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.concept.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import refuse_existing, write_text
 
 LINEAGE_EXAMPLES = """
 [bold]Examples[/]
@@ -58,9 +58,8 @@ def lineage_command(
     """Show a concept's family tree, known from its own file (parent files are not needed)."""
     root = lineage_tree(load_concept(concept).metadata)
     if dot is not None:
-        if dot.exists() and not force:
-            raise UsageError(f"{dot} exists; choose another --dot file or add --force.")
-        write_atomically(dot, lineage_dot(root).encode())
+        refuse_existing([dot], force, "--dot file")
+        write_text(dot, lineage_dot(root))
     if as_json:
         print_json(root.as_json())
         return

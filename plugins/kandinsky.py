@@ -36,6 +36,7 @@ class KandinskyBackend:
     recommended_learning_rate = 1e-4
     default_oracle = "blip2"
     recommended_render: dict[str, Any] = {}  # noqa: RUF012 (read-only class default)
+    evaluation_clip = "clip"
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

@@ -186,7 +186,7 @@ def test_write_gallery_refuses_a_non_empty_folder_without_force(tmp_path):
     concepts = find_concepts(tmp_path / "runs").concepts
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError, match=r"not empty.*--force"):
+    with pytest.raises(UsageError, match=r"already exists.*--force"):
         write_gallery(concepts, tmp_path / "site", force=False)
     assert write_gallery(concepts, tmp_path / "site", force=True).is_file()
     assert (tmp_path / "site" / "notes.txt").read_text() == "mine"
@@ -319,7 +319,7 @@ def test_cli_refuses_missing_empty_and_occupied_folders(family_site, tmp_path, r
     code, _, err = run_cli("gallery", tmp_path / "empty", "--out", tmp_path / "site")
     assert code == 2 and "No concept files" in err
     code, _, err = run_cli("gallery", family_site["runs"], "--out", family_site["site"])
-    assert code == 2 and "not empty" in err and "--force" in err
+    assert code == 2 and "already exists" in err and "--force" in err
 
 
 def test_cli_reports_skipped_files_and_counts(family_site, tmp_path, run_cli):

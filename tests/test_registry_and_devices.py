@@ -1,16 +1,48 @@
 import pytest
 import torch
 
+from conceptlab.engine.adaptive.oracle import ORACLE_GROUP, OracleFactory
 from conceptlab.engine.errors import BackendError, UsageError
+from conceptlab.engine.evaluation.baselines import BASELINE_GROUP, Baseline
+from conceptlab.engine.evaluation.evaluators import EVALUATOR_GROUP, ClipLoader
 from conceptlab.engine.models.backend import Backend
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
-from conceptlab.engine.models.plugins import backend_names, load_backend, resolve_model
+from conceptlab.engine.models.plugins import BACKEND_GROUP, backend_names, find, load_backend, names, resolve_model
 
 
 def test_builtin_backends_come_through_entry_points():
     assert {"tiny", "kandinsky-2.1", "kandinsky-2.2"} <= set(backend_names())
     for name in ("tiny", "kandinsky-2.1", "kandinsky-2.2"):
         assert isinstance(load_backend(name), Backend)
+
+
+@pytest.mark.parametrize(
+    ("group", "protocol", "make"),
+    [
+        (BACKEND_GROUP, Backend, True),
+        (BASELINE_GROUP, Baseline, True),
+        (EVALUATOR_GROUP, ClipLoader, True),
+        (ORACLE_GROUP, OracleFactory, False),  # the factory itself; calling it loads models
+    ],
+)
+def test_every_builtin_plugin_offers_its_protocols_hooks(group, protocol, make):
+    for name in names(group):
+        plugin = find(group, name)
+        assert isinstance(plugin() if make else plugin, protocol), (group, name)
+
+
+@pytest.mark.parametrize(
+    ("group", "kind"),
+    [
+        (BACKEND_GROUP, "backend"),
+        (BASELINE_GROUP, "baseline"),
+        (EVALUATOR_GROUP, "evaluator"),
+        (ORACLE_GROUP, "oracle"),
+    ],
+)
+def test_unknown_plugin_reads_the_same_for_every_kind(group, kind):
+    with pytest.raises(UsageError, match=f"^Unknown {kind} 'nope'; installed {kind}s: [a-z]"):
+        find(group, "nope")
 
 
 def test_resolve_model_rules(tmp_path):

@@ -1,23 +1,19 @@
 """Oracles look at the concept's images and name what it resembles (the paper's adaptive negatives).
 
-Oracles live in plugins and register under the `conceptlab.oracles` entry-point group; each entry point is a
-factory `(loaded: LoadedPrior, options: OracleOptions) -> Oracle`. A factory may also offer
-`check_inputs(question, options)`, which raises `UsageError` for inputs the oracle cannot use (a category with no
-vocabulary, an option it would ignore); it is called before any model loads. Heavy oracles load their weights
-lazily, on the first question.
+Oracles live in plugins and register under the `conceptlab.oracles` entry-point group; each entry point is an
+`OracleFactory`: it makes the oracle, and checks the inputs first, before any model loads. Heavy oracles load their
+weights lazily, on the first question.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PIL import Image
 
-from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.plugins import find, names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -77,25 +73,29 @@ class OracleWithWeights(Oracle, Protocol):
 
 
 def oracle_names() -> list[str]:
-    return sorted(entry.name for entry in entry_points(group=ORACLE_GROUP))
+    return names(ORACLE_GROUP)
 
 
-OracleFactory = Callable[["LoadedPrior", OracleOptions], Oracle]
+@runtime_checkable
+class OracleFactory(Protocol):
+    """What an oracle entry point gives: a callable that makes the oracle (a class is its own factory)."""
+
+    def __call__(self, loaded: LoadedPrior, options: OracleOptions) -> Oracle: ...
+
+    def check_inputs(self, question: Question, options: OracleOptions) -> None:
+        """Raise `UsageError` for inputs the oracle cannot use (a category with no vocabulary, an option it would
+        ignore); return when every input will do. Called before any model loads."""
+        ...
 
 
 def oracle_factory(name: str) -> OracleFactory:
     """The factory registered under `name` (nothing is loaded yet)."""
-    for entry in entry_points(group=ORACLE_GROUP):
-        if entry.name == name:
-            return entry.load()
-    raise UsageError(f"Unknown oracle {name!r}; installed oracles: {', '.join(oracle_names())}.")
+    return find(ORACLE_GROUP, name)
 
 
 def check_oracle_inputs(name: str, question: Question, options: OracleOptions) -> None:
-    """Refuse an unknown oracle, or inputs it cannot use, before any model loads (its `check_inputs`, if any)."""
-    check = getattr(oracle_factory(name), "check_inputs", None)
-    if check is not None:
-        check(question, options)
+    """Refuse an unknown oracle, or inputs it cannot use, before any model loads."""
+    oracle_factory(name).check_inputs(question, options)
 
 
 def load_oracle(name: str, loaded: LoadedPrior, options: OracleOptions) -> Oracle:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Protocol
 
@@ -10,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.adaptive.answers import new_negative
 from conceptlab.engine.adaptive.oracle import STYLE_CONTENT, Oracle, OracleWithWeights, Question
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.models.offload import IDLE_DEVICE, Residency
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts
@@ -38,12 +37,6 @@ def concept_prompt(config: WatchedRun) -> str:
     if config.style:
         return f"a painting of {STYLE_CONTENT} in the style of {config.token}"
     return f"a photo of a {config.token}"
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def render_strip(images_by_step: dict[int, list[Image.Image]], seeds: tuple[int, ...]) -> Image.Image:
@@ -114,9 +107,9 @@ class ConceptWatcher:
             self.images_by_step[step] = images
             if self.folder is not None:
                 for seed, image in zip(seeds, images, strict=True):
-                    write_atomically(self.image_path(step, seed), _png_bytes(image))
+                    write_png(self.image_path(step, seed), image)
                 strip = render_strip(self.images_by_step, self.config.image_seeds)
-                write_atomically(self.strip_path, _png_bytes(strip))
+                write_png(self.strip_path, strip)
         return self.images_by_step[step]
 
     def ask(self, step: int, known: list[str]) -> list[str]:

@@ -22,7 +22,7 @@ from conceptlab.engine.batch.plan import JOB_KEYS, Job, Plan, topological_order
 from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import write_json
 
 BREED_FILE = "breed.json"
 
@@ -201,5 +201,5 @@ def breed(
         "config": {**asdict(config)},
         "generations": [[{**asdict(m), "fitness": m.fitness} for m in members] for members in populations],
     }
-    write_atomically(out / BREED_FILE, json.dumps(record, indent=2).encode())
+    write_json(out / BREED_FILE, record)
     return BreedResult(out, populations, batches)

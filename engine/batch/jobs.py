@@ -22,12 +22,10 @@ from conceptlab.engine.evaluation.evaluate import (
     results_csv,
     results_json,
     target_for,
-    write_json,
-    write_text,
 )
 from conceptlab.engine.evaluation.evaluators import default_clip, load_clip
 from conceptlab.engine.evaluation.metrics import ClipEmbedder, EvaluationTarget
-from conceptlab.engine.io.atomic import working_directory
+from conceptlab.engine.io.atomic import working_directory, write_json, write_text
 from conceptlab.engine.io.images import load_images, save_renders
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype

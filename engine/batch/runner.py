@@ -24,7 +24,7 @@ import torch
 from conceptlab.engine.batch.jobs import JobResult, ModelPool, run_job
 from conceptlab.engine.batch.plan import Job, Plan, job_fingerprint, topological_order
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import write_atomically, write_json
 
 RECORDS_FOLDER = ".batch"
 SUMMARY_FILE = "batch.json"
@@ -297,7 +297,7 @@ class Scheduler:
     def save(self, record: JobRecord, keep_on_disk: bool = True) -> None:
         self.records[record.name] = record
         if keep_on_disk:
-            write_atomically(self.record_path(record.name), json.dumps(asdict(record), indent=2).encode())
+            write_json(self.record_path(record.name), asdict(record))
         detail = record.error or record.summary
         self.on_event(BatchEvent(record.name, record.status, detail))
 
@@ -398,5 +398,5 @@ def run_plan(
         runner.close()
     result = BatchResult(plan.out, records, round(time.perf_counter() - started, 3), "ray" if ray else "local")
     summary = {"mode": result.mode, "seconds": result.seconds, "jobs": [asdict(r) for r in records.values()]}
-    write_atomically(plan.out / SUMMARY_FILE, json.dumps(summary, indent=2).encode())
+    write_json(plan.out / SUMMARY_FILE, summary)
     return result

@@ -7,8 +7,6 @@ Loading never runs code: the file is parsed as safetensors only, after its heade
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,13 @@ from safetensors.torch import load as load_safetensors
 
 from conceptlab.engine.errors import ConceptFileError
 from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.safetensors_header import (
+    HeaderError,
+    decode_metadata,
+    encode_metadata,
+    encoded_metadata,
+    header_bytes,
+)
 from conceptlab.engine.models.backend import ModelInfo
 
 FORMAT_VERSION = 1
@@ -57,22 +62,16 @@ def concept_bytes(concept: Concept) -> bytes:
         "embedding_dim": concept.embedding_dim,
         "sha256": concept.sha256,
     }
-    header = {key: json.dumps(value, sort_keys=True) for key, value in metadata.items()}
     tensor = concept.vector.detach().to("cpu", torch.float32).reshape(1, -1).contiguous()
-    return canonical_safetensors(concept.token, tensor, header)
+    return canonical_safetensors(concept.token, tensor, encode_metadata(metadata))
 
 
 def canonical_safetensors(name: str, tensor: torch.Tensor, metadata: dict[str, str]) -> bytes:
-    """One float32 tensor in the safetensors format with its header's keys in sorted order.
-
-    The safetensors library writes metadata in hash-map order, which changes from process to process; sorted keys
-    make the same concept the same bytes wherever it is written (a batch job here or on a Ray worker).
-    """
+    """One float32 tensor in the safetensors format with its header's keys in sorted order, so the same concept is
+    the same bytes wherever it is written (a batch job here or on a Ray worker)."""
     data = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
     entry = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [0, len(data)]}
-    header = json.dumps({"__metadata__": metadata, name: entry}, sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return struct.pack("<Q", len(header)) + header + data
+    return header_bytes({"__metadata__": metadata, name: entry}) + data
 
 
 def save_concept(concept: Concept, path: Path) -> None:
@@ -87,27 +86,19 @@ def _read_checked_bytes(path: Path) -> bytes:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise ConceptFileError(f"{path} is {size} bytes, too large to be a concept file.")
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise ConceptFileError(f"{path} is not a safetensors file (too short).")
-    (header_length,) = struct.unpack("<Q", data[:8])
-    if header_length > len(data) - 8:
-        raise ConceptFileError(f"{path} is not a valid safetensors file (its header runs past the end).")
-    return data
+    return path.read_bytes()
 
 
 def _parse_metadata(path: Path, data: bytes) -> dict[str, Any]:
-    (header_length,) = struct.unpack("<Q", data[:8])
     try:
-        header = json.loads(data[8 : 8 + header_length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ConceptFileError(f"{path} is not a safetensors file (its header is not JSON).") from None
-    raw = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(raw, dict) or "conceptlab.format" not in raw:
+        encoded = encoded_metadata(data)
+    except HeaderError as error:
+        raise ConceptFileError(f"{path} is not a valid safetensors file ({error}).") from None
+    if encoded is None or "conceptlab.format" not in encoded:
         raise ConceptFileError(f"{path} has no conceptlab metadata; it was not written by conceptlab.")
     try:
-        metadata = {key: json.loads(value) for key, value in raw.items()}
-    except (TypeError, json.JSONDecodeError):
+        metadata = decode_metadata(encoded)
+    except HeaderError:
         raise ConceptFileError(f"{path}: its metadata values are not JSON; the file is damaged.") from None
     version = metadata["conceptlab.format"]
     if not isinstance(version, int) or version < 1:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.plugins import find
 
 BASELINE_GROUP = "conceptlab.baselines"
 
@@ -52,15 +51,9 @@ class Baseline(Protocol):
         ...
 
 
-def baseline_names() -> list[str]:
-    return sorted(entry.name for entry in entry_points(group=BASELINE_GROUP))
-
-
 def load_baseline(name: str) -> Baseline:
-    for entry in entry_points(group=BASELINE_GROUP):
-        if entry.name == name:
-            return entry.load()()
-    raise UsageError(f"Unknown baseline {name!r}; choose from {', '.join(baseline_names()) or 'none installed'}.")
+    """Instantiate the baseline registered under `name`."""
+    return find(BASELINE_GROUP, name)()
 
 
 def negative_prompt(negatives: tuple[str, ...]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.evaluation.evaluate import EvaluationRow
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import write_png
 
 WIDTH, PANEL_HEIGHT = 960, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 190, 50, 50
@@ -77,6 +76,4 @@ def render_metrics_chart(rows: Sequence[EvaluationRow], title: str) -> Image.Ima
 
 
 def save_metrics_chart(rows: Sequence[EvaluationRow], path: Path, title: str) -> None:
-    buffer = io.BytesIO()
-    render_metrics_chart(rows, title).save(buffer, format="PNG")
-    write_atomically(path, buffer.getvalue())
+    write_png(path, render_metrics_chart(rows, title))

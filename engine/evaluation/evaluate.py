@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits
@@ -20,7 +18,6 @@ from conceptlab.engine.evaluation.metrics import (
     Evaluator,
     prompt_for,
 )
-from conceptlab.engine.io.atomic import write_atomically
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior
 from conceptlab.engine.prior.tokens import concept_token
@@ -83,21 +80,6 @@ def results_csv(rows: Sequence[EvaluationRow]) -> str:
             line += [f"{summary.mean:.6f}", f"{summary.std:.6f}", summary.n] if summary and summary.n else ["", "", ""]
         writer.writerow(line)
     return buffer.getvalue()
-
-
-def check_outputs_free(paths: Sequence[Path | None], force: bool) -> None:
-    """Refuse to overwrite an existing output file unless `force` (checked before any work starts)."""
-    for path in paths:
-        if path is not None and path.exists() and not force:
-            raise UsageError(f"{path} already exists; choose another file or add --force.")
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomically(path, text.encode("utf-8"))
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def concept_negatives(metadata: dict[str, Any]) -> tuple[str, ...]:

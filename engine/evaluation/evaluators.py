@@ -6,7 +6,6 @@ The evaluating CLIP is independent of the backend that made the images: `--clip`
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -14,7 +13,7 @@ import torch
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.metrics import ClipEmbedder
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.models.plugins import find, names, resolve_model
 
 EVALUATOR_GROUP = "conceptlab.evaluators"
 GENERIC_EVALUATOR = "clip"
@@ -32,15 +31,8 @@ class ClipLoader(Protocol):
         ...
 
 
-def evaluator_names() -> list[str]:
-    return sorted(entry.name for entry in entry_points(group=EVALUATOR_GROUP))
-
-
 def _loader(name: str) -> ClipLoader:
-    for entry in entry_points(group=EVALUATOR_GROUP):
-        if entry.name == name:
-            return entry.load()()
-    raise UsageError(f"No CLIP evaluator {name!r} is installed; installed: {', '.join(evaluator_names())}.")
+    return find(EVALUATOR_GROUP, name)()
 
 
 def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedder:
@@ -48,16 +40,16 @@ def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedd
     spec = spec.strip()
     if not spec:
         raise UsageError("--clip is empty; give a CLIP hub id, a folder, or an evaluator name.")
-    if spec in evaluator_names():
+    if spec in names(EVALUATOR_GROUP):
         loader = _loader(spec)
         return loader.load(loader.default_model, device, dtype)
     return _loader(GENERIC_EVALUATOR).load(spec, device, dtype)
 
 
 def default_clip(choice: ModelChoice) -> str:
-    """The backend's own evaluating CLIP when it brings one (the tiny backend brings a tiny CLIP), else the paper's."""
+    """The backend's `evaluation_clip` (the tiny backend brings a tiny CLIP); the paper's when no backend claims it."""
     try:
         backend, _ = resolve_model(choice.model, choice.backend)
     except UsageError:
         return GENERIC_EVALUATOR
-    return getattr(backend, "evaluation_clip", GENERIC_EVALUATOR)
+    return backend.evaluation_clip

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from conceptlab.engine.gallery.model import GalleryConcept
 from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import png_bytes
 
 THUMBNAIL_SIDE = 480
 """Pictures larger than this (either side) are shown as a thumbnail that links to the full-size copy."""
@@ -41,9 +42,7 @@ def _roles(concept: GalleryConcept) -> list[tuple[str, Path]]:
 def _thumbnail_bytes(image: Image.Image) -> bytes:
     thumbnail = image.convert("RGB")
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    buffer = io.BytesIO()
-    thumbnail.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(thumbnail)
 
 
 def copy_pictures(concept: GalleryConcept, out: Path) -> list[PictureLink]:
@@ -53,7 +52,7 @@ def copy_pictures(concept: GalleryConcept, out: Path) -> list[PictureLink]:
     for index, (role, source) in enumerate(_roles(concept)):
         data = source.read_bytes()
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(BytesIO(data)) as image:
                 large = max(image.size) > THUMBNAIL_SIDE
                 thumbnail = _thumbnail_bytes(image) if large else None
         except (UnidentifiedImageError, OSError):

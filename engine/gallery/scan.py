@@ -21,7 +21,7 @@ from conceptlab.engine.gallery.html import gallery_html
 from conceptlab.engine.gallery.layout import FamilyGraph, family_graph
 from conceptlab.engine.gallery.model import GalleryConcept, GalleryScan, Pictures, SkippedFile
 from conceptlab.engine.gallery.pictures import copy_pictures
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.images import IMAGE_SUFFIXES, RENDER_RECORD, render_source
 
 SKIPPED_FOLDERS = ("checkpoints",)
@@ -166,8 +166,8 @@ def check_output_folder(out: Path, force: bool) -> None:
     """Refuse a file, or a non-empty folder unless `force` (checked before anything is written)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for the gallery.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UsageError(f"{out} is not empty; choose another --out or add --force to write over it.")
+    if out.is_dir() and any(out.iterdir()):
+        refuse_existing([out], force, "--out")
 
 
 def write_gallery(concepts: Sequence[GalleryConcept], out: Path, force: bool) -> Path:
@@ -181,5 +181,5 @@ def write_gallery(concepts: Sequence[GalleryConcept], out: Path, force: bool) ->
         raise UsageError("No concepts to put in the gallery; give a folder holding .safetensors concept files.")
     links = {concept.sha256: copy_pictures(concept, out) for concept in concepts}
     index = out / "index.html"
-    write_atomically(index, gallery_html(concepts, gallery_graph(concepts), links).encode("utf-8"))
+    write_text(index, gallery_html(concepts, gallery_graph(concepts), links))
     return index

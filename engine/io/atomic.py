@@ -1,12 +1,15 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and the one refusal to
+write over what is already there."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from conceptlab.engine.errors import UsageError
 
@@ -33,6 +36,29 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON with sorted keys and a final newline: the same data always gives the same bytes."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def refuse_existing(paths: Iterable[Path | None], force: bool, what: str, other_way: str = "") -> None:
+    """Refuse to write over any of `paths` that exists, unless `force`; checked before any work starts.
+
+    `what` names the choice to change instead ("--out", "file"); `other_way` adds one more way out, e.g.
+    ", or --resume the run".
+    """
+    existing = [path for path in paths if path is not None and path.exists()]
+    if existing and not force:
+        more, them = (f" (and {len(existing) - 1} more)", "them") if len(existing) > 1 else ("", "it")
+        raise UsageError(
+            f"{existing[0]} already exists{more}; choose another {what} or add --force to write over {them}{other_way}."
+        )
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import write_atomically, write_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RENDER_RECORD = ".rendered.json"
@@ -39,14 +39,23 @@ def load_images(folder: Path) -> list[Image.Image]:
     return images
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """`image` encoded as PNG with PIL's defaults, so the same pixels always give the same bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: Path, image: Image.Image) -> None:
+    write_atomically(path, png_bytes(image))
+
+
 def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> list[Path]:
     """Write `prefix0000.png`, `prefix0001.png`, ... atomically."""
     paths = []
     for index, image in enumerate(images):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
         path = folder / f"{prefix}{index:04d}.png"
-        write_atomically(path, buffer.getvalue())
+        write_png(path, image)
         paths.append(path)
     return paths
 
@@ -54,7 +63,7 @@ def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> li
 def save_renders(images: list[Image.Image], folder: Path, source: dict[str, Any]) -> None:
     """`save_images`, then the folder's render record (last, so a folder without one is unfinished)."""
     save_images(images, folder)
-    write_atomically(folder / RENDER_RECORD, json.dumps(source, sort_keys=True).encode())
+    write_json(folder / RENDER_RECORD, source)
 
 
 def render_source(folder: Path) -> dict[str, Any] | None:

@@ -84,6 +84,9 @@ class Backend(Protocol):
     default_decoder: str
     recommended_render: dict[str, Any]
     """Render settings (field names of `RenderSettings`) this backend prefers to the general defaults; may be empty."""
+    evaluation_clip: str
+    """The evaluator (a `conceptlab.evaluators` name) that scores this backend's images unless `--clip` names
+    another: "clip", the paper's CLIP, unless the backend brings a CLIP of its own (the tiny backend does)."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

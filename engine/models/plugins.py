@@ -1,9 +1,14 @@
-"""Find backends through the `conceptlab.backends` entry-point group (built-ins use the same door)."""
+"""Find plugins through their entry-point groups (built-ins use the same door), and map `--model` to a backend.
+
+Every kind of plugin is looked up the same way, `find(group, name)`, so an unknown name reads the same whatever
+the kind: "Unknown oracle 'x'; installed oracles: blip2, clip-zeroshot."
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.backend import Backend
@@ -11,16 +16,33 @@ from conceptlab.engine.models.backend import Backend
 BACKEND_GROUP = "conceptlab.backends"
 
 
+def names(group: str) -> list[str]:
+    """The names registered in the entry-point `group`, sorted."""
+    return sorted(entry.name for entry in entry_points(group=group))
+
+
+def plugin_kind(group: str) -> str:
+    """What one plugin of `group` is called in messages: "conceptlab.oracles" -> "oracle"."""
+    return group.rpartition(".")[2].removesuffix("s")
+
+
+def find(group: str, name: str) -> Any:
+    """The object registered under `name` in the entry-point `group` (a class or factory, not yet called)."""
+    for entry in entry_points(group=group):
+        if entry.name == name:
+            return entry.load()
+    kind = plugin_kind(group)
+    installed = ", ".join(names(group)) or "none"
+    raise UsageError(f"Unknown {kind} {name!r}; installed {kind}s: {installed}.")
+
+
 def backend_names() -> list[str]:
-    return sorted(entry.name for entry in entry_points(group=BACKEND_GROUP))
+    return names(BACKEND_GROUP)
 
 
 def load_backend(name: str) -> Backend:
     """Instantiate the backend registered under `name`."""
-    for entry in entry_points(group=BACKEND_GROUP):
-        if entry.name == name:
-            return entry.load()()
-    raise UsageError(f"Unknown backend {name!r}; installed backends: {', '.join(backend_names())}.")
+    return find(BACKEND_GROUP, name)()
 
 
 def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]:

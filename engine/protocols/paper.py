@@ -27,10 +27,9 @@ from conceptlab.engine.evaluation.evaluate import (
     render_concept_images,
     results_csv,
     results_json,
-    write_json,
-    write_text,
 )
 from conceptlab.engine.evaluation.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model
@@ -217,7 +216,7 @@ class ProtocolRun:
         name = f"{slug(category)}-{'-'.join(map(slug, pair))}"
         folder = self.out / "baselines" / baseline_name / name
         count = self.config.images_per_pair
-        uses_backend = getattr(baseline, "uses_backend", False)
+        uses_backend = baseline.uses_backend
         config = self.config
         source = {"baseline": baseline_name, "category": category, "negatives": list(pair), "count": count}
         source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import string
@@ -15,7 +14,8 @@ import PIL.ImageDraw
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import refuse_existing
+from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior
 from conceptlab.engine.models.offload import prior_and_decoder_residency
@@ -94,18 +94,6 @@ def output_paths(out: Path, display_prompt: str, seeds: Sequence[int]) -> tuple[
     return images, out / f"{name}-seed{seeds[0]}-n{len(seeds)}-grid.png"
 
 
-def _check_free(paths: Sequence[Path], force: bool) -> None:
-    existing = [path for path in paths if path.exists()]
-    if existing and not force:
-        raise UsageError(f"{existing[0]} exists ({len(existing)} output(s) would be replaced); add --force.")
-
-
-def png_bytes(image: PIL.Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Image:
     """The images in a near-square grid under a one-line caption."""
     columns = math.ceil(math.sqrt(len(images)))
@@ -149,7 +137,7 @@ def sample(
         check_concept_fits(concept, loaded.info, source=f"concept {concept.token}")
     seeds = tuple(range(seed, seed + n))
     image_paths, grid_path = output_paths(Path(out), display_prompt, seeds)
-    _check_free([*image_paths, grid_path] if grid else image_paths, force)
+    refuse_existing([*image_paths, grid_path] if grid else image_paths, force, "--out")
 
     stack = loaded.stack
     tokens = [concept_token(stack.tokenizer, stack.text_encoder, c.sha256, c.vector) for c in concepts]
@@ -164,7 +152,7 @@ def sample(
         before_phase=prior_and_decoder_residency(loaded, decoder, offload).use,
     )
     for image, path in zip(images, image_paths, strict=True):
-        write_atomically(path, png_bytes(image))
+        write_png(path, image)
     if grid:
-        write_atomically(grid_path, png_bytes(grid_image(images, display_prompt)))
+        write_png(grid_path, grid_image(images, display_prompt))
     return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if grid else None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from conceptlab.engine.errors import ConceptFileError, UsageError
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.lock import RunLock
 
 OUTPUT_PATTERNS = ("*.safetensors", "log.jsonl", "similarities.png")
@@ -63,12 +63,9 @@ class RunFolder:
         """Refuse a folder that is a file or already holds a run (unless `force`), touching nothing."""
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"--out {self.path} is a file; give a folder.")
+        resumable = self.state_path.exists() and not self.concept_path.exists()
         existing = self.existing_outputs() if self.path.is_dir() else []
-        if existing and not force:
-            resumable = " or --resume it" if self.state_path.exists() and not self.concept_path.exists() else ""
-            raise UsageError(
-                f"{self.path} already holds a run ({existing[0].name}); choose another --out, add --force{resumable}."
-            )
+        refuse_existing(existing, force, "--out", ", or --resume the run" if resumable else "")
 
     def claim(self, force: bool) -> RunLock:
         """Make the folder (after `check`) and lock it, then clear what a forced rerun replaces: this token's concept,
@@ -100,7 +97,7 @@ class RunFolder:
         kept = text.splitlines(keepends=True)[:lines]
         if len(kept) < lines:
             raise ConceptFileError(f"{self.log_path} has fewer lines than the saved state covers; cannot resume.")
-        write_atomically(self.log_path, "".join(kept).encode("utf-8"))
+        write_text(self.log_path, "".join(kept))
         return [json.loads(line) for line in kept]
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import write_png
 
 WIDTH, HEIGHT = 1040, 560
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 280, 64, 60
@@ -97,6 +96,4 @@ def render_similarity_plot(
 def save_similarity_plot(
     records: Sequence[dict], path: Path, title: str, clamps: Sequence[tuple[str, float]] = ()
 ) -> None:
-    buffer = io.BytesIO()
-    render_similarity_plot(records, title, clamps).save(buffer, format="PNG")
-    write_atomically(path, buffer.getvalue())
+    write_png(path, render_similarity_plot(records, title, clamps))

@@ -8,7 +8,6 @@ the model choice as JSON metadata.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from safetensors.torch import save as save_safetensors
 
 from conceptlab.engine.errors import ConceptFileError
 from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.safetensors_header import decode_metadata, encode_metadata, encoded_metadata
 from conceptlab.engine.training.config import CreateConfig
 
 STATE_FORMAT = 1
@@ -60,8 +60,7 @@ def state_bytes(state: TrainingState) -> bytes:
         "log_lines": state.log_lines,
         "extra": state.extra,
     }
-    header = {key: json.dumps(value, sort_keys=True) for key, value in metadata.items()}
-    return save_safetensors(_tensors(state), metadata=header)
+    return save_safetensors(_tensors(state), metadata=encode_metadata(metadata))
 
 
 def save_state(state: TrainingState, path: Path) -> None:
@@ -76,10 +75,8 @@ def _read_state_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     data = path.read_bytes()
     try:
         tensors = load_safetensors(data)
-        length = int.from_bytes(data[:8], "little")
-        raw = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
-        metadata = {key: json.loads(value) for key, value in raw.items()}
-    except Exception:  # safetensors and json raise several types for a damaged file
+        metadata = decode_metadata(encoded_metadata(data) or {})
+    except Exception:  # safetensors raises its own error type for every malformed file, the header `HeaderError`
         raise ConceptFileError(f"{path} is not a valid training state (damaged or not safetensors).") from None
     if metadata.get("conceptlab.state") != STATE_FORMAT:
         raise ConceptFileError(f"{path}: unknown training-state format {metadata.get('conceptlab.state')!r}.")
