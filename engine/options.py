@@ -27,6 +27,9 @@ def renamed(option: str, **field_arguments: Any) -> Any:
 
 COMMAND_LINE_ONLY = {"plan": False}
 """Field metadata of an option that the command line sets but a batch plan does not (the job decides it)."""
+JOB_ONLY = {"shared": False}
+"""Field metadata of an option a plan sets on the job itself, never through `[plan]` defaults or options shared by
+every job: its name means something else to other commands (`steps` renders here, but trains in create)."""
 
 
 def option_name(field: dataclasses.Field) -> str:
@@ -53,6 +56,11 @@ def plan_keys(cls: type, names: Iterable[str] | None = None) -> dict[str, PlanKi
     """Plan key -> kind for the fields `names` of the dataclass `cls` (default: every field a plan may set)."""
     hints = typing.get_type_hints(cls)
     return {option_name(field): _plan_kind(hints[field.name]) for field in _fields(cls, names)}
+
+
+def shared_keys(cls: type, names: Iterable[str] | None = None) -> frozenset[str]:
+    """The plan keys of `cls` that `[plan]` defaults and options shared by all jobs may set (see `JOB_ONLY`)."""
+    return frozenset(option_name(field) for field in _fields(cls, names) if field.metadata.get("shared", True))
 
 
 def field_values(cls: type, options: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.options import COMMAND_LINE_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
 
@@ -37,10 +37,11 @@ class SampleRequest:
     n: int = 4
     seed: int = 42
     size: int | None = None
-    steps: int | None = None
+    steps: int | None = field(default=None, metadata=JOB_ONLY)
+    """Decoder steps. This and the prior's settings are `JOB_ONLY`: in `[plan]` they would be the training's."""
     guidance: float | None = None
-    prior_steps: int | None = None
-    prior_guidance: float | None = None
+    prior_steps: int | None = field(default=None, metadata=JOB_ONLY)
+    prior_guidance: float | None = field(default=None, metadata=JOB_ONLY)
     decoder_prompt: str | None = None
     negative_prompt: str = ""
     decoder: str | None = None
