@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_MODEL = "kandinsky-2.1"
-"""The official code's prior."""
+from conceptlab.engine.models.loading import DEFAULT_MODEL
+
+__all__ = ["DEFAULT_MODEL"]
+
 ModelOpt = Annotated[
     str,
     typer.Option(

@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from conceptlab.cli.output import description_column, progress_bar, spinner
+from conceptlab.engine.evaluation.request import TaskProgress
 from conceptlab.engine.training.loop import StepRecord
 from conceptlab.engine.training.negatives import Negative
 from conceptlab.engine.training.similarity_plot import moving_average
@@ -105,3 +106,22 @@ def image_progress(total: int, label: str) -> Iterator:
     finally:
         status.stop()
         progress.stop()
+
+
+@contextmanager
+def task_progress() -> Iterator[TaskProgress]:
+    """Yield `on_task(description, total)`: one bar per running task on stderr, removed when it completes."""
+    progress = progress_bar(description_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    def on_task(description: str, total: int) -> Callable[[int], None]:
+        task = progress.add_task(description, total=total)
+
+        def on_item(index: int) -> None:
+            progress.update(task, completed=index + 1)
+            if index + 1 >= total:
+                progress.remove_task(task)
+
+        return on_item
+
+    with progress:
+        yield on_task

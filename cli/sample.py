@@ -15,11 +15,8 @@ from rich.markup import escape
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
 from conceptlab.cli.progress import image_progress
-from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
-from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
-from conceptlab.engine.models.offload import IDLE_DEVICE
-from conceptlab.engine.rendering.render import RenderSettings, render_settings
-from conceptlab.engine.rendering.sample import check_sample_request, sample
+from conceptlab.engine.rendering.render import RenderSettings
+from conceptlab.engine.rendering.sample import SampleRequest, sample
 
 SAMPLE_EXAMPLES = """
 [bold]Examples[/]
@@ -39,21 +36,13 @@ Writes OUT/<prompt>-seed<S>-<i>.png per image and OUT/<prompt>-seed<S>-n<N>-grid
 DEFAULTS = RenderSettings()
 
 
-def _model_choice(concepts: list[Concept], model: str | None, backend, device, dtype, revision) -> ModelChoice:
-    """Without --model, the model the first concept was trained against."""
-    if model is None:
-        first = concepts[0].metadata
-        model, backend = first.get("model") or options.DEFAULT_MODEL, backend or first.get("backend")
-    return ModelChoice(model, backend, device, dtype, revision)
-
-
 def sample_command(
     concepts: Annotated[list[Path], typer.Argument(help="Concept files (.safetensors) to use in the prompt.")],
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
-    n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = 4,
+    n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = SampleRequest.n,
     seed: Annotated[
         int, typer.Option(help="Seed of the first image (0 or more): the same seed gives the same image.")
-    ] = 42,
+    ] = SampleRequest.seed,
     size: Annotated[int | None, typer.Option(help=f"Image size in pixels (default {DEFAULTS.size}; tiny: 32).")] = None,
     steps: Annotated[int | None, typer.Option(help=f"Decoder steps (default {DEFAULTS.steps}; tiny: 10).")] = None,
     guidance: Annotated[
@@ -101,38 +90,32 @@ def sample_command(
     ] = False,
 ) -> None:
     """Render prompts that use learned concepts."""
-    loaded_concepts = [load_concept(path) for path in concepts]
-    check_sample_request(loaded_concepts, prompt, n, seed)
-    chosen = {
-        "size": size,
-        "steps": steps,
-        "guidance": guidance,
-        "prior_steps": prior_steps,
-        "prior_guidance": prior_guidance,
-        "decoder_prompt": decoder_prompt,
-    }
-    RenderSettings(**{key: value for key, value in chosen.items() if value is not None})  # checked before loading
-    loaded = load_prior(_model_choice(loaded_concepts, model, backend, device, dtype, revision))
-    for path, concept in zip(concepts, loaded_concepts, strict=True):
-        check_concept_fits(concept, loaded.info, source=str(path))
-    decoder_stack = load_decoder(loaded, decoder, decoder_revision, place=None if offload is False else IDLE_DEVICE)
-    settings = render_settings(loaded.backend, **chosen)
+    request = SampleRequest(
+        tuple(concepts),
+        prompt,
+        n,
+        seed,
+        size,
+        steps,
+        guidance,
+        prior_steps,
+        prior_guidance,
+        decoder_prompt,
+        negative_prompt,
+        decoder,
+        decoder_revision,
+        grid,
+        offload,
+        model,
+        backend,
+        revision,
+        device,
+        dtype,
+        out,
+        force,
+    )
     with image_progress(n, "Rendering") as on_image:
-        result = sample(
-            loaded_concepts,
-            prompt,
-            loaded,
-            decoder_stack,
-            n,
-            seed,
-            settings,
-            out or concepts[0].parent / "samples",
-            force,
-            negative_prompt=negative_prompt,
-            grid=grid,
-            offload=offload,
-            on_image=on_image,
-        )
+        result = sample(request, on_image=on_image)
     prompt = escape(repr(result.prompt))
     stdout.print(f"[bold green]Rendered[/] {prompt} (seeds {seed} to {seed + n - 1})", highlight=False)
     for path in [*result.images, *([result.grid] if result.grid else [])]:

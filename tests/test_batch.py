@@ -179,7 +179,7 @@ def test_external_concepts_are_copied_into_the_plans_folder(family_runs, tmp_pat
     parent = family_runs["local"].out / "a/a.safetensors"
     plan_text = (
         f'[plan]\nout = "out"\n\n[[job]]\nname = "render"\nrun = "sample"\nconcepts = ["{parent}"]\n'
-        'prompt = "a {} in the snow"\nn = 1\nsize = 32\nrender_steps = 2\n'
+        'prompt = "a {} in the snow"\nn = 1\nsize = 32\nsteps = 2\n'
     )
     result = run_plan(read_plan(_write_plan(tmp_path, plan_text)), "tiny")
     assert result.records["render"].status == "done"

@@ -10,7 +10,7 @@ from conceptlab.engine.concept.file import Concept, load_concept, save_concept
 from conceptlab.engine.models.offload import Residency
 from conceptlab.engine.prior.tokens import add_placeholder_token
 from conceptlab.engine.rendering.render import render_settings
-from conceptlab.engine.rendering.sample import fill_prompt, sample
+from conceptlab.engine.rendering.sample import fill_prompt, render_samples
 from conceptlab.plugins.tiny import tiny_world_folder
 
 FAST = ("--steps", "3", "--prior-steps", "3", "--model", "tiny", "--device", "cpu")
@@ -93,7 +93,7 @@ def test_a_model_that_knows_the_token_already_samples_it_again_and_again(tiny, t
     add_placeholder_token(tiny.stack.tokenizer, tiny.stack.text_encoder, concept.token, concept.vector)
     settings = render_settings(tiny.backend, steps=2)
     runs = [
-        sample([concept], prompt, tiny, tiny_decoder, n=1, settings=settings, out=tmp_path / name, grid=False)
+        render_samples([concept], prompt, tiny, tiny_decoder, n=1, settings=settings, out=tmp_path / name, grid=False)
         for name, prompt in (
             ("first", "a plush toy {}"),
             ("again", "a plush toy {}"),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.batch.jobs import METRICS_FILE
-from conceptlab.engine.batch.plan import JOB_KEYS, Job, Plan, topological_order
+from conceptlab.engine.batch.plan import SHARED_KEYS, Job, Plan, topological_order
 from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
@@ -112,7 +112,7 @@ class Breeder:
         self.seed_paths = {_seed_name(path, taken): str(path.resolve()) for path in seeds}
 
     def _options(self, run: str) -> dict[str, Any]:
-        return {key: value for key, value in self.config.job_options.items() if key in JOB_KEYS[run]}
+        return {key: value for key, value in self.config.job_options.items() if key in SHARED_KEYS[run]}
 
     def _score_job(self, generation: int, concepts: list[str]) -> Job:
         name = f"score-g{generation}"

@@ -32,55 +32,29 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.evaluation.request import EvaluateRequest
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.options import PlanKind, plan_keys, shared_keys
+from conceptlab.engine.rendering.sample import SampleRequest
+from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
     import tomli as tomllib
 
-MODEL_KEYS: dict[str, type | str] = {"model": str, "backend": str, "device": str, "dtype": str, "revision": str}
-TRAINING_KEYS: dict[str, type | str] = {
-    "steps": int,
-    "lr": float,
-    "seed": int,
-    "every": int,
-    "init": str,
-    "token": str,
-    "prior_steps": int,
-    "prior_guidance": float,
-    "images": bool,
-    "image_seeds": "ints",
+MODEL_KEYS = plan_keys(ModelChoice)
+JOB_KEYS: dict[str, dict[str, PlanKind]] = {
+    "create": plan_keys(CreateConfig, COMMAND_OPTIONS["create"]) | MODEL_KEYS,
+    "mix": plan_keys(CreateConfig, COMMAND_OPTIONS["mix"]) | MODEL_KEYS,
+    "evolve": {"parents": "words"} | plan_keys(CreateConfig, COMMAND_OPTIONS["evolve"]) | MODEL_KEYS,
+    "sample": plan_keys(SampleRequest),
+    "evaluate": plan_keys(EvaluateRequest),
 }
-RENDER_KEYS: dict[str, type | str] = {"n": int, "seed": int, "size": int, "render_steps": int}
-JOB_KEYS: dict[str, dict[str, type | str]] = {
-    "create": {
-        "category": str,
-        "neg": "words",
-        "style": bool,
-        "gradual": bool,
-        "adaptive": bool,
-        "oracle": str,
-        "oracle_model": str,
-        "ask_every": int,
-        "max_negatives": int,
-        "vocab": str,
-        **TRAINING_KEYS,
-        **MODEL_KEYS,
-    },
-    "mix": {"words": "words", "weights": "floats", "category": str, **TRAINING_KEYS, **MODEL_KEYS},
-    "evolve": {"parents": "words", "weights": "floats", "images_per_parent": int, **TRAINING_KEYS, **MODEL_KEYS},
-    "sample": {"concepts": "words", "prompt": str, "guidance": float, "grid": bool, **RENDER_KEYS, **MODEL_KEYS},
-    "evaluate": {
-        "concepts": "words",
-        "neg": "words",
-        "category": str,
-        "vocab": str,
-        "clip": str,
-        **RENDER_KEYS,
-        **MODEL_KEYS,
-    },
-}
-"""The options each kind of job takes, and their types ("words", "floats", "ints": lists)."""
+"""The options each kind of job takes, named as on its command line, derived from the fields that declare them."""
+SHARED_KEYS: dict[str, frozenset[str]] = {run: frozenset(keys) for run, keys in JOB_KEYS.items()}
+SHARED_KEYS |= {"sample": shared_keys(SampleRequest), "evaluate": shared_keys(EvaluateRequest)}
+"""The keys that `[plan]` defaults and options shared by every job may set, per kind of job (see `JOB_ONLY`)."""
 
 REQUIRED = {"create": ("category",), "mix": ("words",), "evolve": ("parents",), "sample": ("concepts", "prompt")}
 REQUIRED["evaluate"] = ("concepts",)
@@ -135,7 +109,7 @@ class Plan:
         return other in direct or any(self._waits_for(parent, other) for parent in direct)
 
 
-def _check_value(where: str, key: str, value: Any, kind: type | str) -> Any:
+def _check_value(where: str, key: str, value: Any, kind: PlanKind) -> Any:
     """`value` as `kind`, or a one-line error naming the option, what it got and what it needs."""
     lists = {"words": str, "floats": (int, float), "ints": int}
     if isinstance(kind, str):
@@ -167,7 +141,7 @@ def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job
     unknown = sorted(set(raw) - set(keys) - set(JOB_FIELDS))
     if unknown:
         raise UsageError(f"{where}: {run} takes no {', '.join(unknown)}; it takes {', '.join(sorted(keys))}.")
-    options = {key: value for key, value in defaults.items() if key in keys}
+    options = {key: value for key, value in defaults.items() if key in SHARED_KEYS[run]}
     options |= {key: value for key, value in raw.items() if key in keys}
     options = {key: _check_value(where, key, value, keys[key]) for key, value in options.items()}
     missing = [key for key in REQUIRED[run] if not options.get(key)]

@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 import torch
 
-from conceptlab.engine.batch.jobs import JobResult, ModelPool, run_job
+from conceptlab.engine.batch.jobs import JobResult, run_job
 from conceptlab.engine.batch.plan import Job, Plan, job_fingerprint, topological_order
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import write_atomically, write_json
+from conceptlab.engine.models.cache import ModelCache
 
 RECORDS_FOLDER = ".batch"
 SUMMARY_FILE = "batch.json"
@@ -109,7 +110,7 @@ class LocalRunner:
 
     def __init__(self, root: Path, default_model: str, on_event: Callable[[BatchEvent], None]):
         self.root, self.default_model, self.on_event = root, default_model, on_event
-        self.pool = ModelPool()
+        self.pool = ModelCache()
         self.queue: list[tuple[Job, dict[str, str]]] = []
 
     def submit(self, job: Job, inputs: dict[str, str]) -> None:
@@ -132,7 +133,7 @@ class LocalRunner:
         self.pool.clear()
 
 
-_WORKER_POOL = ModelPool()
+_WORKER_POOL = ModelCache()
 """A Ray worker keeps its models between the tasks it runs."""
 
 

@@ -6,10 +6,13 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from conceptlab.engine.adaptive.vocabulary import known_members, read_vocabulary
 from conceptlab.engine.concept.file import Concept, check_concept_fits
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.evaluation.baselines import Baseline, BaselineRequest
 from conceptlab.engine.evaluation.metrics import (
     METRIC_NAMES,
     ClipEmbedder,
@@ -18,10 +21,16 @@ from conceptlab.engine.evaluation.metrics import (
     Evaluator,
     prompt_for,
 )
+from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.backend import DecoderStack
-from conceptlab.engine.models.loading import LoadedPrior
+from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts
+from conceptlab.engine.training.evolve import recorded_parent_folders
+
+Parents = dict[str, tuple[float, Sequence[Any]]]
+"""Parent label -> (weight, its images): what a row's parent similarity is measured against."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,83 @@ def target_for(
     if not category or not category.strip():
         raise UsageError(f"{source} has no category to measure against; give --category, e.g. --category pet.")
     return EvaluationTarget(category.strip(), negatives, vocabulary)
+
+
+def category_target(
+    category: str | None, negatives: tuple[str, ...], vocabulary_file: Path | str | None, source: str
+) -> EvaluationTarget:
+    """A row's target with its novelty vocabulary: the file's words, else the category's built-in members."""
+    vocabulary = read_vocabulary(Path(vocabulary_file)) if vocabulary_file else known_members(category or "")
+    return target_for(category, negatives, vocabulary, source)
+
+
+def concept_target(
+    concept: Concept,
+    category: str | None,
+    negatives: tuple[str, ...],
+    vocabulary_file: Path | str | None,
+    source: str,
+    parents: Parents | None = None,
+) -> EvaluationTarget:
+    """A concept's target: the given category and negatives, else those the concept records."""
+    metadata = concept.metadata
+    chosen = category or metadata.get("category")
+    target = category_target(chosen, negatives or concept_negatives(metadata), vocabulary_file, source)
+    return with_parents(target, parents or {})
+
+
+def with_parents(target: EvaluationTarget, parents: Parents) -> EvaluationTarget:
+    return EvaluationTarget(target.category, target.negatives, target.vocabulary, parents) if parents else target
+
+
+def recorded_parents(metadata: dict[str, Any]) -> Parents | None:
+    """The images of a concept's recorded parents where `evolve` left them; None when this machine lacks any."""
+    folders = recorded_parent_folders(metadata)
+    if folders is None:
+        return None
+    return {label: (weight, load_images(folder)) for label, (weight, folder) in folders.items()}
+
+
+def concept_image_set(concept: Concept, images: Sequence[Any], target: EvaluationTarget) -> ImageSet:
+    return ImageSet(concept.token, "conceptlab", images, target, concept.sha256)
+
+
+def baseline_image_set(baseline: str, images: Sequence[Any], target: EvaluationTarget) -> ImageSet:
+    return ImageSet(f"{baseline} {','.join(target.negatives)}", baseline, images, target)
+
+
+def baseline_images(
+    baseline: Baseline,
+    target: EvaluationTarget,
+    count: int,
+    seed: int,
+    choice: ModelChoice,
+    cache: ModelCache,
+    *,
+    model: str | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+    prior_steps: int | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """`count` images of `target` by `baseline`; one on the run's own model (`uses_backend`) reuses its models."""
+    same_model = baseline.uses_backend
+    loaded = cache.prior(choice) if same_model else None
+    request = BaselineRequest(
+        target.category,
+        target.negatives,
+        count,
+        seed,
+        choice,
+        None if same_model else model,
+        size,
+        steps,
+        prior_steps,
+        on_image=on_image,
+        loaded=loaded,
+        decoder=cache.decoder(loaded) if loaded else None,
+    )
+    return baseline.render(request)
 
 
 def render_concept_images(

@@ -12,6 +12,7 @@ import torch
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.metrics import ClipEmbedder
+from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import find, names, resolve_model
 
@@ -53,3 +54,13 @@ def default_clip(choice: ModelChoice) -> str:
     except UsageError:
         return GENERIC_EVALUATOR
     return backend.evaluation_clip
+
+
+def evaluating_clip(spec: str | None, choice: ModelChoice, cache: ModelCache | None = None) -> ClipEmbedder:
+    """The CLIP that scores images: `spec` (`--clip`), else the backend's own (`default_clip`), on `choice`'s device."""
+    chosen = spec or default_clip(choice)
+
+    def load() -> ClipEmbedder:
+        return load_clip(chosen, *choice.placement())
+
+    return (cache or ModelCache()).other(("clip", chosen, choice.device, choice.dtype), load)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -12,6 +14,15 @@ from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.backend import Backend, DecoderStack, ModelInfo, PriorStack, model_info
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
 from conceptlab.engine.models.plugins import backend_names, resolve_model
+
+DEFAULT_MODEL = "kandinsky-2.1"
+"""The official code's prior: what a command uses when neither --model nor a concept names one."""
+
+
+class Recorded(Protocol):
+    """Anything that records what it was made with (a concept)."""
+
+    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,29 @@ class ModelChoice:
     dtype: str = "auto"
     revision: str | None = None
 
+    @classmethod
+    def for_concepts(
+        cls,
+        concepts: Sequence[Recorded],
+        model: str | None = None,
+        backend: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        revision: str | None = None,
+        *,
+        default: str = DEFAULT_MODEL,
+    ) -> ModelChoice:
+        """`model` when given, else the model the first concept was trained against, else `default`."""
+        if model is None and concepts:
+            first = concepts[0].metadata
+            model, backend = first.get("model"), backend or first.get("backend")
+        return cls(model or default, backend, device, dtype, revision)
+
+    def placement(self) -> tuple[torch.device, torch.dtype]:
+        """The torch device and dtype these words name, checked before any weights are read."""
+        device = resolve_device(self.device)
+        return device, resolve_dtype(self.dtype, device)
+
 
 @dataclass
 class LoadedPrior:
@@ -36,8 +70,7 @@ class LoadedPrior:
 def load_prior(choice: ModelChoice) -> LoadedPrior:
     """Resolve the backend, check device and dtype before any weights are read, then load."""
     backend, model = resolve_model(choice.model, choice.backend)
-    device = resolve_device(choice.device)
-    dtype = resolve_dtype(choice.dtype, device)
+    device, dtype = choice.placement()
     stack = backend.load_prior(model, device, dtype, choice.revision)
     return LoadedPrior(backend, stack, model_info(backend, model, choice.revision, stack))
 

@@ -13,25 +13,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conceptlab.engine.adaptive.vocabulary import known_members
 from conceptlab.engine.batch.plan import Job, Plan
 from conceptlab.engine.batch.runner import BatchEvent, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.evaluation.baselines import BaselineRequest, load_baseline
+from conceptlab.engine.evaluation.baselines import load_baseline
 from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
+    baseline_image_set,
+    baseline_images,
+    category_target,
+    concept_image_set,
     evaluate_image_sets,
     render_concept_images,
     results_csv,
     results_json,
 )
 from conceptlab.engine.evaluation.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
-from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
+from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import render_settings
 
@@ -43,9 +48,6 @@ PAPER_NEGATIVE_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
     "musical instrument": (("guitar", "piano"), ("violin", "drum"), ("flute", "trumpet")),
 }
 """Our three pairs of negatives per category (the paper does not list its own)."""
-
-TaskProgress = Callable[[str, int], Callable[[int], None]]
-"""`on_task(description, total)` returns `on_item(index)`, called after each item of that task."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
 
 
 def _target(category: str, pair: tuple[str, ...]) -> EvaluationTarget:
-    return EvaluationTarget(category, tuple(pair), known_members(category))
+    return category_target(category, tuple(pair), None, "the protocol")
 
 
 def concept_name(category: str, pair: tuple[str, ...], seed: int) -> str:
@@ -159,9 +161,8 @@ class ProtocolRun:
     ):
         self.config, self.model, self.out, self.force = config, model, out, force
         self.backend, _ = resolve_model(model.model, model.backend)
-        self.on_task = on_task or (lambda _description, _total: lambda _index: None)
-        self._loaded: LoadedPrior | None = None
-        self._decoder = None
+        self.on_task = on_task or no_progress
+        self.models = ModelCache()
         self.trained = self.reused = 0
         self.concepts: dict[str, Path] = {}
 
@@ -179,12 +180,6 @@ class ProtocolRun:
         self.trained = sum(record.status == "done" for record in result.records.values())
         self.reused = len(result.records) - self.trained
         self.concepts = {name: self.out / (record.concept or "") for name, record in result.records.items()}
-
-    def loaded(self) -> LoadedPrior:
-        if self._loaded is None:
-            self._loaded = load_prior(self.model)
-            self._decoder = load_decoder(self._loaded)
-        return self._loaded
 
     def settings(self):
         config = self.config
@@ -205,11 +200,11 @@ class ProtocolRun:
         source |= {"render": asdict(settings), **self._model_source()}
         if not _rendered(images_dir, source, self.force):
             on_item = self.on_task(f"render {name}", count)
-            images = render_concept_images(
-                concept, self.loaded(), self._decoder, count, self.config.image_seed, settings, on_item
-            )
+            loaded = self.models.prior(self.model)
+            decoder = self.models.decoder(loaded)
+            images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, on_item)
             save_renders(images, images_dir, source)
-        return ImageSet(concept.token, "conceptlab", load_images(images_dir), _target(category, pair), concept.sha256)
+        return concept_image_set(concept, load_images(images_dir), _target(category, pair))
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
         baseline = load_baseline(baseline_name)
@@ -223,24 +218,21 @@ class ProtocolRun:
         source |= {"prior_steps": config.prior_steps, "size": config.size if uses_backend else None}
         source |= self._model_source() if uses_backend else {"model": config.sd_model}
         if not _rendered(folder, source, self.force):
-            request = BaselineRequest(
-                category,
-                tuple(pair),
+            images = baseline_images(
+                baseline,
+                _target(category, pair),
                 count,
-                self.config.image_seed,
+                config.image_seed,
                 self.model,
-                None if uses_backend else self.config.sd_model,
-                self.config.size if uses_backend else None,
-                self.config.render_steps,
-                self.config.prior_steps,
+                self.models,
+                model=config.sd_model,
+                size=config.size if uses_backend else None,
+                steps=config.render_steps,
+                prior_steps=config.prior_steps,
                 on_image=self.on_task(f"{baseline_name} {name}", count),
-                loaded=self.loaded() if uses_backend else None,
-                decoder=self._decoder if uses_backend else None,
             )
-            save_renders(baseline.render(request), folder, source)
-        return ImageSet(
-            f"{baseline_name} {','.join(pair)}", baseline_name, load_images(folder), _target(category, pair)
-        )
+            save_renders(images, folder, source)
+        return baseline_image_set(baseline_name, load_images(folder), _target(category, pair))
 
 
 def pool_summaries(summaries: list[Summary]) -> Summary:

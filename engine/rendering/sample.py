@@ -6,23 +6,62 @@ import math
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import PIL.Image
 import PIL.ImageDraw
 
-from conceptlab.engine.concept.file import Concept, check_concept_fits
+from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack
-from conceptlab.engine.models.loading import LoadedPrior
-from conceptlab.engine.models.offload import prior_and_decoder_residency
+from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
+from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
 from conceptlab.engine.prior.tokens import concept_token
-from conceptlab.engine.rendering.render import RenderSettings, render_prompts
+from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
 
 CAPTION_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """`conceptlab sample`: one field per option (plan keys derive from them, see `conceptlab.engine.options`)."""
+
+    concepts: tuple[Path, ...]
+    prompt: str
+    n: int = 4
+    seed: int = 42
+    size: int | None = None
+    steps: int | None = field(default=None, metadata=JOB_ONLY)
+    """Decoder steps. This and the prior's settings are `JOB_ONLY`: in `[plan]` they would be the training's."""
+    guidance: float | None = None
+    prior_steps: int | None = field(default=None, metadata=JOB_ONLY)
+    prior_guidance: float | None = field(default=None, metadata=JOB_ONLY)
+    decoder_prompt: str | None = None
+    negative_prompt: str = ""
+    decoder: str | None = None
+    decoder_revision: str | None = None
+    grid: bool = True
+    offload: bool | None = None
+    model: str | None = None
+    """None: the model the first concept was trained against."""
+    backend: str | None = None
+    revision: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    out: Path | None = field(default=None, metadata=COMMAND_LINE_ONLY)
+    """None: `samples/` beside the first concept."""
+    force: bool = field(default=False, metadata=COMMAND_LINE_ONLY)
+
+    def render_choices(self) -> dict[str, Any]:
+        """The render settings asked for (None: the backend's recommendation, else the default)."""
+        names = ("size", "steps", "guidance", "prior_steps", "prior_guidance", "decoder_prompt")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(frozen=True)
@@ -108,7 +147,7 @@ def grid_image(images: Sequence[PIL.Image.Image], caption: str) -> PIL.Image.Ima
     return grid
 
 
-def sample(
+def render_samples(
     concepts: Sequence[Concept],
     prompt: str,
     loaded: LoadedPrior,
@@ -156,3 +195,39 @@ def sample(
     if grid:
         write_png(grid_path, grid_image(images, display_prompt))
     return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if grid else None)
+
+
+def sample(
+    request: SampleRequest, *, cache: ModelCache | None = None, on_image: Callable[[int], None] | None = None
+) -> SampleResult:
+    """`conceptlab sample` in one call: check the request, load (or reuse from `cache`) the models, render, write.
+
+    Everything that needs no model is checked before any weights are read. The decoder waits on the CPU between
+    phases unless `offload` is False.
+    """
+    concepts = [load_concept(path) for path in request.concepts]
+    check_sample_request(concepts, request.prompt, request.n, request.seed)
+    chosen = request.render_choices()
+    RenderSettings(**{key: value for key, value in chosen.items() if value is not None})
+    cache = cache or ModelCache()
+    model = (request.model, request.backend, request.device, request.dtype, request.revision)
+    loaded = cache.prior(ModelChoice.for_concepts(concepts, *model))
+    for path, concept in zip(request.concepts, concepts, strict=True):
+        check_concept_fits(concept, loaded.info, source=str(path))
+    place = None if request.offload is False else IDLE_DEVICE
+    decoder = cache.decoder(loaded, request.decoder, request.decoder_revision, place=place)
+    return render_samples(
+        concepts,
+        request.prompt,
+        loaded,
+        decoder,
+        request.n,
+        request.seed,
+        render_settings(loaded.backend, **chosen),
+        request.out or request.concepts[0].parent / "samples",
+        request.force,
+        negative_prompt=request.negative_prompt,
+        grid=request.grid,
+        offload=request.offload,
+        on_image=on_image,
+    )

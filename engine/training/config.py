@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.options import renamed
 from conceptlab.engine.prior.tokens import check_token_text
 from conceptlab.engine.training.templates import OBJECT_TEMPLATES, STYLE_TEMPLATES
 
@@ -28,23 +29,23 @@ class CreateConfig:
 
     kind: str
     token: str
-    initializer: str
-    positives: tuple[str, ...]
+    initializer: str = renamed("init")
+    positives: tuple[str, ...] = renamed("words")
     weights: tuple[float, ...]
-    negatives: tuple[str, ...] = ()
+    negatives: tuple[str, ...] = renamed("neg", default=())
     category: str | None = None
     steps: int = 2500
-    learning_rate: float | None = None
+    learning_rate: float | None = renamed("lr", default=None)
     """None: the backend's recommendation (1e-4 for Kandinsky, as the official code)."""
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-2
     prior_steps: int = 5
     prior_guidance: float = 4.0
-    positive_lambda: float = 1.0
+    positive_lambda: float = renamed("lambda", default=1.0)
     positive_clamp: float = 0.28
     negative_clamp: float = 0.2
     seed: int = 0
-    checkpoint_every: int = 250
+    checkpoint_every: int = renamed("every", default=250)
     templates: tuple[str, ...] = OBJECT_TEMPLATES
     style: bool = False
     """Style mode: style templates, and the oracle asks which art style the images show."""
@@ -58,7 +59,7 @@ class CreateConfig:
     ask_every: int | None = None
     """None: every `checkpoint_every` steps."""
     max_negatives: int = 10
-    vocab_file: str | None = None
+    vocab_file: str | None = renamed("vocab", default=None)
     images: bool = True
     """Render the concept at every checkpoint (needs the backend's decoder)."""
     image_seeds: tuple[int, ...] = (42, 500)
@@ -141,6 +142,37 @@ ORACLE_OPTIONS = {
     "vocab_file": "--vocab",
 }
 """Settings that only the oracle reads (field: option): giving any of them asks for adaptive negatives."""
+
+TRAINING_OPTIONS = (
+    "steps",
+    "learning_rate",
+    "seed",
+    "checkpoint_every",
+    "initializer",
+    "token",
+    "prior_steps",
+    "prior_guidance",
+    "images",
+    "image_seeds",
+)
+"""The `CreateConfig` fields that create, mix and evolve all take as options."""
+COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "create": (
+        "category",
+        "negatives",
+        "style",
+        "gradual",
+        "adaptive",
+        *ORACLE_OPTIONS,
+        "positive_clamp",
+        "negative_clamp",
+        "positive_lambda",
+        *TRAINING_OPTIONS,
+    ),
+    "mix": ("positives", "weights", "category", *TRAINING_OPTIONS),
+    "evolve": ("weights", "images_per_parent", *TRAINING_OPTIONS),
+}
+"""The `CreateConfig` fields each training command takes as options (a field's option name: `option_name`)."""
 
 
 def _adaptive(adaptive: bool | None, negatives: tuple[str, ...], oracle_settings: dict) -> bool:

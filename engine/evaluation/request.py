@@ -1,0 +1,208 @@
+"""`conceptlab evaluate` in one call: a frozen request in, scored rows (and notes for the user) out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conceptlab.engine.concept.file import Concept, load_concept
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.evaluation.baselines import load_baseline
+from conceptlab.engine.evaluation.evaluate import (
+    EvaluationRow,
+    ImageSet,
+    Parents,
+    baseline_image_set,
+    baseline_images,
+    category_target,
+    concept_image_set,
+    concept_target,
+    evaluate_image_sets,
+    recorded_parents,
+    render_concept_images,
+    with_parents,
+)
+from conceptlab.engine.evaluation.evaluators import evaluating_clip
+from conceptlab.engine.evaluation.metrics import EvaluationTarget
+from conceptlab.engine.io.images import load_images
+from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, renamed
+from conceptlab.engine.rendering.render import render_settings
+
+TaskProgress = Callable[[str, int], Callable[[int], None]]
+"""`on_task(description, total)` returns `on_item(index)`, called after each item of that task."""
+
+PARENTS_NOT_HERE = (
+    "parent similarity is left out: this machine has not rendered the parents' images "
+    "(evolve caches them); give --parent-images DIR per parent to measure it."
+)
+
+
+def no_progress(_description: str, _total: int) -> Callable[[int], None]:
+    return lambda _index: None
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """`conceptlab evaluate`: one field per option (plan keys derive from them, see `conceptlab.engine.options`)."""
+
+    concepts: tuple[Path, ...] = ()
+    images: tuple[Path, ...] = field(default=(), metadata=COMMAND_LINE_ONLY)
+    """Folders to score instead of rendering."""
+    category: str | None = None
+    negatives: tuple[str, ...] = renamed("neg", default=())
+    vocab: Path | None = None
+    parent_images: tuple[Path, ...] = field(default=(), metadata=COMMAND_LINE_ONLY)
+    parent_weights: tuple[float, ...] | None = field(default=None, metadata={**COMMAND_LINE_ONLY, "option": "weights"})
+    baselines: tuple[str, ...] = field(default=(), metadata={**COMMAND_LINE_ONLY, "option": "baseline"})
+    sd_model: str | None = field(default=None, metadata=COMMAND_LINE_ONLY)
+    count: int = renamed("n", default=32)
+    seed: int = 0
+    size: int | None = None
+    steps: int | None = field(default=None, metadata=JOB_ONLY)
+    """Decoder steps; `JOB_ONLY`: in `[plan]`, `steps` would be the training's."""
+    model: str | None = None
+    """None: the model the first concept was trained against."""
+    backend: str | None = None
+    revision: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    clip: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise UsageError(f"-n must be at least 1 (got {self.count}).")
+        if not self.concepts and not self.images and not self.baselines:
+            raise UsageError("Nothing to evaluate; give concept files, --images DIR, --baseline or --protocol paper.")
+
+    def model_choice(self, concepts: Sequence[Concept]) -> ModelChoice:
+        return ModelChoice.for_concepts(concepts, self.model, self.backend, self.device, self.dtype, self.revision)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    rows: tuple[EvaluationRow, ...]
+    clip: str
+    """The evaluating CLIP's name."""
+    notes: tuple[str, ...] = ()
+    """What the user should know about the rows (a metric left out, and why)."""
+
+
+def evaluate(
+    request: EvaluateRequest, *, cache: ModelCache | None = None, on_task: TaskProgress | None = None
+) -> EvaluateResult:
+    """Score the request's concepts (rendered), folders and baselines with one CLIP.
+
+    Every row's target is checked before anything renders; models load once, on first use.
+    """
+    for name in request.baselines:
+        load_baseline(name)  # an unknown baseline fails before anything loads
+    cache, on_task = cache or ModelCache(), on_task or no_progress
+    concepts = [load_concept(path) for path in request.concepts]
+    choice = request.model_choice(concepts)
+    targets = _row_targets(request, concepts)
+    parents, notes = _parents(request, concepts)
+    targets = _with_parents(targets, parents)
+    if request.images:
+        sets = _folder_sets(request, concepts, targets)
+    else:
+        sets = [
+            concept_image_set(concept, _rendered(request, concept, choice, cache, on_task), target)
+            for concept, target in zip(concepts, targets, strict=True)
+        ]
+    baseline_targets = targets or [category_target(request.category, request.negatives, request.vocab, "--baseline")]
+    sets += _baseline_sets(request, baseline_targets, choice, cache, on_task)
+    clip = evaluating_clip(request.clip, choice, cache)
+    return EvaluateResult(tuple(evaluate_image_sets(clip, sets)), clip.name, notes)
+
+
+def _row_targets(request: EvaluateRequest, concepts: list[Concept]) -> list[EvaluationTarget]:
+    """One target per row: each concept's, or one shared by every --images folder against --category."""
+    if request.images and concepts and (len(concepts) > 1 or len(request.images) > 1):
+        raise UsageError("--images with a concept takes one concept and one folder; run evaluate once per concept.")
+    if concepts:
+        return [
+            concept_target(concept, request.category, request.negatives, request.vocab, str(path))
+            for path, concept in zip(request.concepts, concepts, strict=True)
+        ]
+    target = category_target(request.category, request.negatives, request.vocab, "--images")
+    return [target for _ in request.images]
+
+
+def _parents(request: EvaluateRequest, concepts: list[Concept]) -> tuple[Parents, tuple[str, ...]]:
+    """Parent name -> (weight, images): weights from --weights, else the concept's recorded parents, else equal.
+
+    Without --parent-images, an evolved concept's parents are found where `evolve` left their images.
+    """
+    recorded = concepts[0].metadata if len(concepts) == 1 else {}
+    folders, weights = request.parent_images, request.parent_weights
+    if not folders:
+        if weights:
+            raise UsageError("--weights is given without --parent-images; add one --parent-images DIR per parent.")
+        found = recorded_parents(recorded)
+        notes = (PARENTS_NOT_HERE,) if found is None and recorded.get("parents") else ()
+        return found or {}, notes
+    recorded_weights = [float(parent.get("weight", 0)) for parent in recorded.get("parents") or []]
+    chosen = weights or (tuple(recorded_weights) if len(recorded_weights) == len(folders) else None)
+    chosen = chosen or tuple(1 / len(folders) for _ in folders)
+    if len(chosen) != len(folders):
+        raise UsageError(f"--weights has {len(chosen)} values for {len(folders)} --parent-images; give one each.")
+    return {folder.name: (weight, load_images(folder)) for folder, weight in zip(folders, chosen, strict=True)}, ()
+
+
+def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[EvaluationTarget]:
+    if parents and len(targets) != 1:
+        raise UsageError("--parent-images applies to one row; give one concept or one --images folder.")
+    return [with_parents(target, parents) for target in targets]
+
+
+def _folder_sets(request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]) -> list[ImageSet]:
+    """Rows scored on given images: one concept's target on one folder, or each folder against --category."""
+    if concepts:
+        return [concept_image_set(concepts[0], load_images(request.images[0]), targets[0])]
+    return [
+        ImageSet(folder.name, "images", load_images(folder), target)
+        for folder, target in zip(request.images, targets, strict=True)
+    ]
+
+
+def _rendered(
+    request: EvaluateRequest, concept: Concept, choice: ModelChoice, cache: ModelCache, on_task: TaskProgress
+) -> list[Any]:
+    loaded = cache.prior(choice)
+    settings = render_settings(loaded.backend, size=request.size, steps=request.steps)
+    on_image = on_task(f"Rendering {concept.token}", request.count)
+    decoder = cache.decoder(loaded)
+    return render_concept_images(concept, loaded, decoder, request.count, request.seed, settings, on_image)
+
+
+def _baseline_sets(
+    request: EvaluateRequest,
+    targets: list[EvaluationTarget],
+    choice: ModelChoice,
+    cache: ModelCache,
+    on_task: TaskProgress,
+) -> list[ImageSet]:
+    """One row per baseline and distinct (category, negatives) of the other rows."""
+    distinct = list({(target.category, target.negatives): target for target in targets}.values())
+    sets = []
+    for baseline in [load_baseline(name) for name in request.baselines]:
+        for target in distinct:
+            on_image = on_task(f"{baseline.name}: {target.category}", request.count)
+            images = baseline_images(
+                baseline,
+                target,
+                request.count,
+                request.seed,
+                choice,
+                cache,
+                model=request.sd_model,
+                size=request.size,
+                steps=request.steps,
+                on_image=on_image,
+            )
+            sets.append(baseline_image_set(baseline.name, images, target))
+    return sets
