@@ -130,7 +130,7 @@ def bench_command(
         bool, typer.Option("--render/--no-render", help="Also time a render and each oracle call (tiny world).")
     ] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
-    force: options.ForceOpt = False,
+    force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Time the create step (ours vs the official code's) on random models of the real widths."""
     names = list(word_list(stacks))

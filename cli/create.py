@@ -215,13 +215,13 @@ def create_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
-    model: options.ModelOpt = options.DEFAULT_MODEL,
+    model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Invent a new member of a category, unlike the given negatives."""
@@ -255,7 +255,8 @@ def create_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force, offload)
+    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    run_training(config, model_choice, out, force, offload)
 
 
 def mix_command(
@@ -275,13 +276,13 @@ def mix_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
-    model: options.ModelOpt = options.DEFAULT_MODEL,
+    model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Blend several words into one hybrid concept (no negatives)."""
@@ -303,4 +304,5 @@ def mix_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)
+    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    run_training(config, model_choice, out, force)

@@ -50,18 +50,13 @@ def evolve_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", "-m", help="Prior to train with (default: the one the concept parents were made with)."
-        ),
-    ] = "",
+    model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Evolve a new concept from parents: L = 1 - sum_i w_i mean cos(parent image, prior output)."""
