@@ -1,7 +1,8 @@
 """`conceptlab bench`: per-step time and peak memory of `create`, ours against the official code's step.
 
 conceptlab bench
-conceptlab bench --stacks kandinsky-2.1 --repeats 5 --json bench.json
+conceptlab bench --stacks kandinsky-2.1 --repeats 5 --out bench.json
+conceptlab bench --stacks tiny --json
 conceptlab bench --full --device cuda
 """
 
@@ -15,7 +16,7 @@ import torch
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.output import spinner, stdout
+from conceptlab.cli.output import print_json, spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
@@ -37,7 +38,9 @@ BENCH_EXAMPLES = """
 
   conceptlab bench                                   [dim]# reduced depth, real widths; a few minutes on a CPU[/]
 
-  conceptlab bench --stacks kandinsky-2.1 --json bench.json
+  conceptlab bench --stacks kandinsky-2.1 --out bench.json   [dim]# also write the report as JSON[/]
+
+  conceptlab bench --stacks tiny --json | jq .stacks   [dim]# the report as JSON on stdout[/]
 
   conceptlab bench --full --device cuda              [dim]# full depth on a GPU[/]
 """
@@ -129,7 +132,8 @@ def bench_command(
     render: Annotated[
         bool, typer.Option("--render/--no-render", help="Also time a render and each oracle call (tiny world).")
     ] = True,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    as_json: options.JsonOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as JSON to this file.")] = None,
     force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Time the create step (ours vs the official code's) on random models of the real widths."""
@@ -139,8 +143,8 @@ def bench_command(
         raise UsageError(f"--stacks: unknown {', '.join(unknown) or 'none given'}; use {', '.join(STACK_NAMES)}.")
     if min(repeats, sweep_repeats, text_layers, prior_layers, negatives) < 1 or warmup < 0:
         raise UsageError("--repeats, --sweep-repeats, --negatives and the layer counts must be at least 1.")
-    if json_path and json_path.exists() and not force:
-        raise UsageError(f"{json_path} exists; add --force to replace it.")
+    if out and out.exists() and not force:
+        raise UsageError(f"{out} exists; add --force to replace it.")
     counts = integer_list("--negative-counts", negative_counts)
     if min(counts) < 1:
         raise UsageError(f"--negative-counts must all be at least 1 (got {negative_counts}), e.g. 1,4,16,64.")
@@ -164,9 +168,13 @@ def bench_command(
             reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
         timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
     report = bench_report(reports, torch_device, settings, *timings)
+    if out:
+        write_atomically(out, json.dumps(report, indent=2).encode())
+    if as_json:
+        print_json(report)
+        return
     _table(reports, settings, report["memory_kind"])
     if render:
         _render_table(*timings)
-    if json_path:
-        write_atomically(json_path, json.dumps(report, indent=2).encode())
-        stdout.print(f"  json: {json_path}")
+    if out:
+        stdout.print(f"  json: {out}")
