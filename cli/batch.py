@@ -112,30 +112,16 @@ def print_summary(result: BatchResult) -> None:
 
 def batch_command(
     plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan: a TOML file of \\[\\[job]] tables.")],
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="[ADDRESS]",
-            help="Run the jobs as Ray tasks: alone, on a local Ray started for the run; with an address, on that "
-            "cluster (ray://host:10001, host:6379 or auto). Needs pip install 'conceptlab\\[ray]'.",
-        ),
-    ] = None,
-    max_parallel: Annotated[
-        int | None, typer.Option(help="With --ray: at most this many jobs at once (default: what the cluster fits).")
-    ] = None,
+    ray: options.RayOpt = None,
+    max_parallel: options.MaxParallelOpt = None,
     gpus_per_job: Annotated[
         float | None, typer.Option(help="With --ray: GPUs per job (default: 1 where the cluster has GPUs, else 0).")
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: the plan's out, else runs/plan).")
     ] = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model of the jobs that name none and read no concept.")
-    ] = options.DEFAULT_MODEL,
-    force: Annotated[
-        bool, typer.Option("--force", help="Run again the jobs whose options or inputs changed since they ran.")
-    ] = False,
+    model: options.PlanModelOpt = None,
+    force: options.ForceJobsOpt = False,
 ) -> int:
     """Run a plan of create, mix, evolve, sample and evaluate jobs in the order their dependencies allow."""
     if ray is None and (max_parallel is not None or gpus_per_job is not None):
@@ -144,9 +130,9 @@ def batch_command(
     with batch_progress(len(plan.jobs)) as on_event:
         result = run_plan(
             plan,
-            model,
+            options.model_or_default(model),
             ray=ray is not None,
-            address=None if ray in (None, "local") else ray,
+            address=options.ray_address(ray),
             max_parallel=max_parallel,
             gpus_per_job=gpus_per_job,
             force=force,

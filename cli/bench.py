@@ -1,7 +1,8 @@
 """`conceptlab bench`: per-step time and peak memory of `create`, ours against the official code's step.
 
 conceptlab bench
-conceptlab bench --stacks kandinsky-2.1 --repeats 5 --json bench.json
+conceptlab bench --stacks kandinsky-2.1 --repeats 5 --out bench.json
+conceptlab bench --stacks tiny --json
 conceptlab bench --full --device cuda
 """
 
@@ -14,7 +15,7 @@ import torch
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.output import spinner, stdout
+from conceptlab.cli.output import print_json, spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
@@ -36,7 +37,9 @@ BENCH_EXAMPLES = """
 
   conceptlab bench                                   [dim]# reduced depth, real widths; a few minutes on a CPU[/]
 
-  conceptlab bench --stacks kandinsky-2.1 --json bench.json
+  conceptlab bench --stacks kandinsky-2.1 --out bench.json   [dim]# also write the report as JSON[/]
+
+  conceptlab bench --stacks tiny --json | jq .stacks   [dim]# the report as JSON on stdout[/]
 
   conceptlab bench --full --device cuda              [dim]# full depth on a GPU[/]
 """
@@ -128,8 +131,9 @@ def bench_command(
     render: Annotated[
         bool, typer.Option("--render/--no-render", help="Also time a render and each oracle call (tiny world).")
     ] = True,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
-    force: options.ForceOpt = False,
+    as_json: options.JsonOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as JSON to this file.")] = None,
+    force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Time the create step (ours vs the official code's) on random models of the real widths."""
     names = list(word_list(stacks))
@@ -138,7 +142,7 @@ def bench_command(
         raise UsageError(f"--stacks: unknown {', '.join(unknown) or 'none given'}; use {', '.join(STACK_NAMES)}.")
     if min(repeats, sweep_repeats, text_layers, prior_layers, negatives) < 1 or warmup < 0:
         raise UsageError("--repeats, --sweep-repeats, --negatives and the layer counts must be at least 1.")
-    refuse_existing([json_path], force, "--json file")
+    refuse_existing([out], force, "--out file")
     counts = integer_list("--negative-counts", negative_counts)
     if min(counts) < 1:
         raise UsageError(f"--negative-counts must all be at least 1 (got {negative_counts}), e.g. 1,4,16,64.")
@@ -162,9 +166,13 @@ def bench_command(
             reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
         timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
     report = bench_report(reports, torch_device, settings, *timings)
+    if out:
+        write_json(out, report)
+    if as_json:
+        print_json(report)
+        return
     _table(reports, settings, report["memory_kind"])
     if render:
         _render_table(*timings)
-    if json_path:
-        write_json(json_path, report)
-        stdout.print(f"  json: {json_path}")
+    if out:
+        stdout.print(f"  json: {out}")

@@ -79,12 +79,9 @@ def breed_command(
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the run (resumable).")] = Path("runs/breed"),
-    ray: Annotated[
-        str | None,
-        typer.Option("--ray", metavar="[ADDRESS]", help="Run the jobs on Ray (see 'conceptlab batch --help')."),
-    ] = None,
-    max_parallel: Annotated[int | None, typer.Option(help="With --ray: at most this many jobs at once.")] = None,
-    force: options.ForceOpt = False,
+    ray: options.RayOpt = None,
+    max_parallel: options.MaxParallelOpt = None,
+    force: options.ForceJobsOpt = False,
 ) -> None:
     """Breed a population of concepts over generations, keeping the most novel members of the category."""
     job_options = {"device": device, "dtype": dtype, "images": images}
@@ -94,7 +91,7 @@ def breed_command(
     run_options = {
         "default_model": options.DEFAULT_MODEL,
         "ray": ray is not None,
-        "address": None if ray in (None, "local") else ray,
+        "address": options.ray_address(ray),
         "max_parallel": max_parallel,
         "force": force,
     }

@@ -33,18 +33,11 @@ with torch.load(weights_only=True): tensors only, never arbitrary objects.
 
 def convert_command(
     source: Annotated[Path, typer.Argument(help="The .bin file saved by the official code or diffusers.")],
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="The model it was trained with: a backend name (kandinsky-2.1 for the official code) or a hub id.",
-        ),
-    ],
+    model: options.TrainedWithModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="The concept .safetensors file to write.")],
     token: Annotated[str | None, typer.Option(help="Which token to take (default: the only one).")] = None,
     backend: options.BackendOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+    force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Convert an official-code `.bin` embedding into a concept file with metadata."""
     if out.suffix != ".safetensors":

@@ -115,7 +115,7 @@ def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
 
 
 def run_training(
-    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
+    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None
 ) -> CreateResult:
     """Train with a live progress bar and print what was written."""
     return train_with_progress(
@@ -134,7 +134,7 @@ def _given_options(context: typer.Context) -> Iterator[str]:
 
 
 def resume_training(
-    context: typer.Context, run_dir: Path, device: str, dtype: str, offload: bool | None = None
+    context: typer.Context, run_dir: Path, device: str, dtype: str, offload: bool | None
 ) -> CreateResult:
     """`--resume DIR`: the run's own settings; refuse any other training option rather than ignore it."""
     given = list(_given_options(context))
@@ -215,13 +215,13 @@ def create_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
-    model: options.ModelOpt = options.DEFAULT_MODEL,
+    model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Invent a new member of a category, unlike the given negatives."""
@@ -255,7 +255,8 @@ def create_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force, offload)
+    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    run_training(config, model_choice, out, force, offload)
 
 
 def mix_command(
@@ -267,6 +268,7 @@ def mix_command(
     category: Annotated[str | None, typer.Option(help="Category the hybrid belongs to (recorded).")] = None,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
     steps: options.StepsOpt = CreateConfig.steps,
@@ -275,18 +277,18 @@ def mix_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
-    model: options.ModelOpt = options.DEFAULT_MODEL,
+    model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Blend several words into one hybrid concept (no negatives)."""
     if resume_dir is not None:
-        resume_training(context, resume_dir, device, dtype)
+        resume_training(context, resume_dir, device, dtype, offload)
         return
     config = mix_config(
         tuple(w.strip() for w in words or ()),
@@ -303,4 +305,5 @@ def mix_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    run_training(config, ModelChoice(model, backend, device, dtype, revision), out, force)
+    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    run_training(config, model_choice, out, force, offload)

@@ -179,10 +179,7 @@ def evaluate_command(
     steps: Annotated[
         int | None, typer.Option(help="Denoising steps of rendered images (default: the model's).")
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Backend name, hub id or folder that renders (default: the concept's)."),
-    ] = None,
+    model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     clip: Annotated[
@@ -198,15 +195,8 @@ def evaluate_command(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="With --protocol: folder of the run (resumable).")
     ] = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray", metavar="[ADDRESS]", help="With --protocol: train the concepts on Ray (see 'conceptlab batch')."
-        ),
-    ] = None,
-    max_parallel: Annotated[
-        int | None, typer.Option(help="With --protocol --ray: at most this many trainings at once.")
-    ] = None,
+    ray: options.ProtocolRayOpt = None,
+    max_parallel: options.MaxParallelOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     as_json: options.JsonOpt = False,
@@ -214,7 +204,9 @@ def evaluate_command(
     plot: Annotated[
         Path | None, typer.Option(help="Also write grouped bars per category (positive, negative) as PNG.")
     ] = None,
-    force: options.ForceOpt = False,
+    force: Annotated[
+        bool, options.force_option("existing --csv and --plot files (with --protocol: also what other settings made)")
+    ] = False,
 ) -> None:
     """Score concepts, image folders and baselines with CLIP: positive, negative, novelty, diversity, parents."""
     concepts, folders, baselines = concepts or [], images or [], baseline or []

@@ -50,23 +50,19 @@ def evolve_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", "-m", help="Prior to train with (default: the one the concept parents were made with)."
-        ),
-    ] = "",
+    offload: options.OffloadOpt = None,
+    model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
-    force: options.ForceOpt = False,
+    force: options.ForceRunOpt = False,
     resume_dir: options.ResumeOpt = None,
 ) -> None:
     """Evolve a new concept from parents: L = 1 - sum_i w_i mean cos(parent image, prior output)."""
     if resume_dir is not None:
-        resume_training(context, resume_dir, device, dtype)
+        resume_training(context, resume_dir, device, dtype, offload)
         return
     if not parents:
         raise UsageError("Missing PARENT...: give concept files and/or image folders (or --resume DIR).")
@@ -88,6 +84,7 @@ def evolve_command(
             images=images,
             image_seeds=integer_list("--image-seeds", image_seeds),
             images_per_parent=images_per_parent,
+            offload=offload,
         )
 
     train_with_progress(steps, "evolve", "evolve", train)

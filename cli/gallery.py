@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from conceptlab.cli import options
 from conceptlab.cli.output import spinner, stderr, stdout
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.gallery.scan import check_output_folder, find_concepts, write_gallery
@@ -31,7 +32,9 @@ It needs no server and fetches nothing: it opens from file:// offline.
 def gallery_command(
     folder: Annotated[Path, typer.Argument(help="Folder searched recursively for concept files and metrics JSON.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write index.html and its pictures to.")],
-    force: Annotated[bool, typer.Option("--force", help="Write into --out even if it is not empty.")] = False,
+    force: Annotated[
+        bool, options.force_option("an earlier gallery in --out (write into it even when it is not empty)")
+    ] = False,
 ) -> None:
     """Write a static HTML gallery of the concepts under FOLDER."""
     if not folder.exists():

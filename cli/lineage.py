@@ -53,7 +53,7 @@ def lineage_command(
     concept: Annotated[Path, typer.Argument(help="A concept .safetensors file.")],
     as_json: options.JsonOpt = False,
     dot: Annotated[Path | None, typer.Option(help="Also write the tree as Graphviz text to this file.")] = None,
-    force: options.ForceOpt = False,
+    force: Annotated[bool, options.force_option("an existing --dot file")] = False,
 ) -> None:
     """Show a concept's family tree, known from its own file (parent files are not needed)."""
     root = lineage_tree(load_concept(concept).metadata)

@@ -6,18 +6,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.models import OptionInfo
 
 from conceptlab.engine.models.loading import DEFAULT_MODEL
 
-__all__ = ["DEFAULT_MODEL"]
+MODEL_FORMS = "a backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder"
 
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder.",
-    ),
+
+def model_option(purpose: str) -> OptionInfo:
+    """`--model/-m`. Left out it is None on every command: `model_or_default` or the concepts' own model decides."""
+    return typer.Option("--model", "-m", help=f"{purpose}: {MODEL_FORMS}.")
+
+
+def model_or_default(model: str | None) -> str:
+    """`--model` left out (None): the default model."""
+    return DEFAULT_MODEL if model is None else model
+
+
+ModelOpt = Annotated[str | None, model_option(f"Model to train (default {DEFAULT_MODEL})")]
+ConceptModelOpt = Annotated[str | None, model_option("Model (default: the one the first concept was made with)")]
+PlanModelOpt = Annotated[
+    str | None, model_option(f"Model of the jobs that name none and read no concept (default {DEFAULT_MODEL})")
+]
+TrainedWithModelOpt = Annotated[
+    str, model_option("The model it was trained with (kandinsky-2.1 for the official code; required)")
 ]
 BackendOpt = Annotated[
     str | None,
@@ -30,7 +42,17 @@ DtypeOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw: the same seed gives the same concept.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write (default: runs/<token>).")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the outputs of an earlier run in --out.")]
+
+
+def force_option(replaces: str) -> OptionInfo:
+    """`--force`, with help that says what it replaces."""
+    return typer.Option("--force", help=f"Replace {replaces}.")
+
+
+ForceRunOpt = Annotated[bool, force_option("an earlier run in --out (its concept, log, checkpoints and images)")]
+ForceJobsOpt = Annotated[
+    bool, force_option("the outputs of jobs whose options or inputs changed since they ran (run them again)")
+]
 TokenOpt = Annotated[
     str | None, typer.Option(help="Placeholder token to learn (default: <new-CATEGORY> or <WORD-WORD>).")
 ]
@@ -64,6 +86,29 @@ ResumeOpt = Annotated[
     Path | None,
     typer.Option(
         "--resume",
-        help="Continue the interrupted run in this folder, with its own settings (only --device/--dtype may be given).",
+        help="Continue the interrupted run in this folder, with its own settings (only --device, --dtype and "
+        "--offload may be given).",
     ),
 ]
+
+
+def ray_option(purpose: str) -> OptionInfo:
+    """`--ray [ADDRESS]` (`expand_ray_flag` gives it `local` when alone)."""
+    return typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help=f"{purpose}: alone, on a local Ray started for the run; with an address, on that cluster "
+        "(ray://host:10001, host:6379 or auto). Needs pip install 'conceptlab\\[ray]'.",
+    )
+
+
+RayOpt = Annotated[str | None, ray_option("Run the jobs as Ray tasks")]
+ProtocolRayOpt = Annotated[str | None, ray_option("With --protocol: train its concepts as Ray tasks")]
+MaxParallelOpt = Annotated[
+    int | None, typer.Option(help="With --ray: at most this many jobs at once (default: what the cluster fits).")
+]
+
+
+def ray_address(ray: str | None) -> str | None:
+    """The cluster address `--ray` names; None for a local Ray (`--ray` alone) or no Ray."""
+    return None if ray in (None, "local") else ray

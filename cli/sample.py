@@ -74,10 +74,7 @@ def sample_command(
             help="Keep only the model in use on the GPU (default: only when prior and decoder do not fit together).",
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Backend name, hub id or folder (default: what the first concept used)."),
-    ] = None,
+    model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
     device: options.DeviceOpt = "auto",
@@ -85,9 +82,7 @@ def sample_command(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the images (default: samples/ beside the concept).")
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace images of an earlier sample with the same names.")
-    ] = False,
+    force: Annotated[bool, options.force_option("images of an earlier sample with the same names")] = False,
 ) -> None:
     """Render prompts that use learned concepts."""
     request = SampleRequest(

@@ -84,7 +84,7 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
         "1,2",
         "--sweep-repeats",
         "1",
-        "--json",
+        "--out",
         out,
     )
     assert code == 0, stdout
@@ -102,6 +102,17 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
     assert report["render"]["ms_per_image"] > 0 and report["render"]["size"] == 32
     assert report["oracle"]["clip-zeroshot_ms_per_call"] > 0 and report["oracle"]["blip2_ms_per_call"] > 0
     assert "ms/image" in stdout and "oracle per call on 2 images" in stdout
+
+
+def test_bench_json_prints_the_report_on_stdout_and_out_refuses_an_existing_file(run_cli, tmp_path):
+    quick = ("--stacks", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--no-render")
+    code, stdout, _ = run_cli("bench", *quick, "--negative-counts", "1", "--sweep-repeats", "1", "--json")
+    assert code == 0, stdout
+    report = json.loads(stdout)
+    assert report["stacks"][0]["name"] == "tiny" and report["render"] == {"status": "skipped"}
+    (tmp_path / "bench.json").write_text("earlier")
+    code, _, stderr = run_cli("bench", *quick, "--out", tmp_path / "bench.json")
+    assert code == 2 and "--force" in stderr and (tmp_path / "bench.json").read_text() == "earlier"
 
 
 def test_bench_refuses_an_unknown_stack(run_cli):

@@ -1,6 +1,7 @@
 """Interruption, resume to the same bytes, NaN steps, and one run per folder."""
 
 import dataclasses
+import importlib
 import json
 import os
 import pickle
@@ -151,6 +152,41 @@ def test_resume_rewinds_log_lines_written_after_the_saved_state(reference, tmp_p
         log.write('{"step": 6, "template": "x", "loss": 0.0, "positive": {}, "negative": {}}\n')
     resume(tmp_path)
     _same_run(reference, tmp_path)
+
+
+def _spy_on_offload(monkeypatch):
+    """The `offload` choice of every residency that create and evolve build."""
+    chosen = []
+    for name in ("conceptlab.engine.training.create", "conceptlab.engine.training.evolve"):
+        module = importlib.import_module(name)
+
+        def spy(loaded, decoder, offload, oracle_bytes=0, real=module.prior_and_decoder_residency):
+            chosen.append(offload)
+            return real(loaded, decoder, offload, oracle_bytes)
+
+        monkeypatch.setattr(module, "prior_and_decoder_residency", spy)
+    return chosen
+
+
+def test_a_resumed_run_keeps_its_offload_choice_and_offloading_keeps_the_bytes(reference, tmp_path, monkeypatch):
+    chosen = _spy_on_offload(monkeypatch)
+    on_step, should_stop = _stop_after(5)
+    callbacks = RunCallbacks(on_step=on_step, should_stop=should_stop)
+    with pytest.raises(TrainingInterrupted):
+        create(CONFIG, TINY, out=tmp_path, callbacks=callbacks, offload=True)
+    resume(tmp_path)
+    assert chosen == [True, True]
+    _same_run(reference, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["mix", "evolve"])
+def test_mix_and_evolve_take_offload(command, run_cli, tmp_path, monkeypatch):
+    chosen = _spy_on_offload(monkeypatch)
+    inputs = ["lobster", "turtle"] if command == "mix" else _photo_folders(tmp_path / "photos")
+    quick = ("--model", "tiny", "--device", "cpu", "--steps", "2", "--every", "1", "--no-offload")
+    code, _, err = run_cli(command, *inputs, *quick, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert chosen and set(chosen) == {False}
 
 
 def test_nan_step_stops_with_one_line_and_keeps_the_last_good_checkpoint(run_cli, tmp_path, monkeypatch):

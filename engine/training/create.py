@@ -167,9 +167,9 @@ def create(
     `model` is loaded, or reused when already a `LoadedPrior` (its tokenizer then gains the token). With
     `config.adaptive` an oracle names new negatives from the images. `constraints` replaces the text
     constraints and `extra_metadata` adds to the metadata (evolve: parents, lineage). `offload` (None: only
-    when they would not all fit on the GPU) keeps one of prior, decoder, oracle resident. The folder is locked
-    while training; when `callbacks.should_stop()` turns true the state is saved for `resume` and
-    `TrainingInterrupted` is raised.
+    when they would not all fit on the GPU) keeps one of prior, decoder, oracle resident; the saved state records
+    it for `resume`. The folder is locked while training; when `callbacks.should_stop()` turns true the state is
+    saved for `resume` and `TrainingInterrupted` is raised.
     """
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
@@ -179,7 +179,7 @@ def create(
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
     watcher = _watcher(config, loaded, folder, render, decoder, offload)
-    run = _Run(config, loaded, folder, watcher, constraints, extra_metadata or {}, callbacks or RunCallbacks())
+    run = _Run(config, loaded, folder, watcher, constraints, extra_metadata or {}, callbacks or RunCallbacks(), offload)
     with folder.claim(force):
         return run.train(None, [])
 
@@ -194,8 +194,8 @@ def resume(
 ) -> CreateResult:
     """Continue an interrupted run from its saved state; the result is the uninterrupted run's, byte for byte.
 
-    The config, the model, the constraints and the oracle's answers so far come from the state; `device` and
-    `dtype` default to the ones the run used.
+    The config, the model, the constraints and the oracle's answers so far come from the state; `device`,
+    `dtype` and `offload` default to the ones the run used.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -213,15 +213,15 @@ def resume(
         recorded["revision"],
     )
     _check_oracle(config, choice)
+    offload = state.extra.get("offload") if offload is None else offload
     loaded = load_prior(choice)
     watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload)
     if watcher:
         watcher.resume(state.step, state.extra.get("oracle_answers", []))
     rows = state.extra.get("constraints")
     constraints = ImageConstraints.from_json(rows, loaded.stack.device) if rows else None
-    run = _Run(
-        config, loaded, folder, watcher, constraints, state.extra.get("metadata", {}), callbacks or RunCallbacks()
-    )
+    metadata = state.extra.get("metadata", {})
+    run = _Run(config, loaded, folder, watcher, constraints, metadata, callbacks or RunCallbacks(), offload)
     with RunLock(folder.path):
         return run.train(state, folder.rewind_log(state.log_lines))
 
@@ -254,6 +254,8 @@ class _Run:
     constraints: ImageConstraints | None
     extra_metadata: dict[str, Any]
     callbacks: RunCallbacks
+    offload: bool | None
+    """The `offload` choice as given (None: decided from free memory), recorded for `resume`."""
 
     def train(self, start: TrainingState | None, log: list[dict]) -> CreateResult:
         """Train (from `start`, after the `log` lines written before it) and write every output of the run."""
@@ -317,6 +319,7 @@ class _Run:
             "constraints": self.constraints.as_json() if self.constraints else None,
             "render": dataclasses.asdict(self.watcher.settings) if self.watcher else {},
             "oracle_answers": self.watcher.answers if self.watcher else [],
+            "offload": self.offload,
         }
         save_state(state, self.folder.state_path)
 

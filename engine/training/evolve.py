@@ -29,6 +29,7 @@ from conceptlab.engine.io.cache import cache_root
 from conceptlab.engine.io.images import image_files, load_images, save_images
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
+from conceptlab.engine.models.offload import IDLE_DEVICE, Residency, prior_and_decoder_residency
 from conceptlab.engine.prior.tokens import add_placeholder_token, check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
 from conceptlab.engine.training.config import evolve_config
@@ -77,9 +78,10 @@ def concept_parent_embeds(
     count: int,
     settings: RenderSettings,
     on_image: Callable[[int], None] | None = None,
+    before_phase: Callable[[str], None] | None = None,
 ) -> torch.Tensor:
     """Render `count` images of `concept` and embed them, cached by the concept's sha256, the models and the render
-    settings."""
+    settings. `before_phase` (a residency's `use`) puts the model each phase needs on the device."""
     folder = cache_root() / "parents" / f"{concept.sha256[:32]}-{_render_key(loaded, decoder, settings, count)}"
     cached = folder / "embeds.safetensors"
     if cached.exists():
@@ -88,9 +90,12 @@ def concept_parent_embeds(
     if token not in loaded.stack.tokenizer.get_vocab():
         add_placeholder_token(loaded.stack.tokenizer, loaded.stack.text_encoder, token, concept.vector)
     seeds = [PARENT_SEED_BASE + index for index in range(count)]
+    prompts = [PARENT_PROMPT.format(token)] * count
     images = render_prompts(
-        loaded.stack, decoder, [PARENT_PROMPT.format(token)] * count, seeds, settings, on_image=on_image
+        loaded.stack, decoder, prompts, seeds, settings, on_image=on_image, before_phase=before_phase
     )
+    if before_phase:
+        before_phase("prior")  # the image encoder belongs with the prior
     embeds = image_embeddings(loaded.stack, images)
     save_images(images, folder, prefix="image-")
     write_atomically(cached, save_safetensors({"embeds": embeds.contiguous()}))
@@ -135,10 +140,12 @@ def gather_parents(
     count: int,
     settings: RenderSettings,
     on_parent: Callable[[str, int, int], None] | None = None,
+    residency: Residency | None = None,
 ) -> list[Parent]:
     """Each parent's image embeddings (rendered and cached for concepts, read for folders) and its records.
 
-    Every concept parent is checked against the model before any is rendered.
+    Every concept parent is checked against the model before any is rendered; with a `residency`, only the model
+    at work is on the GPU while they are.
     """
     for path, concept in zip(paths, concepts, strict=True):
         if concept is not None:
@@ -152,7 +159,8 @@ def gather_parents(
                 if on_parent:
                     on_parent(label, index + 1, count)
 
-            embeds = concept_parent_embeds(loaded, decoder, concept, count, settings, report)
+            before_phase = residency.use if residency else None
+            embeds = concept_parent_embeds(loaded, decoder, concept, count, settings, report, before_phase)
             record = parent_record(concept, weight, path)
             parents.append(Parent(label, embeds, record, lineage_record(concept), concept))
         else:
@@ -165,8 +173,8 @@ def gather_parents(
 
 
 def _default_model(concepts: list[Concept | None], model: ModelChoice) -> ModelChoice:
-    """Without `--model`, the model the concept parents were trained against."""
-    if model.model:
+    """Without `--model` (`model.model` None), the model the concept parents were trained against."""
+    if model.model is not None:
         return model
     first = next((concept for concept in concepts if concept is not None), None)
     if first is None:
@@ -192,13 +200,14 @@ def evolve(
     callbacks: RunCallbacks | None = None,
     loaded: LoadedPrior | None = None,
     decoder: DecoderStack | None = None,
+    offload: bool | None = None,
     **settings: Any,
 ) -> CreateResult:
     """Train a child of `paths` (concept files or image folders) and record its parents and their lineage.
 
-    `model.model` empty means the concept parents' own model. `settings` are `CreateConfig` fields
+    `model.model` None means the concept parents' own model. `settings` are `CreateConfig` fields
     (steps, seed, images_per_parent, ...). `loaded` and `decoder`, when given, are used instead of loading
-    `model` (a batch reuses them across jobs).
+    `model` (a batch reuses them across jobs). `offload` is `create`'s, for the parents' images too.
     """
     paths = [Path(path) for path in paths]
     concepts = read_parent_concepts(paths)
@@ -220,7 +229,7 @@ def evolve(
     check_new_token(loaded.stack.tokenizer, config.token)
     settings_used = render or render_settings(loaded.backend)
     if decoder is None and (first is not None or config.images):
-        decoder = load_decoder(loaded)
+        decoder = load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
     parents = gather_parents(
         loaded,
         decoder,
@@ -230,6 +239,7 @@ def evolve(
         config.images_per_parent,
         settings_used,
         callbacks.on_parent_image if callbacks else None,
+        prior_and_decoder_residency(loaded, decoder, offload) if decoder else None,
     )
     record = {"parents": [p.record for p in parents], "lineage": [p.lineage for p in parents]}
     return create(
@@ -242,6 +252,7 @@ def evolve(
         constraints=ImageConstraints({p.label: p.embeds.mean(dim=0) for p in parents}, loaded.stack.device),
         extra_metadata=record,
         decoder=decoder,
+        offload=offload,
     )
 
 
