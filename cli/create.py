@@ -115,7 +115,7 @@ def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
 
 
 def run_training(
-    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None
+    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
 ) -> CreateResult:
     """Train with a live progress bar and print what was written."""
     return train_with_progress(

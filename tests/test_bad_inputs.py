@@ -140,7 +140,7 @@ BAD_INPUTS = [
     (("evaluate", "{concept}", "--ray"), "belong to --protocol paper"),
     # bench
     (("bench", "--steps", "0"), "--steps"),
-    (("bench", "--json", "{text}"), "--force"),
+    (("bench", "--out", "{text}"), "--force"),
     (("bench", "--negative-counts", "a,b"), "--negative-counts"),
     (("bench", "--negative-counts", "0"), "--negative-counts"),
     (("bench", "--negative-counts", "-3,1"), "--negative-counts"),
