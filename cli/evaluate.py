@@ -222,7 +222,7 @@ def evaluate_command(
         if baselines:
             extra["baselines"] = tuple(baselines)
         choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision)
-        batch = {"ray": ray is not None, "address": None if ray in (None, "local") else ray}
+        batch = {"ray": ray is not None, "address": options.ray_address(ray)}
         outputs = ProtocolOutputs(out, as_json, csv_path, plot, force)
         return run_paper_protocol(quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
     if quick or out or ray or max_parallel:

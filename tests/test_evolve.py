@@ -197,11 +197,17 @@ def test_an_altered_parent_is_refused(family, tmp_path, run_cli):
     assert not (tmp_path / "x").exists()
 
 
-def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch):
-    evolve_module = importlib.import_module(
-        "conceptlab.engine.training.evolve"
-    )  # the package exports a function `evolve`
+def test_evolve_trains_with_the_prior_settings_given(family, tmp_path, run_cli):
+    args = ("--images-per-parent", "3", "--steps", "2", "--device", "cpu", *QUICK)
+    settings = ("--prior-steps", "3", "--prior-guidance", "2.5")
+    code, _, err = run_cli("evolve", family["grandchild"], *args, *settings, "--out", tmp_path / "child")
+    assert code == 0, err
+    metadata = load_concept(next((tmp_path / "child").glob("*.safetensors"))).metadata
+    assert (metadata["prior_steps"], metadata["prior_guidance"]) == (3, 2.5)
 
+
+def test_parent_images_are_rendered_once(family, tmp_path, run_cli, monkeypatch):
+    evolve_module = importlib.import_module("conceptlab.engine.training.evolve")  # the package exports `evolve` too
     args = ("--images-per-parent", "3", "--steps", "2", "--device", "cpu", *QUICK)
     code, _, err = run_cli("evolve", family["grandchild"], *args, "--out", tmp_path / "first")
     assert code == 0, err

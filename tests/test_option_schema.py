@@ -12,8 +12,6 @@ EVALUATE_ONLY = {"images", "parent_images", "weights", "baseline", "sd_model"}
 """evaluate's folders to score, its parents' folders and baselines: the batch's evaluate job renders its concepts."""
 REPORTING_ONLY = {"json", "csv", "plot", "protocol", "quick", "ray", "max_parallel"}
 """Output formats and evaluate's whole-protocol mode: a job writes metrics.json and rows.csv itself."""
-PLAN_ONLY_GAPS = {"evolve": {"prior_steps", "prior_guidance"}}
-"""Plan keys that the command line still lacks (evolve has no --prior-steps / --prior-guidance yet)."""
 
 
 def _option_names(command_name: str) -> set[str]:
@@ -33,7 +31,7 @@ def _option_names(command_name: str) -> set[str]:
 def test_every_plan_key_is_an_option_of_its_command_under_the_same_name(run):
     plan_keys = set(JOB_KEYS[run])
     options = _option_names(run)
-    assert plan_keys - options - PLAN_ONLY_GAPS.get(run, set()) == set()
+    assert plan_keys - options == set()
 
 
 @pytest.mark.parametrize("run", ["create", "mix", "evolve", "sample", "evaluate"])

@@ -29,8 +29,9 @@ class Recorded(Protocol):
 class ModelChoice:
     """Which model to train against and where: the `--model/--backend/--device/--dtype` of every command."""
 
-    model: str
-    """A backend name (its default weights), a hub id or a local folder."""
+    model: str | None
+    """A backend name (its default weights), a hub id or a local folder; None (only before `for_concepts` or
+    `evolve` decide) for the model a concept was made with."""
     backend: str | None = None
     device: str = "auto"
     dtype: str = "auto"

@@ -7,7 +7,6 @@ CLIP embeddings; the engine's objective with no positive clamp is then exactly `
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -174,12 +173,10 @@ def gather_parents(
 
 def _default_model(concepts: list[Concept | None], model: ModelChoice) -> ModelChoice:
     """Without `--model` (`model.model` None), the model the concept parents were trained against."""
-    if model.model is not None:
-        return model
-    first = next((concept for concept in concepts if concept is not None), None)
-    if first is None:
+    made = [concept for concept in concepts if concept is not None]
+    if model.model is None and not made:
         raise UsageError("All parents are image folders; say which prior to train with --model.")
-    return dataclasses.replace(model, model=first.metadata["model"], backend=first.metadata["backend"])
+    return ModelChoice.for_concepts(made, model.model, model.backend, model.device, model.dtype, model.revision)
 
 
 def _shared_category(concepts: list[Concept | None]) -> str | None:
