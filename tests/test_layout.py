@@ -103,3 +103,29 @@ def test_every_engine_module_imports_in_a_fresh_interpreter():
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert imported.stdout.strip() == str(len(names))
+
+
+def _rooms_in_readme_order() -> list[str]:
+    """The engine's rooms as the README's Layout table lists them, lowest first."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Layout", 1)[1]
+    rooms = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names = first_cell.strip().split(", ")
+            rooms += [name.strip("`").removesuffix("/").removesuffix(".py") for name in names]
+    return rooms
+
+
+def test_each_room_imports_only_rooms_above_it_in_the_readme():
+    order = _rooms_in_readme_order()
+    rooms = _engine_imports(_room)
+    assert set(rooms).union(*rooms.values()) <= set(order), "a room is missing from the README's Layout"
+    upward = {
+        f"{room} -> {imported}"
+        for room, imports in rooms.items()
+        for imported in imports
+        if order.index(imported) >= order.index(room)
+    }
+    assert not upward
