@@ -59,14 +59,14 @@ def sample_command(
     ] = None,
     negative_prompt: Annotated[
         str, typer.Option(help="Negative prompt of the prior (its image embedding is the decoder's negative).")
-    ] = "",
+    ] = SampleRequest.negative_prompt,
     decoder: Annotated[
         str | None, typer.Option(help="Decoder hub id or local folder (default: the backend's decoder).")
     ] = None,
     decoder_revision: Annotated[str | None, typer.Option(help="Hub revision of --decoder.")] = None,
     grid: Annotated[
         bool, typer.Option("--grid/--no-grid", help="Also write a grid with the prompt as caption.")
-    ] = True,
+    ] = SampleRequest.grid,
     offload: Annotated[
         bool | None,
         typer.Option(
@@ -86,28 +86,28 @@ def sample_command(
 ) -> None:
     """Render prompts that use learned concepts."""
     request = SampleRequest(
-        tuple(concepts),
-        prompt,
-        n,
-        seed,
-        size,
-        steps,
-        guidance,
-        prior_steps,
-        prior_guidance,
-        decoder_prompt,
-        negative_prompt,
-        decoder,
-        decoder_revision,
-        grid,
-        offload,
-        model,
-        backend,
-        revision,
-        device,
-        dtype,
-        out,
-        force,
+        concepts=tuple(concepts),
+        prompt=prompt,
+        n=n,
+        seed=seed,
+        size=size,
+        steps=steps,
+        guidance=guidance,
+        prior_steps=prior_steps,
+        prior_guidance=prior_guidance,
+        decoder_prompt=decoder_prompt,
+        negative_prompt=negative_prompt,
+        decoder=decoder,
+        decoder_revision=decoder_revision,
+        grid=grid,
+        offload=offload,
+        model=model,
+        backend=backend,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        out=out,
+        force=force,
     )
     with image_progress(n, "Rendering") as on_image:
         result = sample(request, on_image=on_image)
