@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import description_column, progress_bar, stderr, stdout
+from conceptlab.cli.output import description_column, progress_bar, shown, stderr, stdout
 from conceptlab.engine.batch.plan import read_plan
 from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
+from conceptlab.engine.io.printable import printable
 
 BATCH_EXAMPLES = """
 [bold]Examples[/]
@@ -76,17 +76,17 @@ def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
 
     def on_event(event: BatchEvent) -> None:
         if event.what == "start":
-            job_tasks.setdefault(event.job, progress.add_task(event.job, total=None))
+            job_tasks.setdefault(event.job, progress.add_task(printable(event.job), total=None))
         elif event.what == "progress" and event.job in job_tasks:
             progress.update(job_tasks[event.job], completed=event.done, total=event.total)
         elif event.what == "retry":
-            progress.console.print(f"[yellow]retry[/] {escape(event.job)}: {escape(event.message)}", highlight=False)
+            progress.console.print(f"[yellow]retry[/] {shown(event.job)}: {shown(event.message)}", highlight=False)
         elif event.what in STATUS_STYLE:
             if event.job in job_tasks:
                 progress.remove_task(job_tasks.pop(event.job))
             progress.advance(plan_task)
             style = STATUS_STYLE[event.what]
-            line = f"[{style}]{event.what}[/] {escape(event.job)}: {escape(event.message)}"
+            line = f"[{style}]{event.what}[/] {shown(event.job)}: {shown(event.message)}"
             progress.console.print(line, highlight=False)
 
     with progress:
@@ -100,12 +100,12 @@ def print_summary(result: BatchResult) -> None:
     for record in result.records.values():
         style = STATUS_STYLE[record.status]
         table.add_row(
-            escape(record.name),
+            shown(record.name),
             f"[{style}]{record.status}[/]",
             str(record.attempts),
             f"{record.seconds:.1f}",
-            escape(record.where),
-            escape(record.error or record.concept or record.summary),
+            shown(record.where),
+            shown(record.error or record.concept or record.summary),
         )
     stdout.print(table)
 
@@ -140,6 +140,6 @@ def batch_command(
         )
     print_summary(result)
     if result.failed:
-        stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {escape(', '.join(result.failed))}")
+        stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {shown(', '.join(result.failed))}")
         return 1
     return 0

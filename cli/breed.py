@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from conceptlab.cli import options
 from conceptlab.cli.batch import STATUS_STYLE, batch_progress
-from conceptlab.cli.output import stderr, stdout
+from conceptlab.cli.output import shown, stderr, stdout
 from conceptlab.engine.batch.breed import BREED_FILE, BreedConfig, Member, breed
 from conceptlab.engine.batch.runner import BatchEvent
 
@@ -35,9 +34,9 @@ def print_population(number: int, members: list[Member]) -> None:
         table.add_column(column, justify="right" if column[0] in "npf" and column != "parents" else "left")
     for member in members:
         table.add_row(
-            escape(member.name),
+            shown(member.name),
             str(member.generation),
-            escape(" × ".join(member.parents)) or "seed",
+            shown(" × ".join(member.parents)) or "seed",
             f"{member.novelty:.3f}",
             f"{member.positive:.3f}",
             f"[bold]{member.fitness:.3f}[/]",
@@ -100,5 +99,5 @@ def breed_command(
     for number, members in enumerate(result.populations):
         print_population(number, members)
     best = result.populations[-1][0]
-    stdout.print(f"fittest: {best.name} ({best.concept}), fitness {best.fitness:.3f}", highlight=False)
+    stdout.print(f"fittest: {shown(best.name)} ({shown(best.concept)}), fitness {best.fitness:.3f}", highlight=False)
     stderr.print(f"wrote {out / BREED_FILE}", highlight=False)

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, stderr, stdout
+from conceptlab.cli.output import print_json, shown, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import task_progress
 from conceptlab.engine.errors import UsageError
@@ -61,16 +60,16 @@ def _cell(row: EvaluationRow, metric: str) -> str:
 
 
 def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
-    shown = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
+    metrics = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
     table = Table(title=f"CLIP metrics ({clip_name}): mean ± std over n images", title_justify="left")
     for column in ("row", "category"):
         table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=8)
-    for metric in shown:
+    for metric in metrics:
         table.add_column(metric + (" ↓" if metric == "negative" else " ↑"), justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     for row in rows:
-        cells = [_cell(row, metric) for metric in shown]
-        name, category = escape(row.metrics.name), escape(row.metrics.category or "")
+        cells = [_cell(row, metric) for metric in metrics]
+        name, category = shown(row.metrics.name), shown(row.metrics.category or "")
         table.add_row(name, category, *cells, str(row.metrics.metrics["positive"].n))
     stdout.print(table)
 

@@ -15,6 +15,7 @@ from conceptlab.cli import options
 from conceptlab.cli.output import spinner, stderr, stdout
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.gallery.scan import check_output_folder, find_concepts, write_gallery
+from conceptlab.engine.io.printable import printable
 
 GALLERY_EXAMPLES = """
 [bold]Examples[/]
@@ -43,10 +44,12 @@ def gallery_command(
     with spinner(f"Reading concepts under {folder}…"):
         scan = find_concepts(folder)
     for skipped in scan.skipped:
-        stderr.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True, markup=False)
+        line = printable(f"skipped {skipped.path}: {skipped.reason}")
+        stderr.print(line, highlight=False, soft_wrap=True, markup=False)
     if scan.unmatched_rows:
+        unmatched = ", ".join(scan.unmatched_rows)
         stderr.print(
-            f"{len(scan.unmatched_rows)} metrics row(s) match no single concept here: {', '.join(scan.unmatched_rows)}",
+            printable(f"{len(scan.unmatched_rows)} metrics row(s) match no single concept here: {unmatched}"),
             highlight=False,
             soft_wrap=True,
             markup=False,

@@ -17,6 +17,7 @@ from rich.text import Text
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, stdout
 from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.io.printable import printable
 
 INFO_EXAMPLES = """
 [bold]Examples[/]
@@ -77,7 +78,7 @@ def info_command(
     if as_json:
         print_json(metadata)
         return
-    title = Text(f"{loaded.token}  ({concept})")
+    title = Text(printable(f"{loaded.token}  ({concept})"))
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold cyan")
     table.add_column(overflow="fold")
@@ -92,10 +93,10 @@ def info_command(
 
 
 def _add_section(table: Table, section: str, rows: list[tuple[str, Any]]) -> None:
-    """Values are shown as text, never read as rich markup (a category may be `[bold]x`)."""
+    """Values are shown as text, never read as rich markup (a category may be `[bold]x`) nor obeyed (`printable`)."""
     if not rows:
         return
     table.add_section()
     table.add_row(Text(section, style="dim"), "")
     for key, value in rows:
-        table.add_row(Text(key), Text(_format(key, value)))
+        table.add_row(Text(printable(key)), Text(printable(_format(key, value))))

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, stdout
+from conceptlab.cli.output import print_json, shown, stdout
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.concept.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
 from conceptlab.engine.errors import UsageError
@@ -38,8 +37,8 @@ STATUS_STYLE = {"present": "green", "changed": "bold red", "missing": "yellow"}
 def _label(node: LineageNode) -> str:
     weight = f"  weight {node.weight:g}" if node.weight is not None else ""
     what = " ".join(part for part in (node.kind, node.category) if part)
-    created = f"  [dim]{escape(node.created)}[/]" if node.created else ""
-    return f"[bold]{escape(node.token)}[/]  {escape(what)}{weight}  [cyan]{escape(node.sha256[:12])}[/]{created}"
+    created = f"  [dim]{shown(node.created)}[/]" if node.created else ""
+    return f"[bold]{shown(node.token)}[/]  {shown(what)}{weight}  [cyan]{shown(node.sha256[:12])}[/]{created}"
 
 
 def _rich_tree(node: LineageNode, tree: Tree | None = None) -> Tree:
@@ -77,7 +76,7 @@ def verify_command(
     """Check a concept's own sha256 and, with --parents, which recorded ancestors are present and unchanged."""
     loaded = load_concept(concept)  # refuses a file whose embedding does not match its recorded sha256
     stdout.print(
-        f"[green]ok[/] {escape(str(concept))}: embedding matches its sha256 {loaded.sha256[:12]}",
+        f"[green]ok[/] {shown(concept)}: embedding matches its sha256 {loaded.sha256[:12]}",
         highlight=False,
         soft_wrap=True,
     )
@@ -87,9 +86,10 @@ def verify_command(
         raise UsageError(f"--parents {parents} is not a folder; give the folder that holds the parent concepts.")
     checks = check_ancestors(lineage_tree(loaded.metadata), recorded_paths(loaded.metadata), parents)
     for check in checks:
-        where = f"  {escape(check.path)}" if check.path else ""
+        where = f"  {shown(check.path)}" if check.path else ""
+        status = f"[{STATUS_STYLE[check.status]}]{check.status:<8}[/]"
         stdout.print(
-            f"  [{STATUS_STYLE[check.status]}]{check.status:<8}[/] {escape(check.token)}  {check.sha256[:12]}{where}",
+            f"  {status} {shown(check.token)}  {shown(check.sha256[:12])}{where}",
             highlight=False,
             soft_wrap=True,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -10,17 +9,28 @@ from rich.markup import escape
 from rich.progress import Progress, ProgressColumn, TextColumn
 from rich.status import Status
 
+from conceptlab.engine.io.atomic import json_text
+from conceptlab.engine.io.printable import printable
+
 stdout = Console()
 stderr = Console(stderr=True)
 
 
 def print_json(data: Any) -> None:
     """Plain JSON on stdout (no colour, no wrapping) for scripts."""
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    print(json_text(data, default=str))
+
+
+def shown(value: object) -> str:
+    """Text from a file inside a rich markup string: its control characters visible (`printable`), its `[` literal.
+
+    Where a string is printed with `markup=False` or as a `Text`, `printable` alone is the escape.
+    """
+    return escape(printable(value))
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
 
 
 class _QuietStatus:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from conceptlab.cli.output import description_column, progress_bar, spinner
+from conceptlab.cli.output import description_column, progress_bar, shown, spinner
 from conceptlab.engine.evaluation.request import TaskProgress
 from conceptlab.engine.training.loop import StepRecord
 from conceptlab.engine.training.negatives import Negative
@@ -74,7 +73,7 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
 
     def on_negative(negative: Negative) -> None:
         if negative.source != "given":
-            word, source = escape(negative.word), escape(negative.source)
+            word, source = shown(negative.word), shown(negative.source)
             progress.console.print(f"step {negative.step}: new negative [bold]{word}[/] ({source})")
 
     def on_parent_image(parent: str, done: int, total: int) -> None:

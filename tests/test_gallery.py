@@ -354,3 +354,23 @@ def test_pictures_are_the_last_renders_strip_plot_and_sample_grids_with_thumbnai
     assert Image.open(full).size == (1200, 600) and Image.open(thumbnail).size == (480, 240)
     full, thumbnail = (path.relative_to(site).as_posix() for path in (full, thumbnail))
     assert f'<a href="{full}"><img src="{thumbnail}"' in page
+
+
+def test_hostile_metrics_json_and_metadata_run_no_script_in_chromium(browser, tmp_path):
+    from test_hostile_output import HTML_PAYLOADS, hostile_gallery
+
+    index = hostile_gallery(tmp_path, HTML_PAYLOADS)
+    opened = browser.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    opened.goto(index.as_uri())
+    opened.wait_for_load_state("load")
+    opened.wait_for_timeout(300)  # an onerror fires after the failed load of its image
+    injected = opened.evaluate(
+        "() => document.querySelectorAll('script, iframe, img, [onerror], [onload], a[href^=\"javascript\"]').length"
+    )
+    cards = opened.locator("article.card").count()
+    categories = opened.locator("span.category").all_inner_texts()
+    opened.close()
+    assert dialogs == [] and injected == 0
+    assert cards == len(HTML_PAYLOADS) and sorted(categories) == sorted(HTML_PAYLOADS)  # shown as typed

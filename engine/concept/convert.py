@@ -9,6 +9,7 @@ plain values only and refuses any other object instead of running its code.
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ def _load_weights_only(path: Path) -> Any:
     if path.stat().st_size > MAX_BIN_BYTES:
         raise ConceptFileError(f"{path} is too large to be a learned embedding.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about what it refuses; the refusal below says it in one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "global" in str(error).lower():  # weights_only met a class or function: the file wants to run code
             raise ConceptFileError(

@@ -12,6 +12,7 @@ from typing import Any
 
 from conceptlab.engine.concept.file import Concept, load_concept, read_metadata
 from conceptlab.engine.errors import ConceptFileError
+from conceptlab.engine.io.printable import printable
 
 OMITTED_FROM_LINEAGE = ("oracle_answers", "config", "final_similarities")
 """Bulky keys a parent's record does without inside its child (each parent keeps them in its own file)."""
@@ -81,18 +82,29 @@ def lineage_tree(metadata: dict[str, Any], weight: float | None = None) -> Linea
 
 
 def lineage_dot(root: LineageNode) -> str:
-    """Graphviz text: an edge from each parent to its child, labelled with the weight."""
+    """Graphviz text: an edge from each parent to its child, labelled with the weight.
+
+    Node ids are `n0`, `n1`, ... by sha256 (a sha256 read from a file is not trusted to be hex), and every label
+    is a quoted string through `_dot_string`, so nothing a file holds can end a statement or start another.
+    """
+    ids: dict[str, str] = {}
+    for node in root.walk():
+        ids.setdefault(node.sha256, f"n{len(ids)}")
     lines = ["digraph lineage {", "  rankdir=BT;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
     for node in root.walk():
-        label = f"{node.token}\\n{node.kind or ''} {node.category or ''}\\n{node.sha256[:10]}"
-        lines.append(f'  "{node.sha256}" [label="{_dot_escape(label)}"];')
+        lines_of_label = (node.token, f"{node.kind or ''} {node.category or ''}", node.sha256[:10])
+        label = "\\n".join(_dot_string(line) for line in lines_of_label)
+        lines.append(f'  {ids[node.sha256]} [label="{label}"];')
         for parent in node.parents:
-            lines.append(f'  "{parent.sha256}" -> "{node.sha256}" [label="{parent.weight:g}"];')
+            weight = _dot_string(f"{parent.weight:g}")
+            lines.append(f'  {ids[parent.sha256]} -> {ids[node.sha256]} [label="{weight}"];')
     return "\n".join([*dict.fromkeys(lines), "}"]) + "\n"
 
 
-def _dot_escape(text: str) -> str:
-    return text.replace('"', '\\"')
+def _dot_string(text: object) -> str:
+    """The inside of a quoted DOT string showing `text` as written: control characters as visible escapes
+    (`printable`), then backslashes and quotes escaped (a lone `\\` would start a Graphviz escape like `\\N`)."""
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 @dataclass(frozen=True)

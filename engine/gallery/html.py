@@ -1,6 +1,8 @@
 """The gallery page: one self-contained HTML file (inline CSS and SVG, no script, nothing fetched).
 
-Every text that comes from a concept is escaped: tokens look like `<pet>`.
+Every text that comes from a file (a concept's metadata, an evaluation JSON found under the folder) is written
+through `_text`, the one HTML escape: tokens look like `<pet>`, and a shared file may hold `<script>`. Every number
+from a file goes through `_number` or `_count`, which write only finite numbers (anything else shows as a dash).
 """
 
 from __future__ import annotations
@@ -100,8 +102,17 @@ def _kind_class(kind: str | None) -> str:
     return kind if kind in ("create", "mix", "evolve") else "other"
 
 
-def _number(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "&ndash;"
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: Any, spec: str = ".3f") -> str:
+    return format(value, spec) if _is_number(value) else "&ndash;"
+
+
+def _count(value: Any) -> int | None:
+    """A number of images from a file: a positive whole number, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -121,7 +132,7 @@ def _node_svg(node: GraphNode, anchors: set[str]) -> str:
         f'<text class="what" x="12" y="62">{_text(node.sha256[:8] + status)}</text></g>'
     )
     anchor = concept_anchor(node.sha256)
-    return f'<a href="#{anchor}">{body}</a>' if anchor in anchors else body
+    return f'<a href="#{_text(anchor)}">{body}</a>' if anchor in anchors else body
 
 
 def _curve(start: tuple[float, float], end: tuple[float, float]) -> tuple[tuple[float, float], ...]:
@@ -140,7 +151,7 @@ def _edge_svg(edge: GraphEdge) -> str:
         path += f" C{first[0]:g},{first[1]:g} {second[0]:g},{second[1]:g} {end[0]:g},{end[1]:g}"
         if index + 2 < len(route):
             path += f" L{route[index + 2][0]:g},{route[index + 2][1]:g}"
-    label = "" if edge.weight is None else f"{edge.weight:g}"
+    label = "" if edge.weight is None else _number(edge.weight, "g")
     label_x = end_x - COLUMN_GAP / 2  # in the gap before the child, where no node is
     label_y = _curve_y_at(label_x, *_curve(route[-2], route[-1]))
     return (
@@ -186,7 +197,7 @@ def _pictures_html(links: Sequence[PictureLink]) -> str:
     for link in links:
         image = f'<img src="{_url(link.shown)}" alt="{_text(link.role)}: {_text(link.caption)}" loading="eager">'
         figures.append(
-            f'<figure class="{link.role}"><a href="{_url(link.full)}">{image}</a>'
+            f'<figure class="{_text(link.role)}"><a href="{_url(link.full)}">{image}</a>'
             f"<figcaption>{_text(link.caption)}</figcaption></figure>"
         )
     return f'<div class="pictures">{"".join(figures)}</div>'
@@ -207,9 +218,10 @@ def _negatives_html(metadata: dict[str, Any]) -> str:
 
 
 def _summary_cell(summary: Any) -> str:
-    if not isinstance(summary, dict) or not summary.get("n"):
+    count = _count(summary.get("n")) if isinstance(summary, dict) else None
+    if count is None:
         return '<td class="num">&ndash;</td>'
-    return f'<td class="num">{_number(summary.get("mean"))} ± {_number(summary.get("std"))} (n {summary["n"]})</td>'
+    return f'<td class="num">{_number(summary.get("mean"))} ± {_number(summary.get("std"))} (n {count})</td>'
 
 
 def _metrics_html(row: dict[str, Any] | None) -> str:
@@ -242,7 +254,7 @@ def _parents_html(metadata: dict[str, Any], anchors: set[str]) -> str:
         sha = str(parent.get("sha256", ""))
         name = f'<code>{_text(parent.get("token"))}</code> <span class="hint">{_text(sha[:8])}</span>'
         anchor = concept_anchor(sha)
-        linked = f'<a href="#{anchor}">{name}</a>' if anchor in anchors else f"{name} (not in DIR)"
+        linked = f'<a href="#{_text(anchor)}">{name}</a>' if anchor in anchors else f"{name} (not in DIR)"
         items.append(f"<li>{linked} — weight {_number(parent.get('weight'))}</li>")
     return f'<h4>Parents</h4><ul class="parents">{"".join(items)}</ul>'
 
@@ -280,7 +292,7 @@ def card_html(concept: GalleryConcept, links: Sequence[PictureLink], anchors: se
     kind = meta.get("kind")
     category = f'<span class="category">{_text(meta["category"])}</span>' if meta.get("category") else ""
     return (
-        f'<article class="card" id="{concept.anchor}" data-sha256="{_text(concept.sha256)}">'
+        f'<article class="card" id="{_text(concept.anchor)}" data-sha256="{_text(concept.sha256)}">'
         f"{_pictures_html(links)}"
         f'<div class="body"><div class="title"><h3 class="token">{_text(concept.token)}</h3>'
         f'<span class="badge {_kind_class(kind)}">{_text(kind or "concept")}</span>{category}</div>'

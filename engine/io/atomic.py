@@ -4,9 +4,10 @@ write over what is already there."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,28 @@ def write_text(path: Path, text: str) -> None:
     write_atomically(path, text.encode("utf-8"))
 
 
+def json_text(data: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """`data` as indented JSON with sorted keys: the one way JSON is written, to files and to stdout.
+
+    NaN and ±Infinity (a concept's numbers can hold them; JSON has no words for them) become null, and
+    `allow_nan=False` makes sure nothing else slips through as bare `NaN`. `default` turns other objects into JSON.
+    """
+    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False, default=default)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(item) for item in data]
+    return data
+
+
 def write_json(path: Path, data: Any) -> None:
-    """`data` as indented JSON with sorted keys and a final newline: the same data always gives the same bytes."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """`data` as `json_text` with a final newline: the same data always gives the same bytes."""
+    write_text(path, json_text(data) + "\n")
 
 
 def refuse_existing(paths: Iterable[Path | None], force: bool, what: str, other_way: str = "") -> None:
