@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from conceptlab.engine.adaptive.oracle import (
     load_oracle,
 )
 from conceptlab.engine.adaptive.watcher import ConceptWatcher
-from conceptlab.engine.concept.file import Concept, save_concept
+from conceptlab.engine.concept.file import Concept, read_metadata, save_concept
 from conceptlab.engine.errors import ConceptFileError, UsageError
 from conceptlab.engine.io.lock import RunLock
 from conceptlab.engine.models.backend import Backend, DecoderStack
@@ -36,7 +38,14 @@ from conceptlab.engine.training.loop import StepRecord, train_token
 from conceptlab.engine.training.negatives import Negative, NegativeSchedule
 from conceptlab.engine.training.run_folder import RunFolder, default_run_dir, state_path, step_lines, write_log_line
 from conceptlab.engine.training.similarity_plot import save_similarity_plot
-from conceptlab.engine.training.state import TrainingState, config_as_json, config_from_json, load_state, save_state
+from conceptlab.engine.training.state import (
+    START_AGAIN,
+    TrainingState,
+    config_as_json,
+    config_from_json,
+    load_state,
+    save_state,
+)
 from conceptlab.engine.version import conceptlab_version, created_timestamp
 
 
@@ -195,7 +204,9 @@ def resume(
     """Continue an interrupted run from its saved state; the result is the uninterrupted run's, byte for byte.
 
     The config, the model, the constraints and the oracle's answers so far come from the state; `device`,
-    `dtype` and `offload` default to the ones the run used.
+    `dtype` and `offload` default to the ones the run used. The state is trusted only after it passes its
+    checksum, matches the run that wrote the folder's checkpoints and matches the log lines it covers; anything
+    else is refused in one line before the folder is touched.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -205,6 +216,8 @@ def resume(
     folder = RunFolder(run_dir, config.token)
     if folder.concept_path.exists():
         raise UsageError(f"{run_dir} holds a finished run ({folder.concept_path.name}); there is nothing to resume.")
+    _check_same_run(folder, state.extra["config"], recorded)
+    covered_log = folder.covered_log(state.log_lines, state.log_sha256, state.step)
     choice = ModelChoice(
         recorded["model"],
         recorded["backend"],
@@ -215,6 +228,8 @@ def resume(
     _check_oracle(config, choice)
     offload = state.extra.get("offload") if offload is None else offload
     loaded = load_prior(choice)
+    if state.vector.numel() != loaded.stack.embedding_dim:
+        raise ConceptFileError(f"{folder.state_path}: the saved vector does not fit {choice.model}; {START_AGAIN}")
     watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload)
     if watcher:
         watcher.resume(state.step, state.extra.get("oracle_answers", []))
@@ -223,7 +238,8 @@ def resume(
     metadata = state.extra.get("metadata", {})
     run = _Run(config, loaded, folder, watcher, constraints, metadata, callbacks or RunCallbacks(), offload)
     with RunLock(folder.path):
-        return run.train(state, folder.rewind_log(state.log_lines))
+        folder.rewind_log(covered_log)
+        return run.train(state, covered_log)
 
 
 def _recorded_run(run_dir: Path, state: TrainingState) -> tuple[CreateConfig, dict[str, Any]]:
@@ -231,6 +247,24 @@ def _recorded_run(run_dir: Path, state: TrainingState) -> tuple[CreateConfig, di
         return config_from_json(state.extra["config"]), dict(state.extra["model"])
     except (KeyError, TypeError, ValueError, UsageError):
         raise ConceptFileError(f"{run_dir}: the saved state does not record a usable config; cannot resume.") from None
+
+
+def _check_same_run(folder: RunFolder, config: dict[str, Any], model: dict[str, Any]) -> None:
+    """Refuse a state whose config or model differs from the one recorded in the folder's checkpoints: another
+    run's state copied into this folder (another seed, another token, a mix run's state in a create run's folder).
+    """
+    identity = (config, model.get("backend"), model.get("model"), model.get("revision"))
+    for checkpoint in sorted(folder.path.glob("checkpoints/step-*.safetensors")):
+        recorded = read_metadata(checkpoint)
+        if identity != (
+            recorded.get("config"),
+            recorded.get("backend"),
+            recorded.get("model"),
+            recorded.get("model_revision"),
+        ):
+            raise ConceptFileError(
+                f"{folder.state_path} is not the state of the run that wrote {checkpoint.name}; {START_AGAIN}"
+            )
 
 
 def _model_record(loaded: LoadedPrior) -> dict[str, Any]:
@@ -257,11 +291,12 @@ class _Run:
     offload: bool | None
     """The `offload` choice as given (None: decided from free memory), recorded for `resume`."""
 
-    def train(self, start: TrainingState | None, log: list[dict]) -> CreateResult:
+    def train(self, start: TrainingState | None, log: list[bytes]) -> CreateResult:
         """Train (from `start`, after the `log` lines written before it) and write every output of the run."""
         config, callbacks = self.config, self.callbacks
-        self.records = [StepRecord(**line) for line in step_lines(log)]
+        self.records = [StepRecord(**line) for line in step_lines([json.loads(line) for line in log])]
         self.lines = len(log)
+        self.log_sha256 = hashlib.sha256(b"".join(log))
         self.negatives = NegativeSchedule(
             config.negatives, gradual=config.gradual, steps=config.steps, on_add=self._record_negative
         )
@@ -284,7 +319,7 @@ class _Run:
         return self._finish(vector)
 
     def _write_line(self, line: dict) -> None:
-        write_log_line(self.log, line)
+        self.log_sha256.update(write_log_line(self.log, line))
         self.lines += 1
 
     def _record_step(self, record: StepRecord) -> None:
@@ -312,6 +347,7 @@ class _Run:
 
     def _write_state(self, state: TrainingState) -> None:
         state.log_lines = self.lines
+        state.log_sha256 = self.log_sha256.hexdigest()
         state.extra = {
             "config": config_as_json(self.config),
             "model": _model_record(self.loaded),

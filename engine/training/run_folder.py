@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 from typing import TextIO
 
 from conceptlab.engine.errors import ConceptFileError, UsageError
-from conceptlab.engine.io.atomic import refuse_existing, write_text
+from conceptlab.engine.io.atomic import refuse_existing, write_atomically
 from conceptlab.engine.io.lock import RunLock
 
 OUTPUT_PATTERNS = ("*.safetensors", "log.jsonl", "similarities.png")
@@ -91,19 +92,42 @@ class RunFolder:
     def open_log(self, append: bool = False) -> TextIO:
         return self.log_path.open("a" if append else "w", encoding="utf-8")
 
-    def rewind_log(self, lines: int) -> list[dict]:
-        """Cut `log.jsonl` back to its first `lines` lines (what a saved state covers) and return them."""
-        text = self.log_path.read_text(encoding="utf-8") if self.log_path.exists() else ""
-        kept = text.splitlines(keepends=True)[:lines]
-        if len(kept) < lines:
-            raise ConceptFileError(f"{self.log_path} has fewer lines than the saved state covers; cannot resume.")
-        write_text(self.log_path, "".join(kept))
-        return [json.loads(line) for line in kept]
+    def covered_log(self, lines: int, sha256: str, steps: int) -> list[bytes]:
+        """The first `lines` lines of `log.jsonl`, checked against the saved state that covers them: their sha256,
+        each a JSON object, and the step lines numbered 1 to `steps`. Reads only; a truncated, edited or foreign log
+        (or a state from another run) is refused in one line.
+        """
+        refused = ConceptFileError(
+            f"{self.log_path} does not match the saved training state {self.state_path.name} (truncated, edited, or "
+            "the state is another run's); it cannot be resumed; start the run again with --force."
+        )
+        data = self.log_path.read_bytes() if self.log_path.is_file() else b""
+        kept = data.splitlines(keepends=True)[:lines]
+        if len(kept) < lines or not all(line.endswith(b"\n") for line in kept):
+            raise refused
+        if hashlib.sha256(b"".join(kept)).hexdigest() != sha256:
+            raise refused
+        try:
+            records = [json.loads(line.decode("utf-8")) for line in kept]
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise refused from None
+        if not all(isinstance(record, dict) for record in records):
+            raise refused
+        if [record.get("step") for record in step_lines(records)] != list(range(1, steps + 1)):
+            raise refused
+        return kept
+
+    def rewind_log(self, kept: list[bytes]) -> None:
+        """Cut `log.jsonl` back to the lines `covered_log` kept (what a saved state covers)."""
+        write_atomically(self.log_path, b"".join(kept))
 
 
-def write_log_line(log: TextIO, record: dict) -> None:
-    log.write(json.dumps(record) + "\n")
+def write_log_line(log: TextIO, record: dict) -> bytes:
+    """Append `record` as one JSON line; return the line's bytes (a run keeps their sha256 in its saved state)."""
+    line = json.dumps(record) + "\n"
+    log.write(line)
     log.flush()
+    return line.encode("utf-8")
 
 
 def read_log(path: Path) -> list[dict]:

@@ -1,13 +1,16 @@
 """The training loop's whole state, saved so an interrupted run resumes to the same bytes.
 
 One safetensors file (never pickle): the learned vector, the optimizer's tensors and the random generator's
-state as tensors; the step, the negatives (with the step each was added at), the log position, the config and
-the model choice as JSON metadata.
+state as tensors; the step, the negatives (with the step each was added at), the log position and the sha256 of
+the log lines it covers, the config and the model choice as JSON metadata; and a checksum of all of these, so an
+edited or damaged state is refused instead of resuming into a different concept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,11 @@ from conceptlab.engine.io.atomic import write_atomically
 from conceptlab.engine.io.safetensors_header import decode_metadata, encode_metadata, encoded_metadata
 from conceptlab.engine.training.config import CreateConfig
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+"""2: the state carries a checksum and the log's sha256 (format 1 carried neither, so it cannot be trusted)."""
 MAX_STATE_BYTES = 64 * 1024 * 1024
 """A state holds one vector and two optimizer moments: kilobytes. Anything this large is not one."""
+START_AGAIN = "it cannot be resumed; start the run again with --force."
 
 
 @dataclass
@@ -40,6 +45,8 @@ class TrainingState:
     """`[{"word", "step"}]`: the given negatives (step 0) and any added during training."""
     log_lines: int
     """How many lines of `log.jsonl` belong to this state; a resume truncates the log to them."""
+    log_sha256: str = ""
+    """sha256 of those lines' bytes (set with `log_lines` by the run that writes the log)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """JSON the caller wants back on resume (the config and the model choice)."""
 
@@ -52,15 +59,28 @@ def _tensors(state: TrainingState) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def state_checksum(tensors: dict[str, torch.Tensor], encoded: dict[str, str]) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes) and every metadata value as stored (JSON text)."""
+    digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def state_bytes(state: TrainingState) -> bytes:
     metadata = {
         "conceptlab.state": STATE_FORMAT,
         "step": state.step,
         "negatives": state.negatives,
         "log_lines": state.log_lines,
+        "log_sha256": state.log_sha256,
         "extra": state.extra,
     }
-    return save_safetensors(_tensors(state), metadata=encode_metadata(metadata))
+    tensors = _tensors(state)
+    encoded = encode_metadata(metadata)
+    return save_safetensors(tensors, metadata={**encoded, "checksum": json.dumps(state_checksum(tensors, encoded))})
 
 
 def save_state(state: TrainingState, path: Path) -> None:
@@ -75,37 +95,69 @@ def _read_state_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     data = path.read_bytes()
     try:
         tensors = load_safetensors(data)
-        metadata = decode_metadata(encoded_metadata(data) or {})
+        encoded = dict(encoded_metadata(data) or {})
+        metadata = decode_metadata(encoded)
     except Exception:  # safetensors raises its own error type for every malformed file, the header `HeaderError`
         raise ConceptFileError(f"{path} is not a valid training state (damaged or not safetensors).") from None
     if metadata.get("conceptlab.state") != STATE_FORMAT:
-        raise ConceptFileError(f"{path}: unknown training-state format {metadata.get('conceptlab.state')!r}.")
+        raise ConceptFileError(
+            f"{path}: training-state format {metadata.get('conceptlab.state')!r} is not this conceptlab's "
+            f"({STATE_FORMAT}); {START_AGAIN}"
+        )
+    if encoded.pop("checksum", None) != json.dumps(state_checksum(tensors, encoded)):
+        raise ConceptFileError(f"{path}: the training state fails its checksum (edited or damaged); {START_AGAIN}")
     return tensors, metadata
 
 
 def load_state(path: Path) -> TrainingState:
     """Read a state written by `save_state`; every problem is one `ConceptFileError` line."""
     tensors, metadata = _read_state_file(path)
+    try:
+        state = TrainingState(
+            vector=tensors["vector"],
+            optimizer=_optimizer_state(tensors),
+            step=int(metadata["step"]),
+            generator=tensors["generator"],
+            negatives=list(metadata["negatives"]),
+            log_lines=int(metadata["log_lines"]),
+            log_sha256=str(metadata["log_sha256"]),
+            extra=dict(metadata["extra"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ConceptFileError(f"{path}: the training state is incomplete; {START_AGAIN}") from None
+    if min(state.step, state.log_lines) < 0 or not _tensors_fit(state) or not _negatives_are_records(state.negatives):
+        raise ConceptFileError(f"{path}: the training state is damaged; {START_AGAIN}")
+    return state
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    """`optimizer.<index>.<key>` tensors back into the optimizer's per-parameter state (ValueError if misnamed)."""
     optimizer: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
         if name.startswith("optimizer."):
             _, index, key = name.split(".", 2)
             optimizer.setdefault(int(index), {})[key] = tensor
-    try:
-        state = TrainingState(
-            vector=tensors["vector"],
-            optimizer=optimizer,
-            step=int(metadata["step"]),
-            generator=tensors["generator"],
-            negatives=list(metadata["negatives"]),
-            log_lines=int(metadata["log_lines"]),
-            extra=dict(metadata["extra"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise ConceptFileError(f"{path}: the training state is incomplete; it cannot be resumed.") from None
-    if state.generator.dtype != torch.uint8 or not torch.isfinite(state.vector).all():
-        raise ConceptFileError(f"{path}: the training state is damaged; it cannot be resumed.")
-    return state
+    return optimizer
+
+
+def _tensors_fit(state: TrainingState) -> bool:
+    """A finite 1-D vector, optimizer moments of its shape (or scalar step counts), a CPU generator's state."""
+    moments = [tensor for values in state.optimizer.values() for tensor in values.values()]
+    generator = torch.Generator().get_state()
+    return (
+        state.vector.dim() == 1
+        and bool(torch.isfinite(state.vector).all())
+        and all(tensor.dim() == 0 or tensor.shape == state.vector.shape for tensor in moments)
+        and state.generator.dtype == generator.dtype
+        and state.generator.shape == generator.shape
+    )
+
+
+def _negatives_are_records(negatives: list[Any]) -> bool:
+    return all(
+        isinstance(record, dict) and isinstance(record.get("word"), str) and type(record.get("step")) is int
+        for record in negatives
+    )
 
 
 def config_as_json(config: CreateConfig) -> dict[str, Any]:
