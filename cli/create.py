@@ -23,10 +23,8 @@ from conceptlab.cli.progress import TrainingDisplay, training_progress
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
-from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume
+from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume, saved_run_config
 from conceptlab.engine.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
-from conceptlab.engine.training.run_folder import state_path
-from conceptlab.engine.training.state import load_state
 
 RESUME_MAY_CHANGE = {"resume_dir", "device", "dtype", "offload"}
 
@@ -140,9 +138,8 @@ def resume_training(
     given = list(_given_options(context))
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(given)}.")
-    config_steps = load_state(state_path(run_dir)).extra.get("config", {}).get("steps")
     return train_with_progress(
-        int(config_steps or 0),
+        saved_run_config(run_dir).steps,
         run_dir.name,
         context.info_name or "create",
         lambda callbacks: resume(

@@ -212,7 +212,7 @@ def resume(
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run folder.")
     state = load_state(state_path(run_dir))
-    config, recorded = _recorded_run(run_dir, state)
+    config, recorded = _recorded_run(state_path(run_dir), state)
     folder = RunFolder(run_dir, config.token)
     if folder.concept_path.exists():
         raise UsageError(f"{run_dir} holds a finished run ({folder.concept_path.name}); there is nothing to resume.")
@@ -242,11 +242,17 @@ def resume(
         return run.train(state, covered_log)
 
 
-def _recorded_run(run_dir: Path, state: TrainingState) -> tuple[CreateConfig, dict[str, Any]]:
+def saved_run_config(run_dir: Path) -> CreateConfig:
+    """The config of the interrupted run in `run_dir`, from its saved state (refused in one line if unusable)."""
+    return _recorded_run(state_path(run_dir), load_state(state_path(run_dir)))[0]
+
+
+def _recorded_run(state_file: Path, state: TrainingState) -> tuple[CreateConfig, dict[str, Any]]:
     try:
         return config_from_json(state.extra["config"]), dict(state.extra["model"])
-    except (KeyError, TypeError, ValueError, UsageError):
-        raise ConceptFileError(f"{run_dir}: the saved state does not record a usable config; cannot resume.") from None
+    except (AttributeError, KeyError, TypeError, ValueError, UsageError):
+        unusable = f"{state_file}: the training state does not record a usable config; {START_AGAIN}"
+        raise ConceptFileError(unusable) from None
 
 
 def _check_same_run(folder: RunFolder, config: dict[str, Any], model: dict[str, Any]) -> None:
@@ -263,7 +269,8 @@ def _check_same_run(folder: RunFolder, config: dict[str, Any], model: dict[str, 
             recorded.get("model_revision"),
         ):
             raise ConceptFileError(
-                f"{folder.state_path} is not the state of the run that wrote {checkpoint.name}; {START_AGAIN}"
+                f"{folder.state_path} is another run's state (its config or model differs from {checkpoint.name}'s); "
+                + START_AGAIN
             )
 
 

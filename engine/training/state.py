@@ -91,14 +91,15 @@ def _read_state_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     if not path.is_file():
         raise ConceptFileError(f"{path}: no saved training state; only an interrupted run can be resumed.")
     if path.stat().st_size > MAX_STATE_BYTES:
-        raise ConceptFileError(f"{path} is too large to be a training state.")
+        raise ConceptFileError(f"{path} is too large to be a training state; {START_AGAIN}")
     data = path.read_bytes()
     try:
         tensors = load_safetensors(data)
         encoded = dict(encoded_metadata(data) or {})
         metadata = decode_metadata(encoded)
     except Exception:  # safetensors raises its own error type for every malformed file, the header `HeaderError`
-        raise ConceptFileError(f"{path} is not a valid training state (damaged or not safetensors).") from None
+        invalid = f"{path} is not a valid training state (damaged or not safetensors); {START_AGAIN}"
+        raise ConceptFileError(invalid) from None
     if metadata.get("conceptlab.state") != STATE_FORMAT:
         raise ConceptFileError(
             f"{path}: training-state format {metadata.get('conceptlab.state')!r} is not this conceptlab's "
