@@ -11,6 +11,7 @@ from typing import TextIO
 from conceptlab.engine.errors import ConceptFileError, UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
 from conceptlab.engine.io.lock import RunLock
+from conceptlab.engine.training.state import START_AGAIN
 
 OUTPUT_PATTERNS = ("*.safetensors", "log.jsonl", "similarities.png")
 
@@ -99,7 +100,7 @@ class RunFolder:
         """
         refused = ConceptFileError(
             f"{self.log_path} does not match the saved training state {self.state_path.name} (truncated, edited, or "
-            "the state is another run's); it cannot be resumed; start the run again with --force."
+            f"the state is another run's); {START_AGAIN}"
         )
         data = self.log_path.read_bytes() if self.log_path.is_file() else b""
         kept = data.splitlines(keepends=True)[:lines]
