@@ -267,3 +267,16 @@ def test_a_partial_line_left_past_the_saved_state_by_a_hard_kill_still_resumes(
     code, _, err = run_cli("create", "--resume", run)
     assert code == 0, err
     assert len((run / LOG).read_text(encoding="utf-8").splitlines()) == PET.steps
+
+
+@pytest.mark.parametrize("command", ["mix", "evolve"])
+def test_mix_and_evolve_resume_refuse_another_runs_state_the_same_way(
+    runs: dict[str, Path], tmp_path: Path, run_cli, command: str
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(runs["mix"], run)
+    copy_from("pet", STATE)(run, runs)
+    before = _files(run)
+    code, _, err = run_cli(command, "--resume", run)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "another run" in err and str(run / STATE) in err, err
+    assert _files(run) == before
