@@ -61,6 +61,11 @@ REQUIRED["evaluate"] = ("concepts",)
 CONCEPT_MAKERS = ("create", "mix", "evolve")
 REFERENCE_KEYS = ("parents", "concepts")
 JOB_FIELDS = ("name", "run", "after", "out")
+RECORDS_FOLDER = ".batch"
+SUMMARY_FILE = "batch.json"
+INPUTS_FOLDER = "inputs"
+BATCH_OWN = (SUMMARY_FILE, INPUTS_FOLDER, RECORDS_FOLDER)
+"""What the batch itself writes in its output folder: no job's out may be, or lie inside, one of these."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -149,9 +154,9 @@ def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job
         raise UsageError(f"{where}: {run} needs {', '.join(missing)}.")
     after = _check_value(where, "after", raw.get("after", []), "words")
     out = raw.get("out", name)
-    if not isinstance(out, str) or not out or Path(out).is_absolute() or ".." in Path(out).parts:
+    if not isinstance(out, str) or Path(out).is_absolute() or ".." in Path(out).parts or not Path(out).parts:
         raise UsageError(f"{where}: out must be a folder inside the plan's output folder (got {out!r}).")
-    return Job(name, run, options, tuple(after), out)
+    return Job(name, run, options, tuple(after), Path(out).as_posix())
 
 
 def _dependencies(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
@@ -166,6 +171,31 @@ def _dependencies(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
                 raise UsageError(f"job {job.name!r}: {reference!r} is a {names[reference].run} job, not a concept.")
         dependencies[job.name] = tuple(dict.fromkeys([*job.after, *(r for r in job.references if r in names)]))
     return dependencies
+
+
+def check_outs(jobs: tuple[Job, ...]) -> None:
+    """Each job's out (already normalised: no `.`, no trailing `/`) is its own: not another job's folder, not inside
+    or around one, and not one of the batch's own files; checked in one pass over the outs and their parents."""
+    owners: dict[str, str] = {}
+    for job in jobs:
+        relative = Path(job.out)
+        if relative.parts[0] in BATCH_OWN:
+            raise UsageError(
+                f"job {job.name!r}: out {job.out!r} is the batch's own ({SUMMARY_FILE}, {INPUTS_FOLDER}/, "
+                f"{RECORDS_FOLDER}/); give the job another name or out."
+            )
+        if job.out in owners:
+            raise UsageError(
+                f"job {job.name!r}: out {job.out!r} is job {owners[job.out]!r}'s folder too; give each job its own."
+            )
+        owners[job.out] = job.name
+    for job in jobs:
+        around = next((parent.as_posix() for parent in Path(job.out).parents if parent.as_posix() in owners), None)
+        if around is not None:
+            raise UsageError(
+                f"job {job.name!r}: out {job.out!r} lies inside job {owners[around]!r}'s folder {around!r}; "
+                "give each job a folder of its own."
+            )
 
 
 def topological_order(plan: Plan) -> list[str]:
@@ -208,9 +238,7 @@ def parse_plan(text: str, base: Path, out: Path | None = None, source: str = "pl
     duplicates = sorted({job.name for job in jobs if [j.name for j in jobs].count(job.name) > 1})
     if duplicates:
         raise UsageError(f"{source}: job names must be unique ({', '.join(duplicates)} repeats).")
-    outs = [job.out for job in jobs]
-    if len(set(outs)) != len(outs):
-        raise UsageError(f"{source}: two jobs write to the same out folder; give each its own.")
+    check_outs(jobs)
     chosen_out = out or base / header.get("out", "runs/plan")
     plan = Plan(jobs, Path(chosen_out), base, _dependencies(jobs))
     topological_order(plan)

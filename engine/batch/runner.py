@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
+import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,14 +22,20 @@ from typing import Any, Protocol
 import torch
 
 from conceptlab.engine.batch.jobs import JobResult, run_job
-from conceptlab.engine.batch.plan import Job, Plan, job_fingerprint, topological_order
+from conceptlab.engine.batch.plan import (
+    BATCH_OWN,
+    INPUTS_FOLDER,
+    RECORDS_FOLDER,
+    SUMMARY_FILE,
+    Job,
+    Plan,
+    job_fingerprint,
+    topological_order,
+)
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import write_atomically, write_json
 from conceptlab.engine.models.cache import ModelCache
 
-RECORDS_FOLDER = ".batch"
-SUMMARY_FILE = "batch.json"
-INPUTS_FOLDER = "inputs"
 ATTEMPTS = 2
 """A failed job is tried once more before it is reported."""
 FORWARDED_ENVIRONMENT = ("SOURCE_DATE_EPOCH",)
@@ -248,16 +254,69 @@ def _external_inputs(plan: Plan, job: Job) -> list[str]:
     return [item for item in [*job.references, *vocab] if item not in names]
 
 
+def _links_under(path: Path) -> Iterator[Path]:
+    """`path` if it is a symbolic link, else every symbolic link in the folder `path`, none of them followed."""
+    if path.is_symlink():
+        yield path
+    elif path.is_dir():
+        for folder, folders, files in os.walk(path):
+            yield from (Path(folder) / name for name in [*folders, *files] if (Path(folder) / name).is_symlink())
+
+
 def check_inputs(plan: Plan) -> None:
-    """Every path a job reads that is not another job's concept must exist before anything runs."""
+    """Every path a job reads that is not another job's concept must exist before anything runs, and hold no
+    symbolic link: staging copies files, never links (a link may lead outside or round in a loop)."""
     for job in plan.jobs:
         for item in _external_inputs(plan, job):
-            if not (plan.base / item).exists():
+            source = plan.base / item
+            if not source.exists() and not source.is_symlink():
                 raise UsageError(f"job {job.name!r}: {item} is neither a job of the plan nor a file or folder.")
+            link = next(_links_under(source), None)
+            if link is not None:
+                raise UsageError(
+                    f"job {job.name!r}: {link} is a symbolic link; batch copies inputs without following links, "
+                    "so give the file or folder it points to."
+                )
+
+
+def check_outputs(plan: Plan) -> None:
+    """Every folder the batch writes (each job's out, and its own files) is where its name says, inside the output
+    folder: no symbolic link on the way to it or inside it, so that nothing is written outside and no two jobs share."""
+    root = plan.out.resolve()
+    owners = {name: "the batch" for name in BATCH_OWN} | {job.out: f"job {job.name!r}" for job in plan.jobs}
+    for relative, owner in owners.items():
+        path = root / relative
+        if path.resolve() != path:
+            raise UsageError(
+                f"{owner}: {path} leads through a symbolic link to {path.resolve()}; batch writes only into real "
+                f"folders inside {root}: remove the link."
+            )
+        link = next(_links_under(path), None) if path.is_dir() else None
+        if link is not None:
+            raise UsageError(
+                f"{owner}: {link} is a symbolic link inside {path}; batch does not write through links: remove it."
+            )
+    summary = root / SUMMARY_FILE
+    if summary.exists() and not summary.is_file():
+        raise UsageError(f"{summary} is not a file; the batch writes its summary there: move it away.")
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    """`source` into `target` file by file, each keeping its mode; links were refused by `check_inputs`."""
+    for folder, _folders, files in os.walk(source):
+        here = target / Path(folder).relative_to(source)
+        here.mkdir(parents=True, exist_ok=True, mode=stat.S_IMODE(Path(folder).stat().st_mode))
+        for name in files:
+            _copy_file(Path(folder) / name, here / name)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    write_atomically(target, source.read_bytes(), mode=stat.S_IMODE(source.stat().st_mode))
 
 
 def _stage(plan: Plan, item: str) -> str:
-    """Copy an input from outside into `<out>/inputs/`, so the plan's folder holds all it read (and Ray can send it)."""
+    """Copy an input from outside into `<out>/inputs/`, so the plan's folder holds all it read (and Ray can send it);
+    each copy keeps its source's mode (a private input stays private)."""
     source = plan.base / item
     target = Path(INPUTS_FOLDER) / source.name
     existing = plan.out / target
@@ -265,9 +324,9 @@ def _stage(plan: Plan, item: str) -> str:
         target = target.with_name(f"{source.stem}-{_content_sha256(source)[:8]}{source.suffix}")
     if not (plan.out / target).exists():
         if source.is_dir():
-            shutil.copytree(source, plan.out / target)
+            _copy_folder(source, plan.out / target)
         else:
-            write_atomically(plan.out / target, source.read_bytes())
+            _copy_file(source, plan.out / target)
     return str(target)
 
 
@@ -382,6 +441,7 @@ def run_plan(
     """Run (or resume) `plan` into `plan.out`; `ray` submits the jobs to Ray (`address`: a cluster's, else a local
     Ray started for the run); `default_model` trains jobs that name no model and read no concept."""
     check_inputs(plan)
+    check_outputs(plan)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError(f"--max-parallel must be at least 1 (got {max_parallel}).")
     plan.out.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,12 @@ from typing import Any
 from conceptlab.engine.errors import UsageError
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`.
 
-    The temporary file is opened with mode 0666, which the kernel narrows by the umask as for any `open`: concepts
-    are made to be shared, so not the private 0600 of `tempfile.mkstemp` (and no process-wide umask juggling).
+    The temporary file is opened with `mode` (default 0666), which the kernel narrows by the umask as for any
+    `open`: concepts are made to be shared, so not the private 0600 of `tempfile.mkstemp` (and no process-wide umask
+    juggling); a copy of a private file passes the file's own mode, so it is private from its first byte.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         blocking = next(parent for parent in path.parents if parent.is_file())
         raise UsageError(f"Cannot write {path}: {blocking} is a file, not a folder; choose another path.") from None
     temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
