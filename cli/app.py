@@ -16,6 +16,7 @@ from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
+from conceptlab.cli.imagine import IMAGINE_EXAMPLES, imagine_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
@@ -37,6 +38,9 @@ app.command("evolve", help="Breed a child concept from parent concepts or image 
     evolve_command
 )
 app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
+app.command(
+    "imagine", help="Creative images without training: an oracle grows each one's negatives.", epilog=IMAGINE_EXAMPLES
+)(imagine_command)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
     lineage_command
