@@ -44,9 +44,9 @@ class StepRecorder:
 
         def recording_step(model_output, timestep, sample, *args, **kwargs):
             output = original(model_output, timestep, sample, *args, **kwargs)
-            self.last = StepInputs(
-                model_output, timestep, sample, self._sigma_used(), getattr(output, "pred_original_sample", None)
-            )
+            own = output[1] if isinstance(output, tuple) and len(output) > 1 else None  # return_dict=False
+            own = getattr(output, "pred_original_sample", own)
+            self.last = StepInputs(model_output, timestep, sample, self._sigma_used(), own)
             return output
 
         self.scheduler.step = recording_step

@@ -1,0 +1,196 @@
+"""`imagine`: the oracle's answers enter the unconditional branch from the next step, on the stock pipelines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from conceptlab.engine.imagine import ImagineRequest, imagine, load
+from conceptlab.engine.imagine import run as imagine_run
+from conceptlab.engine.imagine.estimate import StepRecorder
+from conceptlab.engine.io.images import png_bytes
+from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_prompts, seeded_generator
+
+STEPS = 4
+
+
+class Always:
+    """An oracle that always gives the same answer, and counts the questions."""
+
+    name = "always"
+
+    def __init__(self, answer: str = "It appears to be a cat"):
+        self.answer, self.calls = answer, 0
+
+    def ask(self, images, question, known):
+        self.calls += 1
+        return [self.answer] * len(images)
+
+
+def _request(model: str, tmp_path: Path, **more) -> ImagineRequest:
+    base = ImagineRequest(category="pet", n=1, model=model, device="cpu", dtype="float32", steps=STEPS, out=tmp_path)
+    return replace(base, **more)
+
+
+@pytest.fixture(scope="module", params=["tiny", "tiny-sdxl", "tiny-sd3"])
+def loaded(request, tmp_path_factory):
+    return request.param, load(_request(request.param, tmp_path_factory.mktemp("x")))
+
+
+def _denoiser(loaded_route):
+    pipeline = loaded_route.pipeline
+    return getattr(pipeline, "unet", None) or pipeline.transformer
+
+
+def _unconditional(model: str, kwargs: dict) -> torch.Tensor:
+    """The unconditional half of what the denoiser was given: image embeds (Kandinsky) or prompt embeds."""
+    if model == "tiny":
+        return kwargs["added_cond_kwargs"]["image_embeds"][0]
+    return kwargs["encoder_hidden_states"][0]
+
+
+def _expected_cat(model: str, route, prompt: str) -> torch.Tensor:
+    """ "cat" as the stock code encodes a negative: the prior's embedding, or the pipeline's own negative branch."""
+    if model == "tiny":
+        return prior_image_embeds(route.loaded.stack, ["cat"], 0, route.render)[0][0]
+    pipeline = route.pipeline
+    more = {"prompt_2": None, "prompt_3": None} if model == "tiny-sd3" else {}
+    return pipeline.encode_prompt(prompt=prompt, negative_prompt="cat", device="cpu", **more)[1][0]
+
+
+def test_an_answer_becomes_the_unconditional_embedding_from_the_next_step(loaded, tmp_path):
+    model, state = loaded
+    seen: list[torch.Tensor] = []
+    hook = _denoiser(state.route).register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(_unconditional(model, kwargs).clone()), with_kwargs=True
+    )
+    request = _request(model, tmp_path, ask_until=0.25)  # asks at step 0 only
+    try:
+        result = imagine(request, oracle=Always(), loaded=state)
+    finally:
+        hook.remove()
+    assert result.negatives == {0: ["cat"]}
+    assert result.images[0].negatives[0]["step"] == 1
+    cat = _expected_cat(model, state.route, request.filled_prompt())
+    assert len(seen) == STEPS
+    assert not torch.allclose(seen[0], cat.to(seen[0].dtype))  # step 0: the plain negative
+    for step in range(1, STEPS):
+        torch.testing.assert_close(seen[step], cat.to(seen[step].dtype))
+    record = json.loads(result.record.read_text())
+    assert record["images"][0]["answers"] == [{"step": 0, "answer": "It appears to be a cat"}]
+
+
+def _plain(model: str, state, request: ImagineRequest) -> bytes:
+    route, settings = state.route, state.settings
+    if model == "tiny":
+        render = RenderSettings(**{**route.render.__dict__})
+        images = render_prompts(route.loaded.stack, route.decoder, [request.filled_prompt()], [0], render)
+        return png_bytes(images[0])
+    image = route.pipeline(
+        request.filled_prompt(),
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance,
+        height=settings.size,
+        width=settings.size,
+        generator=seeded_generator(0),
+    ).images[0]
+    return png_bytes(image)
+
+
+def test_a_window_without_steps_gives_the_plain_pipelines_image_and_a_seed_its_bytes(loaded, tmp_path):
+    model, state = loaded
+    oracle = Always()
+    request = _request(model, tmp_path / "empty", ask_from=0.5, ask_until=0.5)
+    result = imagine(request, oracle=oracle, loaded=state)
+    assert oracle.calls == 0
+    assert result.images[0].path.read_bytes() == _plain(model, state, request)
+    again = imagine(_request(model, tmp_path / "a"), oracle=Always(), loaded=state)
+    twice = imagine(_request(model, tmp_path / "b"), oracle=Always(), loaded=state)
+    assert again.images[0].path.read_bytes() == twice.images[0].path.read_bytes()
+    assert again.images[0].path.read_bytes() != result.images[0].path.read_bytes()  # the negative changed it
+
+
+def test_the_clean_estimate_is_the_schedulers_own(loaded):
+    """DDPM (Kandinsky) and Euler (SDXL) give `pred_original_sample`; flow matching's last step lands on x̂0."""
+    model, state = loaded
+    route, settings = state.route, state.settings
+    recorder = StepRecorder(route.pipeline.scheduler)
+    checked = []
+
+    def check(pipeline, step, timestep, tensors):
+        estimate = recorder.clean_estimate()
+        own = recorder.last.pred_original_sample
+        if own is not None:
+            torch.testing.assert_close(estimate, own.float())
+            checked.append(step)
+        elif step == settings.steps - 1:  # sigma goes to 0: the last step's latents are x_t - sigma * v
+            torch.testing.assert_close(estimate, tensors["latents"].float())
+            checked.append(step)
+        return {}
+
+    with recorder.active(), torch.inference_mode():
+        route.pipeline(
+            **route.arguments("a photo of a pet", 0, "", settings),
+            output_type="latent",
+            callback_on_step_end=check,
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
+    assert checked == (list(range(settings.steps)) if model != "tiny-sd3" else [settings.steps - 1])
+    assert "step" not in vars(route.pipeline.scheduler)  # the scheduler is stock again
+
+
+def test_a_rerun_skips_finished_images_and_force_redoes_them(tmp_path):
+    state = load(_request("tiny", tmp_path))
+    first = imagine(_request("tiny", tmp_path, n=2), oracle=Always(), loaded=state)
+    oracle = Always()
+    again = imagine(_request("tiny", tmp_path, n=3), oracle=oracle, loaded=state)
+    assert [image.skipped for image in again.images] == [True, True, False]
+    assert oracle.calls == 2  # steps 0 and 1 of the one new image (the window is the first half)
+    assert again.images[0].path.read_bytes() == first.images[0].path.read_bytes()
+    forced = Always()
+    imagine(_request("tiny", tmp_path, n=1, force=True), oracle=forced, loaded=state)
+    assert forced.calls == 2
+    assert image_names(tmp_path) >= {"0.png", "1.png", "2.png", "imagine-grid.png", "imagine.json"}
+
+
+def image_names(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--ask-from", "0.6", "--ask-until", "0.2"], "--ask-until 0.2 comes before --ask-from 0.6"),
+        (["--ask-until", "1.5"], "--ask-until 1.5 is outside the steps"),
+        (["--ask-from", "-0.1"], "--ask-from -0.1 is outside the steps"),
+        (["--oracle", "nope"], "Unknown oracle 'nope'"),
+        (["--question", "What is this?"], "--question 'What is this?' has no {}"),
+        (["--model", "kandinsky-2.1"], "cannot steer kandinsky-2.1"),
+        (["--model", "tiny-sdxl", "--oracle", "clip-zeroshot"], "--oracle clip-zeroshot uses a Kandinsky prior"),
+    ],
+)
+def test_bad_inputs_are_refused_in_one_line_before_weights_load(run_cli, monkeypatch, tmp_path, args, names):
+    monkeypatch.setattr(imagine_run, "load", lambda request: pytest.fail("weights were loaded"))
+    code, _, err = run_cli("imagine", "--category", "pet", "--model", "tiny", "--out", tmp_path / "o", *args)
+    assert code == 2
+    assert names in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_the_command_writes_images_a_grid_and_a_record_whose_negatives_grew(run_cli, tmp_path):
+    out = tmp_path / "pets"
+    code, stdout, err = run_cli(
+        "imagine", "--category", "pet", "--model", "tiny", "-n", "2", "--steps", "4", "--out", out
+    )
+    assert code == 0, err
+    record = json.loads((out / "imagine.json").read_text())
+    assert [image["file"] for image in record["images"]] == ["0.png", "1.png"]
+    for image in record["images"]:
+        steps = [negative["step"] for negative in image["negatives"]]
+        assert steps and all(0 < step <= 2 for step in steps)  # named while sampling, in the first half
+        assert image["seconds_asking"] > 0 and image["seconds_denoising"] > 0
+    assert (out / "imagine-grid.png").is_file() and str(out / "imagine-grid.png") in stdout
