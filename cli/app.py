@@ -16,7 +16,7 @@ from conceptlab.cli.demo import demo_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
-from conceptlab.cli.imagine import IMAGINE_EXAMPLES, imagine_command
+from conceptlab.cli.imagine import IMAGINE_EXAMPLES, PICK_EXAMPLES, imagine_command, pick_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
@@ -41,6 +41,9 @@ app.command("sample", help="Render prompts that use learned concepts.", epilog=S
 app.command(
     "imagine", help="Creative images without training: an oracle grows each one's negatives.", epilog=IMAGINE_EXAMPLES
 )(imagine_command)
+app.command("pick", help="Copy chosen images of an imagine run into a folder for evolve.", epilog=PICK_EXAMPLES)(
+    pick_command
+)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
     lineage_command

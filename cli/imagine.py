@@ -17,6 +17,7 @@ from conceptlab.cli import options
 from conceptlab.cli.output import description_column, progress_bar, shown, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
+from conceptlab.engine.imagine.pick import pick
 from conceptlab.engine.imagine.request import DEFAULT_PROMPT, DEFAULT_QUESTION
 
 IMAGINE_EXAMPLES = """
@@ -28,7 +29,7 @@ IMAGINE_EXAMPLES = """
 
   conceptlab imagine --category "musical instrument" --model sdxl --neg guitar --ask-until 0.3
 
-  conceptlab evolve runs/imagine-pet --pick 3,5 --model tiny   [dim]# a reusable token from chosen images[/]
+  conceptlab pick runs/imagine-pet --seeds 3,5 --out runs/chosen && conceptlab evolve runs/chosen   [dim]# a token[/]
 
 Writes OUT/<seed>.png per image, OUT/imagine-grid.png and OUT/imagine.json (per image: each negative with the
 step from which it acts, the oracle's raw answers, seconds denoising and asking). A rerun skips finished images;
@@ -125,3 +126,23 @@ def imagine_command(
         stdout.print(f"  {image.path}  [dim]{escape(words)}[/]", highlight=False)
     print(result.grid)
     print(result.record)
+
+
+PICK_EXAMPLES = """
+[bold]Examples[/]
+
+  conceptlab pick runs/imagine-pet --seeds 3,5 --out runs/chosen
+
+  conceptlab evolve runs/chosen --model tiny   [dim]# a reusable token from the picked images[/]
+"""
+
+
+def pick_command(
+    run: Annotated[Path, typer.Argument(help="The folder an imagine run wrote.")],
+    seeds: Annotated[str, typer.Option(help="Seeds of the images to pick, comma-separated (3,5).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New folder for the picked images.")],
+    force: Annotated[bool, options.force_option("picked images already in --out")] = False,
+) -> None:
+    """Copy chosen images of an imagine run into a folder that evolve takes as a parent."""
+    for path in pick(run, integer_list("--seeds", seeds), out, force):
+        print(path)

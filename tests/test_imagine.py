@@ -194,3 +194,45 @@ def test_the_command_writes_images_a_grid_and_a_record_whose_negatives_grew(run_
         assert steps and all(0 < step <= 2 for step in steps)  # named while sampling, in the first half
         assert image["seconds_asking"] > 0 and image["seconds_denoising"] > 0
     assert (out / "imagine-grid.png").is_file() and str(out / "imagine-grid.png") in stdout
+
+
+def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path):
+    from conceptlab.engine.concept.file import load_concept
+
+    state = load(_request("tiny", tmp_path / "run"))
+    imagine(_request("tiny", tmp_path / "run", n=2), oracle=Always(), loaded=state)
+    code, stdout, err = run_cli("pick", tmp_path / "run", "--seeds", "1", "--out", tmp_path / "chosen")
+    assert code == 0, err
+    assert stdout.split() == [str(tmp_path / "chosen" / "1.png")]
+    assert sorted(p.name for p in (tmp_path / "chosen").iterdir()) == ["1.png"]
+    assert (tmp_path / "chosen" / "1.png").read_bytes() == (tmp_path / "run" / "1.png").read_bytes()
+    code, _, err = run_cli("pick", tmp_path / "run", "--seeds", "7", "--out", tmp_path / "other")
+    assert code == 2 and "no image of seed 7" in err
+    args = ["--model", "tiny", "--device", "cpu", "--init", "pet", "--steps", "5", "--no-images"]
+    code, _, err = run_cli("evolve", tmp_path / "chosen", *args, "--out", tmp_path / "child")
+    assert code == 0, err
+    concept = load_concept(next((tmp_path / "child").glob("*.safetensors")))
+    assert [parent["path"] for parent in concept.metadata["parents"]] == [str(tmp_path / "chosen")]
+
+
+def test_the_bench_row_times_plain_and_imagine_on_one_model():
+    from conceptlab.engine.imagine.benchmark import time_imagine
+
+    row = time_imagine("tiny-sdxl", "cpu", "float32", rounds=1)
+    assert row["asks_per_image"] == row["steps"] // 2 == 5
+    assert row["ratio"] == pytest.approx(row["imagine_s_per_image"] / row["plain_s_per_image"], rel=0.01)
+    assert 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
+
+
+def test_the_gallery_shows_imagine_runs_with_negatives_and_their_steps(run_cli, tmp_path):
+    state = load(_request("tiny", tmp_path / "runs" / "imagine-pet"))
+    imagine(_request("tiny", tmp_path / "runs" / "imagine-pet", n=2), oracle=Always(), loaded=state)
+    code, stdout, err = run_cli("gallery", tmp_path / "runs", "--out", tmp_path / "site")
+    assert code == 0, err
+    assert "1 imagine run(s)" in stdout
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert "Imagine runs" in page and "a photo of a new type of pet" in page
+    assert page.count('class="chip oracle">cat<span class="meta">step 1 · adaptive</span>') == 2
+    copied = sorted(p.name for p in (tmp_path / "site" / "images" / "imagine-0").iterdir())
+    assert copied == ["0.png", "1.png"]
+    assert 'src="images/imagine-0/0.png"' in page

@@ -62,14 +62,16 @@ class KandinskyRoute(Route):
         self.loaded, self.decoder, self.render = loaded, decoder, render
         self.pipeline = decoder.pipeline
         self.pipeline.set_progress_bar_config(disable=True)
-        self._negatives: dict[str, torch.Tensor] = {}
+        self.negative_cache: dict[str, torch.Tensor] = {}
 
     def negative_embeds(self, negative: str) -> torch.Tensor:
         """The prior's image embedding for the joined negatives, sampled from one fixed seed whatever the image's,
         so images that reach the same list share it (computed once per list and run)."""
-        if negative not in self._negatives:
-            self._negatives[negative] = prior_image_embeds(self.loaded.stack, [negative], NEGATIVE_SEED, self.render)[0]
-        return self._negatives[negative]
+        if negative not in self.negative_cache:
+            self.negative_cache[negative] = prior_image_embeds(
+                self.loaded.stack, [negative], NEGATIVE_SEED, self.render
+            )[0]
+        return self.negative_cache[negative]
 
     def arguments(self, prompt: str, seed: int, negative: str, settings: Settings) -> dict[str, Any]:
         image_embeds, plain_negative = prior_image_embeds(self.loaded.stack, [prompt], seed, self.render)
