@@ -36,8 +36,16 @@ def _request(model: str, tmp_path: Path, **more) -> ImagineRequest:
     return replace(base, **more)
 
 
+@pytest.fixture(scope="module")
+def tiny_state(tmp_path_factory):
+    """The tiny Kandinsky backend, loaded once for this file."""
+    return load(_request("tiny", tmp_path_factory.mktemp("x")))
+
+
 @pytest.fixture(scope="module", params=["tiny", "tiny-sdxl", "tiny-sd3"])
-def loaded(request, tmp_path_factory):
+def loaded(request, tmp_path_factory, tiny_state):
+    if request.param == "tiny":
+        return "tiny", tiny_state
     return request.param, load(_request(request.param, tmp_path_factory.mktemp("x")))
 
 
@@ -143,8 +151,8 @@ def test_the_clean_estimate_is_the_schedulers_own(loaded):
     assert "step" not in vars(route.pipeline.scheduler)  # the scheduler is stock again
 
 
-def test_a_rerun_skips_finished_images_and_force_redoes_them(tmp_path):
-    state = load(_request("tiny", tmp_path))
+def test_a_rerun_skips_finished_images_and_force_redoes_them(tmp_path, tiny_state):
+    state = tiny_state
     first = imagine(_request("tiny", tmp_path, n=2), oracle=Always(), loaded=state)
     oracle = Always()
     again = imagine(_request("tiny", tmp_path, n=3), oracle=oracle, loaded=state)
@@ -196,11 +204,10 @@ def test_the_command_writes_images_a_grid_and_a_record_whose_negatives_grew(run_
     assert (out / "imagine-grid.png").is_file() and str(out / "imagine-grid.png") in stdout
 
 
-def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path):
+def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path, tiny_state):
     from conceptlab.engine.concept.file import load_concept
 
-    state = load(_request("tiny", tmp_path / "run"))
-    imagine(_request("tiny", tmp_path / "run", n=2), oracle=Always(), loaded=state)
+    imagine(_request("tiny", tmp_path / "run", n=2), oracle=Always(), loaded=tiny_state)
     code, stdout, err = run_cli("pick", tmp_path / "run", "--seeds", "1", "--out", tmp_path / "chosen")
     assert code == 0, err
     assert stdout.split() == [str(tmp_path / "chosen" / "1.png")]
@@ -218,15 +225,14 @@ def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path):
 def test_the_bench_row_times_plain_and_imagine_on_one_model():
     from conceptlab.engine.imagine.benchmark import time_imagine
 
-    row = time_imagine("tiny-sdxl", "cpu", "float32", rounds=1)
-    assert row["asks_per_image"] == row["steps"] // 2 == 5
+    row = time_imagine("tiny-sdxl", "cpu", "float32", rounds=1, steps=STEPS)
+    assert row["asks_per_image"] == row["steps"] // 2 == 2
     assert row["ratio"] == pytest.approx(row["imagine_s_per_image"] / row["plain_s_per_image"], rel=0.01)
     assert 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
 
 
-def test_the_gallery_shows_imagine_runs_with_negatives_and_their_steps(run_cli, tmp_path):
-    state = load(_request("tiny", tmp_path / "runs" / "imagine-pet"))
-    imagine(_request("tiny", tmp_path / "runs" / "imagine-pet", n=2), oracle=Always(), loaded=state)
+def test_the_gallery_shows_imagine_runs_with_negatives_and_their_steps(run_cli, tmp_path, tiny_state):
+    imagine(_request("tiny", tmp_path / "runs" / "imagine-pet", n=2), oracle=Always(), loaded=tiny_state)
     code, stdout, err = run_cli("gallery", tmp_path / "runs", "--out", tmp_path / "site")
     assert code == 0, err
     assert "1 imagine run(s)" in stdout

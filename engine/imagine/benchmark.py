@@ -16,10 +16,12 @@ from conceptlab.engine.imagine.request import ImagineRequest
 from conceptlab.engine.imagine.run import check, load, sample_one
 
 
-def time_imagine(model: str, device: str, dtype: str, rounds: int = 3, preview: str = "tiny") -> dict:
+def time_imagine(
+    model: str, device: str, dtype: str, rounds: int = 3, preview: str = "tiny", steps: int | None = None
+) -> dict:
     """Median seconds per image of plain sampling (an empty window: the oracle is never asked) and of imagine
     (`--ask-from 0 --ask-until 0.5 --ask-every 1`), after one warm-up each; with the ratio and the asking share."""
-    base = ImagineRequest(category="pet", n=1, model=model, device=device, dtype=dtype, preview=preview)
+    base = ImagineRequest(category="pet", n=1, model=model, device=device, dtype=dtype, preview=preview, steps=steps)
     _, oracle_name, oracle_model = check(base)
     loaded = load(base)
     oracle = load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
