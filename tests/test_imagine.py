@@ -242,3 +242,15 @@ def test_the_gallery_shows_imagine_runs_with_negatives_and_their_steps(run_cli, 
     copied = sorted(p.name for p in (tmp_path / "site" / "images" / "imagine-0").iterdir())
     assert copied == ["0.png", "1.png"]
     assert 'src="images/imagine-0/0.png"' in page
+
+
+def test_a_folder_holding_another_runs_record_is_refused_before_weights_load(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr(imagine_run, "load", lambda request: pytest.fail("weights were loaded"))
+    (tmp_path / "imagine.json").write_text(json.dumps({"format": 1, "settings": {"category": "fruit"}, "images": []}))
+    code, _, err = run_cli("imagine", "--category", "pet", "--model", "tiny", "--out", tmp_path)
+    assert code == 2 and "holds a run with other settings" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "imagine.json").unlink()
+    (tmp_path / "0.png").write_bytes(b"mine")
+    code, _, err = run_cli("imagine", "--category", "pet", "--model", "tiny", "--out", tmp_path)
+    assert code == 2 and "0.png already exists" in err and "--force" in err
+    assert (tmp_path / "0.png").read_bytes() == b"mine"

@@ -34,7 +34,8 @@ from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, St
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
-from conceptlab.engine.rendering.render import render_settings
+from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.rendering.render import RenderSettings, render_settings
 
 RECORD = "imagine.json"
 GRID = "imagine-grid.png"
@@ -101,23 +102,35 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
     return entry, name, weights
 
 
+def resolved_settings(request: ImagineRequest, entry: PipelineModel | None) -> tuple[Settings, RenderSettings | None]:
+    """Steps, guidance and size as asked, else the model's; Kandinsky also gets its prior's render settings. Known
+    before any weights load."""
+    if entry is not None:
+        steps, guidance, size = (
+            request.steps or entry.steps,
+            request.guidance or entry.guidance,
+            request.size or entry.size,
+        )
+        return Settings(steps, guidance, size), None
+    backend, _ = resolve_model(request.model, request.backend)
+    render = render_settings(backend, size=request.size, steps=request.steps, guidance=request.guidance)
+    return Settings(render.steps, render.guidance, render.size), render
+
+
 def load(request: ImagineRequest) -> Loaded:
     """Load the model (and a preview autoencoder) the request names."""
     entry, model = resolve_family(request.model, request.backend)
+    settings, render = resolved_settings(request, entry)
     choice = ModelChoice(model=model, backend=request.backend, device=request.device, dtype=request.dtype)
     if entry is None:
         loaded = load_prior(choice)
-        decoder = load_decoder(loaded)
-        render = render_settings(loaded.backend, size=request.size, steps=request.steps, guidance=request.guidance)
-        settings = Settings(render.steps, render.guidance, render.size)
-        return Loaded(KandinskyRoute(loaded, decoder, render), settings, loaded, None)
+        return Loaded(KandinskyRoute(loaded, load_decoder(loaded), render), settings, loaded, None)
     device, dtype = choice.placement()
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
     preview = entry.preview_autoencoder() if request.preview == "tiny" else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
     pooled = "add_text_embeds" if entry.family == "sdxl" else "pooled_prompt_embeds"
-    settings = Settings(request.steps or entry.steps, request.guidance or entry.guidance, request.size or entry.size)
     return Loaded(StableDiffusionRoute(pipeline, pooled, preview_decoder), settings, DeviceHost(device), entry)
 
 
@@ -155,11 +168,11 @@ def _tiny_autoencoder(reference: str, device: torch.device, dtype: torch.dtype) 
         ) from None
 
 
-def image_settings(request: ImagineRequest, loaded: Loaded, oracle: str, oracle_model: str | None) -> dict:
+def image_settings(request: ImagineRequest, settings: Settings, oracle: str, oracle_model: str | None) -> dict:
     """What decides an image besides its seed: a rerun with other settings must not mix with this one."""
     chosen = {f.name: getattr(request, f.name) for f in fields(request) if f.name not in PER_RUN_FIELDS}
     chosen.update(oracle=oracle, oracle_model=oracle_model, neg=list(request.neg))
-    chosen.update(steps=loaded.settings.steps, guidance=loaded.settings.guidance, size=loaded.settings.size)
+    chosen.update(steps=settings.steps, guidance=settings.guidance, size=settings.size)
     return chosen
 
 
@@ -188,27 +201,30 @@ def imagine(
 ) -> ImagineResult:
     """`conceptlab imagine` in one call: check, load (or use `loaded`), sample each seed, write the files.
 
-    `oracle` replaces the named one (tests and protocols pass their own)."""
-    _, oracle_name, oracle_model = check(request)
+    `oracle` replaces the named one (tests and protocols pass their own). Everything about the outputs (an earlier
+    run with other settings, files in the way) is checked before any weights load; a rerun with every image done
+    loads nothing."""
+    entry, oracle_name, oracle_model = check(request)
     out = request.out_folder
     seeds = request.image_seeds
-    loaded = loaded or load(request)
+    steps = loaded.settings if loaded else resolved_settings(request, entry)[0]
     if oracle is not None:
         oracle_name, oracle_model = getattr(oracle, "name", type(oracle).__name__), None
-    settings = image_settings(request, loaded, oracle_name, oracle_model)
+    settings = image_settings(request, steps, oracle_name, oracle_model)
     finished = _earlier_run(out, settings, request.force)
     todo = [seed for seed in seeds if seed not in finished]
     has_record = (out / RECORD).exists() and not request.force
     refuse_existing(
         [out / f"{seed}.png" for seed in todo] + ([] if has_record else [out / GRID]), request.force, "--out"
     )
-    if oracle is None:
-        oracle = load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
-    records: dict[int, ImageRecord] = {seed: _record_of(out, entry) for seed, entry in finished.items()}
+    if todo:
+        loaded = loaded or load(request)
+        oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
+    records: dict[int, ImageRecord] = {seed: _record_of(out, image) for seed, image in finished.items()}
     for index, seed in enumerate(seeds):
         if seed in records:
             if progress:
-                progress(ImagineProgress(index, len(seeds), seed, 0, loaded.settings.steps, skipped=True))
+                progress(ImagineProgress(index, len(seeds), seed, 0, steps.steps, skipped=True))
             continue
         image, record = sample_one(request, loaded, oracle, seed, out, _step_reporter(progress, index, seeds))
         write_png(record.path, image)
