@@ -23,7 +23,7 @@ from conceptlab.engine.imagine.request import DEFAULT_PROMPT, DEFAULT_QUESTION
 IMAGINE_EXAMPLES = """
 [bold]Examples[/]
 
-  conceptlab imagine --category pet --model tiny -n 4   [dim]# offline, seconds[/]
+  conceptlab imagine --category pet --model tiny -n 4   [dim]# offline, nothing downloaded[/]
 
   conceptlab imagine --category pet --model sd3.5 -n 8   [dim]# the paper's setting: 28 steps, guidance 4.5[/]
 

@@ -153,16 +153,16 @@ def test_the_clean_estimate_is_the_schedulers_own(loaded):
 
 def test_a_rerun_skips_finished_images_and_force_redoes_them(tmp_path, tiny_state):
     state = tiny_state
-    first = imagine(_request("tiny", tmp_path, n=2), oracle=Always(), loaded=state)
+    first = imagine(_request("tiny", tmp_path, n=1), oracle=Always(), loaded=state)
     oracle = Always()
-    again = imagine(_request("tiny", tmp_path, n=3), oracle=oracle, loaded=state)
-    assert [image.skipped for image in again.images] == [True, True, False]
+    again = imagine(_request("tiny", tmp_path, n=2), oracle=oracle, loaded=state)
+    assert [image.skipped for image in again.images] == [True, False]
     assert oracle.calls == 2  # steps 0 and 1 of the one new image (the window is the first half)
     assert again.images[0].path.read_bytes() == first.images[0].path.read_bytes()
     forced = Always()
     imagine(_request("tiny", tmp_path, n=1, force=True), oracle=forced, loaded=state)
     assert forced.calls == 2
-    assert image_names(tmp_path) >= {"0.png", "1.png", "2.png", "imagine-grid.png", "imagine.json"}
+    assert image_names(tmp_path) == {"0.png", "1.png", "imagine-grid.png", "imagine.json"}
 
 
 def image_names(folder: Path) -> set[str]:
@@ -192,11 +192,11 @@ def test_bad_inputs_are_refused_in_one_line_before_weights_load(run_cli, monkeyp
 def test_the_command_writes_images_a_grid_and_a_record_whose_negatives_grew(run_cli, tmp_path):
     out = tmp_path / "pets"
     code, stdout, err = run_cli(
-        "imagine", "--category", "pet", "--model", "tiny", "-n", "2", "--steps", "4", "--out", out
+        "imagine", "--category", "pet", "--model", "tiny", "-n", "1", "--steps", "4", "--out", out
     )
     assert code == 0, err
     record = json.loads((out / "imagine.json").read_text())
-    assert [image["file"] for image in record["images"]] == ["0.png", "1.png"]
+    assert [image["file"] for image in record["images"]] == ["0.png"]
     for image in record["images"]:
         steps = [negative["step"] for negative in image["negatives"]]
         assert steps and all(0 < step <= 2 for step in steps)  # named while sampling, in the first half
@@ -225,7 +225,7 @@ def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path, 
 def test_the_bench_row_times_plain_and_imagine_on_one_model():
     from conceptlab.engine.imagine.benchmark import time_imagine
 
-    row = time_imagine("tiny-sdxl", "cpu", "float32", rounds=1, steps=STEPS)
+    row = time_imagine("tiny-sd3", "cpu", "float32", rounds=1, steps=STEPS)
     assert row["asks_per_image"] == row["steps"] // 2 == 2
     assert row["ratio"] == pytest.approx(row["imagine_s_per_image"] / row["plain_s_per_image"], rel=0.01)
     assert 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
