@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline, KandinskyPriorPipeline, KandinskyV22PriorPipeline
 from diffusers.loaders import TextualInversionLoaderMixin
+from safetensors import safe_open
 from stock_priors import stock_prior_folder
 
 from conceptlab.engine import Concept, load_into, save_concept
@@ -183,3 +185,40 @@ def test_readme_snippet_runs_and_equals_the_engine(stock_folders, tmp_path):
     assert namespace["token"] == "<new-pet>"
     expected = _engine_embeds(loaded, [concept], "a photo of a {}", 42, steps=25)  # the pipeline's defaults
     torch.testing.assert_close(namespace["out"].image_embeds, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_embed_rows_equal_the_stock_pipeline_row_by_row(stock_folders, tmp_path, run_cli, capsys):
+    folder = stock_folders[KandinskyV22PriorPipeline]
+    concept = _concept(_engine(folder, KandinskyV22PriorPipeline), tmp_path / "pet.safetensors", "<new-pet>", 1)
+    out = tmp_path / "embeds.safetensors"
+    args = ["embed", tmp_path / "pet.safetensors", "--prompt", "a plush {}", "-n", "3", "--seed", "5"]
+    settings = ["--prior-steps", "5", "--prior-guidance", "4", "--device", "cpu", "--dtype", "float32"]
+    code, stdout, stderr = run_cli(*args, *settings, "--out", out)
+    assert code == 0, stderr
+    assert str(out) in stdout
+    with safe_open(out, "pt") as file:
+        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        metadata = {key: json.loads(value) for key, value in file.metadata().items()}
+    assert tensors["image_embeds"].shape == tensors["negative_image_embeds"].shape == (3, 32)
+
+    pipe = KandinskyV22PriorPipeline.from_pretrained(folder)
+    token = load_into(pipe, tmp_path / "pet.safetensors")
+    for row in range(3):
+        stock = pipe(
+            f"a plush {token}", negative_prompt="", generator=torch.Generator().manual_seed(5 + row), **SETTINGS
+        )
+        torch.testing.assert_close(tensors["image_embeds"][row : row + 1], stock.image_embeds, rtol=1e-5, atol=1e-5)
+        negative = tensors["negative_image_embeds"][row : row + 1]
+        torch.testing.assert_close(negative, stock.negative_image_embeds, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(tensors["image_embeds"][0], tensors["image_embeds"][1])
+    assert metadata["concepts"] == [{"token": "<new-pet>", "sha256": concept.sha256}]
+    assert (metadata["prompt"], metadata["seeds"], metadata["prior_steps"]) == ("a plush <new-pet>", [5, 6, 7], 5)
+    assert (metadata["backend"], metadata["model"]) == ("kandinsky-2.2", str(folder))
+
+    before = out.read_bytes()
+    capsys.readouterr()  # the stock pipeline's own progress bars
+    code, _, stderr = run_cli(*args, *settings, "--out", out)
+    assert code == 2 and "already exists" in stderr and "--force" in stderr and len(stderr.splitlines()) == 1
+    code, _, stderr = run_cli(*args, *settings, "--out", tmp_path / "embeds.pt")
+    assert code == 2 and ".safetensors" in stderr and len(stderr.splitlines()) == 1
+    assert out.read_bytes() == before and not (tmp_path / "embeds.pt").exists()

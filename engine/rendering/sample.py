@@ -111,7 +111,7 @@ def check_size(decoder: DecoderStack, size: int) -> None:
         raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
 
 
-def _model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
+def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
     """The prompt the model reads: `{}` fields, or the concepts' own tokens as written, become `tokens`."""
     if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
         return prompt.format(*tokens)
@@ -183,7 +183,7 @@ def render_samples(
     images = render_prompts(
         stack,
         decoder,
-        [_model_prompt(prompt, concepts, tokens)] * n,
+        [model_prompt(prompt, concepts, tokens)] * n,
         list(seeds),
         settings,
         negative_prompt,
