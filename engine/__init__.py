@@ -14,6 +14,7 @@ from conceptlab.engine.models.backend import Backend, ModelInfo, PriorStack
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import DEFAULT_MODEL, LoadedPrior, ModelChoice, load_prior
 from conceptlab.engine.portability.load_into import load_into
+from conceptlab.engine.rendering.embed import EmbedRequest, EmbedResult, embed
 from conceptlab.engine.rendering.sample import SampleRequest, SampleResult, sample
 from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
 from conceptlab.engine.training.create import CreateResult, create, resume
@@ -27,6 +28,8 @@ __all__ = [
     "ConceptLabError",
     "CreateConfig",
     "CreateResult",
+    "EmbedRequest",
+    "EmbedResult",
     "EvaluateRequest",
     "EvaluateResult",
     "LoadedPrior",
@@ -39,6 +42,7 @@ __all__ = [
     "check_concept_fits",
     "create",
     "create_config",
+    "embed",
     "evaluate",
     "evolve",
     "load_concept",

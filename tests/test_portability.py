@@ -124,6 +124,15 @@ def test_without_load_into_the_legacy_eos_pools_at_the_new_token(stock_folders, 
     right, _ = _pooled_at(fixed, "a photo of a <new-pet>", fixed.tokenizer.eos_token_id)
     assert (pooled - right).abs().max() > 0.05
 
+    # a concept that is the word "pet" itself reads exactly as "a photo of a pet" once loaded
+    word = fixed.tokenizer.convert_tokens_to_ids("pet</w>")
+    row = fixed.text_encoder.get_input_embeddings().weight[word].detach().clone()
+    save_concept(Concept("<as-pet>", row, concept.metadata), tmp_path / "as-pet.safetensors")
+    load_into(fixed, tmp_path / "as-pet.safetensors")
+    as_word, _ = _pooled_at(fixed, "a photo of a pet", fixed.tokenizer.eos_token_id)
+    as_concept, _ = _pooled_at(fixed, "a photo of a <as-pet>", fixed.tokenizer.eos_token_id)
+    torch.testing.assert_close(as_concept, as_word)
+
 
 def test_load_into_refuses_another_backend_width_or_text_encoder(stock_folders, tmp_path):
     v21 = _engine(stock_folders[KandinskyPriorPipeline], KandinskyPriorPipeline)
