@@ -74,10 +74,9 @@ def test_ip_adapter_sdxl_renders_the_concept_through_the_adapter(concepts, cache
     first = _render(cache, concepts["a"], tmp_path / "1", "ip-adapter-sdxl")
     again = _render(cache, concepts["a"], tmp_path / "2", "ip-adapter-sdxl")
     other = _render(cache, concepts["b"], tmp_path / "3", "ip-adapter-sdxl")
-    stronger = _render(cache, concepts["a"], tmp_path / "4", "ip-adapter-sdxl", ip_scale=1.5)
-    assert first == again
-    assert other != first and stronger != first
-    # at scale 0 the adapter adds nothing: the text prompt alone ("a plush toy pet") decides, whatever the concept
+    assert first == again and other != first
+    # the image depends on --ip-scale: at 0 the adapter adds nothing and the text prompt alone ("a plush toy pet")
+    # decides, whatever the concept
     off_a = _render(cache, concepts["a"], tmp_path / "5", "ip-adapter-sdxl", ip_scale=0.0)
     off_b = _render(cache, concepts["b"], tmp_path / "6", "ip-adapter-sdxl", ip_scale=0.0)
     assert off_a == off_b != first

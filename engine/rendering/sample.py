@@ -12,6 +12,7 @@ from typing import Any
 
 import PIL.Image
 import PIL.ImageDraw
+import torch
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
@@ -273,27 +274,17 @@ def _sample_via(
     settings = route_settings(route, model, **chosen, ip_scale=request.ip_scale, noise_level=request.noise_level)
     display_prompt = check_sample_request(concepts, request.prompt, request.n, request.seed)
     seeds = tuple(range(request.seed, request.seed + request.n))
-    out = Path(request.out or path.parent / "samples")
-    image_paths, grid_path = output_paths(out, f"{display_prompt} via {route.name}", seeds)
+    caption = f"{display_prompt} via {route.name}"
+    image_paths, grid_path = output_paths(Path(request.out or path.parent / "samples"), caption, seeds)
     refuse_existing([*image_paths, grid_path] if request.grid else image_paths, request.force, "--out")
 
-    choice = (request.model, request.backend, request.device, request.dtype, request.revision)
-    loaded = cache.prior(ModelChoice.for_concepts(concepts, *choice))
-    check_concept_fits(concept, loaded.info, source=str(path))
-    prior_settings = render_settings(
-        loaded.backend, prior_steps=request.prior_steps, prior_guidance=request.prior_guidance
-    )
+    loaded, embeds = _prior_embeds(request, concept, cache, seeds)
     stack = loaded.stack
-    prior_prompt = model_prompt(
-        request.prompt, concepts, [concept_token(stack.tokenizer, stack.text_encoder, concept.sha256, concept.vector)]
+    pipeline = cache.other(
+        ("route", route.name, model, str(stack.device), stack.dtype),
+        lambda: route.load(model, stack.device, stack.dtype),
     )
-    embeds = [
-        prior_image_embeds(stack, [prior_prompt], seed, prior_settings, request.negative_prompt)[0] for seed in seeds
-    ]
-
-    key = ("route", route.name, model, str(stack.device), stack.dtype)
-    pipeline = cache.other(key, lambda: route.load(model, stack.device, stack.dtype))
-    check_route_width(route, model, pipeline, int(embeds[0].shape[-1]))
+    check_route_width(route, model, pipeline, int(stack.prior.config.embedding_dim))
     text_prompt = model_prompt(request.prompt, concepts, [category_word(concept)])
     images = []
     for index, (image_embeds, seed) in enumerate(zip(embeds, seeds, strict=True)):
@@ -303,5 +294,19 @@ def _sample_via(
     for image, image_path in zip(images, image_paths, strict=True):
         write_png(image_path, image)
     if request.grid:
-        write_png(grid_path, grid_image(images, f"{display_prompt} via {route.name}"))
+        write_png(grid_path, grid_image(images, caption))
     return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if request.grid else None)
+
+
+def _prior_embeds(
+    request: SampleRequest, concept: Concept, cache: ModelCache, seeds: Sequence[int]
+) -> tuple[LoadedPrior, list[torch.Tensor]]:
+    """The prior's image embedding of the prompt with the concept, one `[1, dim]` row per seed (as `embed` writes)."""
+    choice = (request.model, request.backend, request.device, request.dtype, request.revision)
+    loaded = cache.prior(ModelChoice.for_concepts([concept], *choice))
+    check_concept_fits(concept, loaded.info, source=str(request.concepts[0]))
+    settings = render_settings(loaded.backend, prior_steps=request.prior_steps, prior_guidance=request.prior_guidance)
+    stack = loaded.stack
+    token = concept_token(stack.tokenizer, stack.text_encoder, concept.sha256, concept.vector)
+    prompt = model_prompt(request.prompt, [concept], [token])
+    return loaded, [prior_image_embeds(stack, [prompt], seed, settings, request.negative_prompt)[0] for seed in seeds]
