@@ -309,3 +309,68 @@ def test_eval_images_refuses_a_decompression_bomb_in_one_line(run_cli, tmp_path)
     code, _, err = run_cli("eval", "--images", folder, "--category", "pet", "--neg", "cat", "--model", "tiny")
     assert code == 2, err
     assert "b.png" in one_error_line(err) and "decompression bomb" in err
+
+
+# Batch plans of the wrong shape: refused before anything runs, in one line
+
+HEADER = '[plan]\nout = "out"\nmodel = "tiny"\n'
+JOB = '\n[[job]]\nname = "a"\nrun = "create"\ncategory = "pet"\n'
+DEEP_LIST = "[" * 50_000 + "]" * 50_000
+
+BAD_PLANS = {
+    "out a number": ("[plan]\nout = 5\n" + JOB, "out must be a folder name"),
+    "out a list": ('[plan]\nout = ["a"]\n' + JOB, "out must be a folder name"),
+    "out a table": ("[plan]\nout = {a = 1}\n" + JOB, "out must be a folder name"),
+    "plan a number": ("plan = 5\n" + JOB, "plan is a int"),
+    "job a number": ("job = 5\n" + HEADER, "job a int"),
+    "job one table": (HEADER + '[job]\nname = "a"\n', "job a dict"),
+    "job a list of numbers": ("job = [1, 2]\n" + HEADER, "job 1 is not a table"),
+    "job a list of strings": ('job = ["a"]\n' + HEADER, "job 1 is not a table"),
+    "run a list": (HEADER + '[[job]]\nname = "a"\nrun = ["create"]\n', "run must be one of"),
+    "run a table": (HEADER + '[[job]]\nname = "a"\nrun = {x = 1}\n', "run must be one of"),
+    "name a number": (HEADER + '[[job]]\nname = 5\nrun = "create"\n', "name must be"),
+    "neg deeply nested": (HEADER + JOB + f"neg = {DEEP_LIST}\n", "too deeply"),
+    "neg nested 50 deep": (HEADER + JOB + "neg = " + "[" * 50 + "]" * 50 + "\n", "neg must be a list of strings"),
+    "after deeply nested": (HEADER + JOB + f"after = {DEEP_LIST}\n", "too deeply"),
+    "learning rate nan": (HEADER + JOB + "lr = nan\n", "must be a finite number"),
+    "learning rate inf": (HEADER + JOB + "lr = inf\n", "must be a finite number"),
+    "default lambda -inf": ('[plan]\nout = "out"\nlambda = -inf\n' + JOB, "must be a finite number"),
+    "out of a job a number": (HEADER + JOB + "out = 5\n", "out must be a folder inside"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_a_plan_of_the_wrong_shape_is_refused_in_one_line(run_cli, tmp_path, case):
+    text, reason = BAD_PLANS[case]
+    (tmp_path / "plan.toml").write_text(text)
+    code, _, err = run_cli("batch", tmp_path / "plan.toml")
+    assert code == 2, err
+    line = one_error_line(err)
+    assert reason in line, line
+    assert len(line) < 400
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.toml"]
+
+
+def _chain(count: int, cycle: bool) -> str:
+    """`count` jobs, each after the next one (the last after the first when `cycle`): the deepest walk."""
+    jobs = []
+    for index in range(count):
+        following = (index + 1) % count if cycle or index + 1 < count else None
+        after = f'after = ["j{following}"]\n' if following is not None else ""
+        jobs.append(f'\n[[job]]\nname = "j{index}"\nrun = "create"\ncategory = "pet"\n{after}')
+    return HEADER + "".join(jobs)
+
+
+def test_a_long_after_chain_is_ordered_without_recursion(tmp_path):
+    from conceptlab.engine.batch.plan import parse_plan, topological_order
+
+    plan = parse_plan(_chain(1500, cycle=False), tmp_path)
+    assert topological_order(plan) == [f"j{index}" for index in reversed(range(1500))]
+
+
+def test_a_long_after_cycle_is_refused_in_one_line(run_cli, tmp_path):
+    (tmp_path / "plan.toml").write_text(_chain(1500, cycle=True))
+    code, _, err = run_cli("batch", tmp_path / "plan.toml")
+    assert code == 2, err
+    assert "wait for each other in a circle (j0 -> j1 -> j2" in one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.toml"]

@@ -249,9 +249,8 @@ def _content_sha256(path: Path) -> str:
 
 
 def _external_inputs(plan: Plan, job: Job) -> list[str]:
-    names = {j.name for j in plan.jobs}
     vocab = [job.options["vocab"]] if "vocab" in job.options else []
-    return [item for item in [*job.references, *vocab] if item not in names]
+    return [item for item in [*job.references, *vocab] if item not in plan.by_name]
 
 
 def _links_under(path: Path) -> Iterator[Path]:
@@ -363,8 +362,7 @@ class Scheduler:
 
     def prepare(self, job: Job) -> bool:
         """Stage the job's inputs; True when it must run, False when an earlier run's outputs still hold."""
-        names = {j.name for j in self.plan.jobs}
-        inputs = {item: self.records[item].concept or "" for item in job.references if item in names}
+        inputs = {item: self.records[item].concept or "" for item in job.references if item in self.plan.by_name}
         inputs |= {item: _stage(self.plan, item) for item in _external_inputs(self.plan, job)}
         shas = {item: _content_sha256(self.plan.out / path) for item, path in inputs.items()}
         self.inputs[job.name], self.fingerprints[job.name] = inputs, job_fingerprint(job, shas)
