@@ -370,11 +370,11 @@ class _Run:
         config, records = self.config, self.records
         final = _mean_similarities(records[-max(1, len(records) // 10) :])
         concept = Concept(config.token, vector, self._metadata(final_similarities=final))
-        save_concept(concept, self.folder.concept_path)
         title = f"{config.token}: {config.kind} ({self.loaded.info.backend}, seed {config.seed})"
         clamps = [("+ clamp", config.positive_clamp)] if config.positive_clamp < 1 else []
         clamps += [("- clamp", config.negative_clamp)] if self.negatives.active else []
         save_similarity_plot([r.as_json() for r in records], self.folder.plot_path, title, clamps)
+        save_concept(concept, self.folder.concept_path)  # last: a folder with its concept is a finished run
         return CreateResult(
             concept,
             self.folder.concept_path,

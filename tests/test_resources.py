@@ -1,0 +1,96 @@
+"""Resources: a full disk names the file it could not write and a rerun finishes what is missing; no run is
+aimed at a filesystem root or the home folder; the negatives a machine cannot hold are refused before training."""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.io import atomic
+from conceptlab.engine.training import create as create_module
+
+ARGS = ("create", "--category", "pet", "--neg", "cat,dog", "--model", "tiny", "--device", "cpu", "--seed", "3")
+QUICK = ("--steps", "6", "--every", "3", "--no-images")
+
+
+def no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    from conceptlab.cli.app import main
+
+    out = tmp_path_factory.mktemp("uninterrupted")
+    assert main([*ARGS, *QUICK, "--out", str(out)]) == 0
+    return out
+
+
+def _same_concept(first: Path, second: Path) -> None:
+    a, b = load_concept(first / "new-pet.safetensors"), load_concept(second / "new-pet.safetensors")
+    assert a.vector.numpy().tobytes() == b.vector.numpy().tobytes()
+    assert {k: v for k, v in a.metadata.items() if k != "created"} == {
+        k: v for k, v in b.metadata.items() if k != "created"
+    }
+    assert (first / "log.jsonl").read_bytes() == (second / "log.jsonl").read_bytes()
+    assert (first / "similarities.png").read_bytes() == (second / "similarities.png").read_bytes()
+
+
+def _disk_full_once(monkeypatch, name: str) -> None:
+    """The first atomic write of a file called `name` fails as on a full disk, inside `write_atomically` (after the
+    bytes went to the temporary file); later writes work again (space was freed)."""
+    real = os.replace
+    failed = {"yet": False}
+
+    def replace(source, target, *args, **kwargs):
+        if not failed["yet"] and Path(target).name == name:
+            failed["yet"] = True
+            no_space()
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+
+
+def _log_full_at_step(monkeypatch, step: int) -> None:
+    real = create_module.write_log_line
+
+    def write_log_line(log, record):
+        if record.get("step") == step:
+            log.write = no_space
+        return real(log, record)
+
+    monkeypatch.setattr(create_module, "write_log_line", write_log_line)
+
+
+FULL_DISK_AT = ("similarities.png", "new-pet.safetensors", "log.jsonl")
+
+
+@pytest.mark.parametrize("name", FULL_DISK_AT)
+def test_a_full_disk_names_the_file_and_resume_finishes_the_run(run_cli, tmp_path, monkeypatch, uninterrupted, name):
+    if name == "log.jsonl":
+        _log_full_at_step(monkeypatch, 5)
+    else:
+        _disk_full_once(monkeypatch, name)
+    out = tmp_path / "run"
+    code, _, err = run_cli(*ARGS, *QUICK, "--out", out)
+    assert code == 1, err
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(out) in line and name in line and "No space left on device" in line and "--resume" in line, line
+    assert not (out / "new-pet.safetensors").exists()
+    assert not list(out.rglob("*.tmp"))  # no temporary file left behind
+    monkeypatch.undo()
+    code, _, err = run_cli("create", "--resume", out)
+    assert code == 0, err
+    _same_concept(out, uninterrupted)
+
+
+def test_a_failed_atomic_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    target = tmp_path / "out" / "concept.safetensors"
+    with pytest.raises(OSError) as raised:
+        atomic.write_atomically(target, b"data")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert list((tmp_path / "out").iterdir()) == []
