@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.concept.file import Concept, load_concept, save_concept
 from conceptlab.engine.io import atomic
 from conceptlab.engine.training import create as create_module
 
@@ -94,3 +95,28 @@ def test_a_failed_atomic_write_names_the_file_and_leaves_nothing(tmp_path, monke
         atomic.write_atomically(target, b"data")
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+HOME = str(Path.home())
+SYSTEM_FOLDERS = ("/", "//", "/.", HOME, f"{HOME}/", f"{HOME}/../{Path(HOME).name}", "/proc")
+"""The root, the home folder (spelt several ways) and a mount point."""
+
+
+@pytest.mark.parametrize("folder", SYSTEM_FOLDERS)
+def test_create_gallery_and_batch_refuse_a_filesystem_root_or_home(run_cli, tmp_path, folder):
+    if folder == "/proc" and not os.path.ismount("/proc"):
+        pytest.skip("no /proc mount on this machine")
+    before = sorted(os.listdir(folder))
+    save_concept(Concept("<x>", torch.ones(4), {"category": "pet"}), tmp_path / "runs" / "x.safetensors")
+    plan = f'[plan]\nout = "{folder}"\n\n[[job]]\nname = "a"\nrun = "create"\ncategory = "pet"\n'
+    (tmp_path / "plan.toml").write_text(plan)
+    for args in (
+        (*ARGS, *QUICK, "--out", folder, "--force"),
+        ("gallery", tmp_path / "runs", "--out", folder, "--force"),
+        ("batch", tmp_path / "plan.toml"),
+    ):
+        code, _, err = run_cli(*args)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert "filesystem root" in err or "home folder" in err, err
+    assert sorted(os.listdir(folder)) == before

@@ -33,7 +33,7 @@ from conceptlab.engine.batch.plan import (
     topological_order,
 )
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.io.atomic import write_atomically, write_json
+from conceptlab.engine.io.atomic import refuse_system_folder, write_atomically, write_json
 from conceptlab.engine.models.cache import ModelCache
 
 ATTEMPTS = 2
@@ -438,6 +438,7 @@ def run_plan(
 ) -> BatchResult:
     """Run (or resume) `plan` into `plan.out`; `ray` submits the jobs to Ray (`address`: a cluster's, else a local
     Ray started for the run); `default_model` trains jobs that name no model and read no concept."""
+    refuse_system_folder(plan.out, "The plan's out")
     check_inputs(plan)
     check_outputs(plan)
     if max_parallel is not None and max_parallel < 1:

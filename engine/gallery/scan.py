@@ -21,7 +21,7 @@ from conceptlab.engine.gallery.html import gallery_html
 from conceptlab.engine.gallery.layout import FamilyGraph, family_graph
 from conceptlab.engine.gallery.model import GalleryConcept, GalleryScan, Pictures, SkippedFile
 from conceptlab.engine.gallery.pictures import copy_pictures
-from conceptlab.engine.io.atomic import refuse_existing, write_text
+from conceptlab.engine.io.atomic import refuse_existing, refuse_system_folder, write_text
 from conceptlab.engine.io.images import IMAGE_SUFFIXES, RENDER_RECORD, image_problem, render_source
 
 SKIPPED_FOLDERS = ("checkpoints",)
@@ -222,6 +222,7 @@ def gallery_graph(concepts: Sequence[GalleryConcept]) -> FamilyGraph:
 
 def check_output_folder(out: Path, force: bool) -> None:
     """Refuse a file, or a non-empty folder unless `force` (checked before anything is written)."""
+    refuse_system_folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for the gallery.")
     if out.is_dir() and any(out.iterdir()):

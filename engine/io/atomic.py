@@ -94,6 +94,15 @@ def refuse_existing(paths: Iterable[Path | None], force: bool, what: str, other_
         )
 
 
+def refuse_system_folder(path: Path, what: str) -> None:
+    """Refuse to write a run, a gallery or a batch straight into a filesystem root (`/`, a mounted disk) or the home
+    folder: `--force` there would clear files of the user's own, and the outputs belong in a folder of their own."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved == Path(resolved.anchor) or os.path.ismount(resolved) or resolved == Path.home().resolve():
+        kind = "the home folder" if resolved == Path.home().resolve() else "a filesystem root"
+        raise UsageError(f"{what} {path} is {kind}; give a folder inside it (e.g. {Path(path) / 'runs'}).")
+
+
 @contextmanager
 def working_directory(path: Path) -> Iterator[None]:
     """Run a block in `path` (Python 3.10's stand-in for `contextlib.chdir`)."""
