@@ -120,3 +120,44 @@ def test_create_gallery_and_batch_refuse_a_filesystem_root_or_home(run_cli, tmp_
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert "filesystem root" in err or "home folder" in err, err
     assert sorted(os.listdir(folder)) == before
+
+
+# Negatives: the constraint bank keeps only what it needs, and too many are refused before training
+
+
+def test_the_bank_encodes_a_bounded_batch_at_a_time_and_keeps_only_the_embeddings(tiny, monkeypatch):
+    from conceptlab.engine.prior import tokens
+    from conceptlab.engine.training import constraints
+    from conceptlab.engine.training.templates import OBJECT_TEMPLATES
+
+    batches = []
+    real = tokens.encode_prompts
+
+    def spy(tokenizer, encoder, prompts):
+        batches.append(len(prompts))
+        return real(tokenizer, encoder, prompts)
+
+    monkeypatch.setattr(constraints, "encode_prompts", spy)
+    bank = constraints.ConstraintBank(tiny.stack.tokenizer, tiny.stack.text_encoder, OBJECT_TEMPLATES)
+    words = [f"thing{index}" for index in range(40)]
+    bank.add_words(words)
+    assert max(batches) <= constraints.ENCODE_BATCH and sum(batches) == 40 * len(OBJECT_TEMPLATES)
+    width = tiny.stack.text_encoder.config.projection_dim
+    assert bank._embeds.shape == (len(OBJECT_TEMPLATES), 40, width)  # nothing per token, nothing per layer
+    alone = constraints.ConstraintBank(tiny.stack.tokenizer, tiny.stack.text_encoder, OBJECT_TEMPLATES)
+    alone.add_words(["thing33"])
+    assert torch.allclose(bank.embeds(5, ["thing33"]), alone.embeds(5, ["thing33"]), atol=1e-6)
+
+
+def test_more_negatives_than_the_machine_holds_are_refused_before_the_folder_is_touched(run_cli, tmp_path, monkeypatch):
+    from conceptlab.engine.training import constraints
+
+    monkeypatch.setattr(constraints, "available_memory", lambda device: 8 * 1024 * 1024)
+    negatives = ",".join(f"thing{index}" for index in range(3000))
+    args = ("create", "--category", "pet", "--neg", negatives, "--model", "tiny", "--device", "cpu", *QUICK)
+    code, _, err = run_cli(*args, "--out", tmp_path / "run")
+    assert code == 2, err
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in err
+    assert "3001 constraint words need" in line and "give at most 1,365 negatives" in line, line
+    assert not (tmp_path / "run").exists()

@@ -32,7 +32,7 @@ from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.prior.tokens import check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
 from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.constraints import ImageConstraints
+from conceptlab.engine.training.constraints import ImageConstraints, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
 from conceptlab.engine.training.loop import StepRecord, train_token
 from conceptlab.engine.training.negatives import Negative, NegativeSchedule
@@ -187,6 +187,10 @@ def create(
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
+    if constraints is None:  # before the folder is claimed: a refusal leaves no lock and no empty log
+        encoder = loaded.stack.text_encoder
+        words = len(config.positives) + len(config.negatives)
+        check_constraints_fit(words, len(config.templates), encoder.config.projection_dim, encoder.device)
     watcher = _watcher(config, loaded, folder, render, decoder, offload)
     run = _Run(config, loaded, folder, watcher, constraints, extra_metadata or {}, callbacks or RunCallbacks(), offload)
     with folder.claim(force):
