@@ -119,7 +119,8 @@ def test_create_gallery_and_batch_refuse_a_filesystem_root_or_home(run_cli, tmp_
         assert code == 2, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert "filesystem root" in err or "home folder" in err, err
-    assert sorted(os.listdir(folder)) == before
+    if folder != "/proc":  # its listing follows the processes
+        assert sorted(os.listdir(folder)) == before
 
 
 # Negatives: the constraint bank keeps only what it needs, and too many are refused before training
