@@ -31,7 +31,13 @@ from conceptlab.engine.evaluation.evaluate import (
     results_csv,
     results_json,
 )
-from conceptlab.engine.evaluation.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.evaluation.metrics import (
+    METRIC_NAMES,
+    ClipEmbedder,
+    ConceptMetrics,
+    EvaluationTarget,
+    pool_metric,
+)
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
@@ -91,7 +97,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
+def already_rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
     """Whether `folder` already holds the renders that `source` describes.
 
     A folder without its record was interrupted before the last image and is rendered again. Renders of
@@ -140,7 +146,7 @@ def training_plan(config: ProtocolConfig, model: ModelChoice, out: Path) -> Plan
     return Plan(jobs, out, out, {job.name: () for job in jobs})
 
 
-def _training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
+def training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
     """The batch runner's events as the protocol's task bars: one bar per concept in training."""
     bars: dict[str, Callable[[int], None]] = {}
 
@@ -169,7 +175,7 @@ class ProtocolRun:
     def train(self, batch_options: dict[str, Any]) -> None:
         """Train every concept of the protocol (reusing those trained before) through the batch runner."""
         plan = training_plan(self.config, self.model, self.out)
-        events = _training_events(self.on_task)
+        events = training_events(self.on_task)
         result = run_plan(plan, self.model.model, on_event=events, force=self.force, **batch_options)
         if result.failed:
             first = result.records[result.failed[0]]
@@ -198,7 +204,7 @@ class ProtocolRun:
         settings = self.settings()
         source = {"concept": concept.sha256, "count": count, "first_seed": self.config.image_seed}
         source |= {"render": asdict(settings), **self._model_source()}
-        if not _rendered(images_dir, source, self.force):
+        if not already_rendered(images_dir, source, self.force):
             on_item = self.on_task(f"render {name}", count)
             loaded = self.models.prior(self.model)
             decoder = self.models.decoder(loaded)
@@ -217,7 +223,7 @@ class ProtocolRun:
         source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}
         source |= {"prior_steps": config.prior_steps, "size": config.size if uses_backend else None}
         source |= self._model_source() if uses_backend else {"model": config.sd_model}
-        if not _rendered(folder, source, self.force):
+        if not already_rendered(folder, source, self.force):
             images = baseline_images(
                 baseline,
                 _target(category, pair),
@@ -235,17 +241,6 @@ class ProtocolRun:
         return baseline_image_set(baseline_name, load_images(folder), _target(category, pair))
 
 
-def pool_summaries(summaries: list[Summary]) -> Summary:
-    """The mean and population std of all values behind several summaries, computed from (mean, std, n) alone."""
-    present = [s for s in summaries if s.n]
-    total = sum(s.n for s in present)
-    if not total:
-        return Summary(float("nan"), float("nan"), 0)
-    mean = sum(s.n * s.mean for s in present) / total
-    variance = sum(s.n * (s.std**2 + (s.mean - mean) ** 2) for s in present) / total
-    return Summary(mean, variance**0.5, total)
-
-
 def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
     """One row per (category, method): every image of its concepts or pairs pooled (the paper's table)."""
     groups: dict[tuple[str, str], list[EvaluationRow]] = {}
@@ -254,7 +249,7 @@ def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
     summary = []
     for (category, method), members in groups.items():
         metrics = {
-            metric: pool_summaries([m.metrics.metrics[metric] for m in members if metric in m.metrics.metrics])
+            metric: pool_metric(metric, [m.metrics.metrics[metric] for m in members if metric in m.metrics.metrics])
             for metric in METRIC_NAMES
             if any(metric in m.metrics.metrics for m in members)
         }
