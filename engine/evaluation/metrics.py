@@ -87,7 +87,8 @@ def vendi_score(image_embeds: torch.Tensor) -> float:
     count = image_embeds.shape[0]
     if count == 0:
         return math.nan
-    kernel = cosine_matrix(image_embeds, image_embeds).double() / count
+    unit = F.normalize(image_embeds.double(), dim=-1)
+    kernel = unit @ unit.T / count
     eigenvalues = torch.linalg.eigvalsh(kernel)
     eigenvalues = eigenvalues[eigenvalues > 0]
     return float(torch.exp(-(eigenvalues * eigenvalues.log()).sum()))
