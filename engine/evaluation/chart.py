@@ -65,6 +65,7 @@ def _bar_panel(axes: Axes, metric: str, values: dict[str, dict[str, Summary]], m
         color = METHOD_COLORS[index % len(METHOD_COLORS)]
         axes.bar(x, heights, width * 0.92, yerr=errors, capsize=3, color=color, label=method, gid=method)
     axes.set_xticks(range(len(categories)), categories)
+    axes.set_xlim(-0.5, len(categories) - 0.5)  # the groups stay in place when a method has no bar
     arrow = "↓ lower is better" if metric in LOWER_IS_BETTER else "↑ higher is better"
     axes.set_title(f"{metric} ({arrow})", fontsize="medium")
     axes.grid(axis="y", alpha=0.3)
@@ -80,7 +81,8 @@ def _scatter_panel(axes: Axes, rows: Sequence[EvaluationRow], methods: list[str]
         axes.errorbar(x.mean, y.mean, xerr=_spread(x), yerr=_spread(y), fmt="none", ecolor=color, alpha=0.5)
         axes.scatter([x.mean], [y.mean], s=60, color=color, label=method, gid=method, zorder=3)
         axes.annotate(method, (x.mean, y.mean), textcoords="offset points", xytext=(6, 4 + 8 * (index % 2)))
-    axes.set(xlabel=f"{x_metric} →", ylabel=f"{y_metric} →", title="trade-off (up and right is better)")
+    axes.set(xlabel=f"{x_metric} →", ylabel=f"{y_metric} →")
+    axes.set_title("trade-off (up and right is better)", fontsize="medium")
     axes.grid(alpha=0.3)
 
 
