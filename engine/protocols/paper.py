@@ -22,11 +22,14 @@ from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
+    RenderClock,
     baseline_image_set,
     baseline_images,
     category_target,
     concept_image_set,
     evaluate_image_sets,
+    record_costs,
+    recorded_costs,
     render_concept_images,
     results_csv,
     results_json,
@@ -171,6 +174,7 @@ class ProtocolRun:
         self.models = ModelCache()
         self.trained = self.reused = 0
         self.concepts: dict[str, Path] = {}
+        self.train_seconds: dict[str, float] = {}
 
     def train(self, batch_options: dict[str, Any]) -> None:
         """Train every concept of the protocol (reusing those trained before) through the batch runner."""
@@ -186,6 +190,7 @@ class ProtocolRun:
         self.trained = sum(record.status == "done" for record in result.records.values())
         self.reused = len(result.records) - self.trained
         self.concepts = {name: self.out / (record.concept or "") for name, record in result.records.items()}
+        self.train_seconds = {name: record.seconds for name, record in result.records.items()}
 
     def settings(self):
         config = self.config
@@ -205,12 +210,14 @@ class ProtocolRun:
         source = {"concept": concept.sha256, "count": count, "first_seed": self.config.image_seed}
         source |= {"render": asdict(settings), **self._model_source()}
         if not already_rendered(images_dir, source, self.force):
-            on_item = self.on_task(f"render {name}", count)
             loaded = self.models.prior(self.model)
             decoder = self.models.decoder(loaded)
-            images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, on_item)
+            clock = RenderClock(self.on_task(f"render {name}", count))
+            images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, clock)
+            record_costs(images_dir, {"render-seconds": clock.seconds_per_image})
             save_renders(images, images_dir, source)
-        return concept_image_set(concept, load_images(images_dir), _target(category, pair))
+        costs = {**recorded_costs(images_dir), "train-seconds": [self.train_seconds[name]]}
+        return concept_image_set(concept, load_images(images_dir), _target(category, pair), costs)
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
         baseline = load_baseline(baseline_name)
@@ -224,6 +231,7 @@ class ProtocolRun:
         source |= {"prior_steps": config.prior_steps, "size": config.size if uses_backend else None}
         source |= self._model_source() if uses_backend else {"model": config.sd_model}
         if not already_rendered(folder, source, self.force):
+            clock = RenderClock(self.on_task(f"{baseline_name} {name}", count))
             images = baseline_images(
                 baseline,
                 _target(category, pair),
@@ -235,10 +243,12 @@ class ProtocolRun:
                 size=config.size if uses_backend else None,
                 steps=config.render_steps,
                 prior_steps=config.prior_steps,
-                on_image=self.on_task(f"{baseline_name} {name}", count),
+                on_image=clock,
             )
+            record_costs(folder, {"render-seconds": clock.seconds_per_image})
             save_renders(images, folder, source)
-        return baseline_image_set(baseline_name, load_images(folder), _target(category, pair))
+        costs = recorded_costs(folder)
+        return baseline_image_set(baseline_name, load_images(folder), _target(category, pair), costs)
 
 
 def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
