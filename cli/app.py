@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -117,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exception:
         where = f"{exception.filename}: " if exception.filename else ""
-        error(f"{where}{exception.strerror or exception}; check the path and its permissions.")
+        fix = "check the path and its permissions"
+        if exception.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some space and run the command again (a training run goes on with --resume)"
+        error(f"{where}{exception.strerror or exception}; {fix}.")
         return 1
     except Exception as exception:
         if _is_click_error(exception):
