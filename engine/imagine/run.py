@@ -18,7 +18,7 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
-from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, check_oracle_inputs, load_oracle
+from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, Question, check_oracle_inputs, load_oracle
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
@@ -33,7 +33,7 @@ from conceptlab.engine.imagine.request import (
 from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, StableDiffusionRoute
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.io.images import write_png
-from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
 
@@ -45,17 +45,9 @@ PER_RUN_FIELDS = ("n", "seed", "seeds", "out", "force", "device", "dtype")
 """Request fields that do not change an image (which seeds, where, on which device): left out of its settings."""
 
 
-@dataclass(frozen=True)
-class ImagineQuestion:
+def imagine_question(request: ImagineRequest) -> Question:
     """The oracle's question ("What kind of {} is this?" with the category in place), shaped as oracles expect."""
-
-    category: str
-    template: str
-    style: bool = False
-
-    @property
-    def text(self) -> str:
-        return self.template.replace("{}", self.category)
+    return Question(request.category, wording=request.question.replace("{}", request.category))
 
 
 @dataclass(frozen=True)
@@ -98,7 +90,7 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
         raise UsageError(
             f"--oracle clip-zeroshot uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle vilt."
         )
-    check_oracle_inputs(name, ImagineQuestion(request.category, request.question), OracleOptions(model=weights))
+    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights))
     return entry, name, weights
 
 
@@ -117,14 +109,18 @@ def resolved_settings(request: ImagineRequest, entry: PipelineModel | None) -> t
     return Settings(render.steps, render.guidance, render.size), render
 
 
-def load(request: ImagineRequest) -> Loaded:
-    """Load the model (and a preview autoencoder) the request names."""
+def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = None) -> Loaded:
+    """Load the model (and a preview autoencoder) the request names; `kandinsky`: a prior and decoder already
+    loaded for a Kandinsky request (a protocol shares them with its other methods)."""
     entry, model = resolve_family(request.model, request.backend)
     settings, render = resolved_settings(request, entry)
     choice = ModelChoice(model=model, backend=request.backend, device=request.device, dtype=request.dtype)
     if entry is None:
-        loaded = load_prior(choice)
-        return Loaded(KandinskyRoute(loaded, load_decoder(loaded), render), settings, loaded, None)
+        if kandinsky is None:
+            prior = load_prior(choice)
+            kandinsky = prior, load_decoder(prior)
+        prior, decoder = kandinsky
+        return Loaded(KandinskyRoute(prior, decoder, render), settings, prior, None)
     device, dtype = choice.placement()
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
@@ -198,10 +194,12 @@ def imagine(
     *,
     oracle: Oracle | None = None,
     loaded: Loaded | None = None,
+    kandinsky: tuple[LoadedPrior, Any] | None = None,
 ) -> ImagineResult:
     """`conceptlab imagine` in one call: check, load (or use `loaded`), sample each seed, write the files.
 
-    `oracle` replaces the named one (tests and protocols pass their own). Everything about the outputs (an earlier
+    `oracle` replaces the named one (tests and protocols pass their own); `kandinsky` shares an already loaded
+    prior and decoder (see `load`). Everything about the outputs (an earlier
     run with other settings, files in the way) is checked before any weights load; a rerun with every image done
     loads nothing."""
     entry, oracle_name, oracle_model = check(request)
@@ -218,7 +216,7 @@ def imagine(
         [out / f"{seed}.png" for seed in todo] + ([] if has_record else [out / GRID]), request.force, "--out"
     )
     if todo:
-        loaded = loaded or load(request)
+        loaded = loaded or load(request, kandinsky)
         oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
     records: dict[int, ImageRecord] = {seed: _record_of(out, image) for seed, image in finished.items()}
     for index, seed in enumerate(seeds):
@@ -277,7 +275,7 @@ def sample_one(
     negatives, re-encoded into the unconditional branch from the next step on."""
     route, settings = loaded.route, loaded.settings
     negatives = NegativeList(request.category, tuple(request.neg), request.max_negatives)
-    question = ImagineQuestion(request.category, request.question)
+    question = imagine_question(request)
     window = ask_steps(settings.steps, request.ask_from, request.ask_until, request.ask_every)
     recorder = StepRecorder(route.pipeline.scheduler)
     answers: list[dict[str, object]] = []
