@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, shown, stderr, stdout
+from conceptlab.cli.output import print_json, show_table, shown, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import task_progress
 from conceptlab.engine.errors import UsageError
@@ -59,7 +59,7 @@ def _cell(row: EvaluationRow, metric: str) -> str:
     return f"{summary.mean:.3f}±{summary.std:.3f}"
 
 
-def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
+def print_table(rows: list[EvaluationRow], clip_name: str, plain: bool = False) -> None:
     metrics = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
     table = Table(title=f"CLIP metrics ({clip_name}): mean ± std over n images", title_justify="left")
     for column in ("row", "category"):
@@ -71,7 +71,7 @@ def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
         cells = [_cell(row, metric) for metric in metrics]
         name, category = shown(row.metrics.name), shown(row.metrics.category or "")
         table.add_row(name, category, *cells, str(row.metrics.metrics["positive"].n))
-    stdout.print(table)
+    show_table(table, plain)
 
 
 def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | None, plot: Path | None) -> None:
@@ -114,23 +114,29 @@ class ProtocolOutputs:
     csv_path: Path | None
     plot: Path | None
     force: bool
+    plain: bool = False
 
 
 def run_paper_protocol(
-    quick: bool, choice: ModelChoice, clip: str | None, outputs: ProtocolOutputs, options_: dict, batch_options: dict
+    quick: bool,
+    choice: ModelChoice,
+    clip: tuple[str | None, str | None],
+    outputs: ProtocolOutputs,
+    options_: dict,
+    batch_options: dict,
 ) -> None:
     if outputs.out is None:
         raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
     refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
     config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
-    evaluator = evaluating_clip(clip, choice)
+    evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_protocol(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
     write_outputs(result.summary, evaluator.name, outputs.csv_path, outputs.plot)
     if outputs.as_json:
         print_json(results_json(result.summary, evaluator.name))
         return
-    print_table(result.summary, evaluator.name)
+    print_table(result.summary, evaluator.name, outputs.plain)
     stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
     for path in result.files.values():
         stdout.print(f"  {path}", highlight=False, markup=False)
@@ -181,10 +187,10 @@ def evaluate_command(
     model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(help="Evaluating CLIP: hub id, folder or evaluator name (default openai/clip-vit-large-patch14)."),
-    ] = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
+    clip: options.ClipOpt = None,
+    clip_revision: options.ClipRevisionOpt = None,
     protocol: Annotated[
         str | None, typer.Option(help="Run a whole protocol instead: 'paper' (75 concepts and both baselines).")
     ] = None,
@@ -199,6 +205,7 @@ def evaluate_command(
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     as_json: options.JsonOpt = False,
+    plain: options.PlainOpt = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Also write grouped bars per category (positive, negative) as PNG.")
@@ -220,10 +227,11 @@ def evaluate_command(
         extra = {"size": size, "render_steps": steps, "sd_model": sd_model, "image_seed": seed}
         if baselines:
             extra["baselines"] = tuple(baselines)
-        choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision)
+        choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision, decoder, decoder_revision)
         batch = {"ray": ray is not None, "address": options.ray_address(ray)}
-        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force)
-        return run_paper_protocol(quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
+        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force, plain)
+        clips = (clip, clip_revision)
+        return run_paper_protocol(quick, choice, clips, outputs, extra, {**batch, "max_parallel": max_parallel})
     if quick or out or ray or max_parallel:
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper; add --protocol paper or drop them."
@@ -248,7 +256,10 @@ def evaluate_command(
         revision=revision,
         device=device,
         dtype=dtype,
+        decoder=decoder,
+        decoder_revision=decoder_revision,
         clip=clip,
+        clip_revision=clip_revision,
     )
     with task_progress() as on_task:
         result = evaluate(request, on_task=on_task)
@@ -258,4 +269,4 @@ def evaluate_command(
     if as_json:
         print_json(results_json(result.rows, result.clip))
     else:
-        print_table(list(result.rows), result.clip)
+        print_table(list(result.rows), result.clip, plain)

@@ -70,7 +70,7 @@ def _folder_files(root: Path, folder: Path) -> tuple[str, ...]:
 
 def _decoder(cache: ModelCache, choice: ModelChoice):
     """The decoder waits on the CPU between uses: a batch keeps several models loaded."""
-    return cache.decoder(cache.prior(choice), place=IDLE_DEVICE)
+    return cache.decoder(cache.prior(choice), choice.decoder, choice.decoder_revision, place=IDLE_DEVICE)
 
 
 def _create(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> Any:
@@ -114,7 +114,8 @@ def _sample(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_
     choice = model_choice(job.options, [load_concept(path) for path in paths], model)
     request = SampleRequest(
         **field_values(SampleRequest, job.options)
-        | {"concepts": paths, "model": choice.model, "backend": choice.backend, "out": Path(job.out), "force": True}
+        | {"concepts": paths, "model": choice.model, "backend": choice.backend, "revision": choice.revision}
+        | {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision, "out": Path(job.out), "force": True}
     )
     result = sample(request, cache=cache, on_image=lambda index: on_progress(index + 1, request.n))
     return f"{len(result.images)} images"
@@ -141,7 +142,7 @@ def _evaluate(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, o
             concept_image_set(concept, images, concept_target(concept, category, negatives, vocabulary, path, parents))
         )
         on_progress(index + 1, len(concepts))
-    clip = evaluating_clip(options.get("clip"), choice, cache)
+    clip = evaluating_clip(options.get("clip"), choice, cache, options.get("clip_revision"))
     rows = evaluate_image_sets(clip, sets)
     write_json(Path(job.out) / METRICS_FILE, results_json(rows, clip.name))
     write_text(Path(job.out) / "rows.csv", results_csv(rows))

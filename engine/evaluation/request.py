@@ -26,7 +26,7 @@ from conceptlab.engine.evaluation.evaluate import (
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
 from conceptlab.engine.evaluation.metrics import EvaluationTarget
-from conceptlab.engine.io.images import load_images
+from conceptlab.engine.io.images import load_images, scored_image_files
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, renamed
@@ -70,7 +70,11 @@ class EvaluateRequest:
     revision: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    decoder: str | None = None
+    """None: the decoder the first concept records, else the backend's."""
+    decoder_revision: str | None = None
     clip: str | None = None
+    clip_revision: str | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -79,7 +83,8 @@ class EvaluateRequest:
             raise UsageError("Nothing to evaluate; give concept files, --images DIR, --baseline or --protocol paper.")
 
     def model_choice(self, concepts: Sequence[Concept]) -> ModelChoice:
-        return ModelChoice.for_concepts(concepts, self.model, self.backend, self.device, self.dtype, self.revision)
+        model = (self.model, self.backend, self.device, self.dtype, self.revision)
+        return ModelChoice.for_concepts(concepts, *model, self.decoder, self.decoder_revision)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,8 @@ def evaluate(
     parents, notes = _parents(request, concepts)
     targets = _with_parents(targets, parents)
     if request.images:
-        sets = _folder_sets(request, concepts, targets)
+        sets, skipped = _folder_sets(request, concepts, targets)
+        notes += skipped
     else:
         sets = [
             concept_image_set(concept, _rendered(request, concept, choice, cache, on_task), target)
@@ -115,7 +121,7 @@ def evaluate(
         ]
     baseline_targets = targets or [category_target(request.category, request.negatives, request.vocab, "--baseline")]
     sets += _baseline_sets(request, baseline_targets, choice, cache, on_task)
-    clip = evaluating_clip(request.clip, choice, cache)
+    clip = evaluating_clip(request.clip, choice, cache, request.clip_revision)
     return EvaluateResult(tuple(evaluate_image_sets(clip, sets)), clip.name, notes)
 
 
@@ -150,7 +156,8 @@ def _parents(request: EvaluateRequest, concepts: list[Concept]) -> tuple[Parents
     chosen = chosen or tuple(1 / len(folders) for _ in folders)
     if len(chosen) != len(folders):
         raise UsageError(f"--weights has {len(chosen)} values for {len(folders)} --parent-images; give one each.")
-    return {folder.name: (weight, load_images(folder)) for folder, weight in zip(folders, chosen, strict=True)}, ()
+    pairs = zip(folders, chosen, strict=True)
+    return {folder.name: (weight, load_images(folder, scored_image_files(folder)[0])) for folder, weight in pairs}, ()
 
 
 def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[EvaluationTarget]:
@@ -159,14 +166,24 @@ def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[Eva
     return [with_parents(target, parents) for target in targets]
 
 
-def _folder_sets(request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]) -> list[ImageSet]:
-    """Rows scored on given images: one concept's target on one folder, or each folder against --category."""
+def _folder_sets(
+    request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]
+) -> tuple[list[ImageSet], tuple[str, ...]]:
+    """Rows scored on given images: one concept's target on one folder, or each folder against --category; and a
+    note per folder whose grids, strips or plots were left out."""
+    images, notes = {}, []
+    for folder in request.images:
+        files, skipped = scored_image_files(folder)
+        images[folder] = load_images(folder, files)
+        if skipped:
+            notes.append(f"{folder}: skipped {skipped} grid/strip/plot file(s) the toolkit wrote; scored {len(files)}.")
     if concepts:
-        return [concept_image_set(concepts[0], load_images(request.images[0]), targets[0])]
-    return [
-        ImageSet(folder.name, "images", load_images(folder), target)
+        return [concept_image_set(concepts[0], images[request.images[0]], targets[0])], tuple(notes)
+    sets = [
+        ImageSet(folder.name, "images", images[folder], target)
         for folder, target in zip(request.images, targets, strict=True)
     ]
+    return sets, tuple(notes)
 
 
 def _rendered(
@@ -175,7 +192,7 @@ def _rendered(
     loaded = cache.prior(choice)
     settings = render_settings(loaded.backend, size=request.size, steps=request.steps)
     on_image = on_task(f"Rendering {concept.token}", request.count)
-    decoder = cache.decoder(loaded)
+    decoder = cache.decoder(loaded, choice.decoder, choice.decoder_revision)
     return render_concept_images(concept, loaded, decoder, request.count, request.seed, settings, on_image)
 
 

@@ -39,6 +39,9 @@ class DecoderStack:
     pipeline: Any
     device: torch.device
     dtype: torch.dtype
+    source: str | None = None
+    """The hub id, backend name or local folder it was loaded from (what a concept records as its decoder)."""
+    revision: str | None = None
 
     @property
     def image_embedding_dim(self) -> int:

@@ -122,7 +122,9 @@ def concept_name(category: str, pair: tuple[str, ...], seed: int) -> str:
 def training_plan(config: ProtocolConfig, model: ModelChoice, out: Path) -> Plan:
     """One `create` job per category, pair of negatives and seed: the batch runner trains them, here or on Ray."""
     model_options = {"model": model.model, "device": model.device, "dtype": model.dtype}
-    model_options |= {key: value for key, value in (("backend", model.backend), ("revision", model.revision)) if value}
+    named = {"backend": model.backend, "revision": model.revision}
+    named |= {"decoder": model.decoder, "decoder_revision": model.decoder_revision}
+    model_options |= {key: value for key, value in named.items() if value}
     steps = {"steps": config.train_steps} if config.train_steps else {}
     jobs = tuple(
         Job(
@@ -188,7 +190,9 @@ class ProtocolRun:
         )
 
     def _model_source(self) -> dict[str, Any]:
-        return {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
+        source = {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
+        named = {"decoder": self.model.decoder, "decoder_revision": self.model.decoder_revision}
+        return source | {key: value for key, value in named.items() if value}
 
     def concept_set(self, category: str, pair: tuple[str, ...], seed: int) -> ImageSet:
         name = concept_name(category, pair, seed)
@@ -201,7 +205,7 @@ class ProtocolRun:
         if not _rendered(images_dir, source, self.force):
             on_item = self.on_task(f"render {name}", count)
             loaded = self.models.prior(self.model)
-            decoder = self.models.decoder(loaded)
+            decoder = self.models.decoder(loaded, self.model.decoder, self.model.decoder_revision)
             images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, on_item)
             save_renders(images, images_dir, source)
         return concept_image_set(concept, load_images(images_dir), _target(category, pair))
