@@ -285,3 +285,18 @@ def test_tables_print_at_full_width_into_a_pipe_and_as_tsv_with_plain(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split("\t") == ["row", "category", "positive ↑", "negative ↓", "novelty ↑", "diversity ↑", "n"]
     assert lines[1].split("\t")[:2] == ["conceptlab-long-row-name", "musical instrument"]
+
+
+def test_doctor_says_which_offload_decision_create_would_take_and_why():
+    from conceptlab.engine.models.doctor import ModelPlace, offload_decision
+
+    def places(decoder_bytes: int | None) -> tuple[ModelPlace, ...]:
+        sizes = {"prior": 7_100_000_000, "decoder": decoder_bytes, "oracle": 7_900_000_000}
+        where = {role: "missing" if size is None else "hub cache" for role, size in sizes.items()}
+        return tuple(ModelPlace(role, f"x/{role}", None, where[role], size) for role, size in sizes.items())
+
+    assert offload_decision(places(2_600_000_000), None).startswith("no offloading: no CUDA GPU")
+    on_16_gb = offload_decision(places(2_600_000_000), 16_000_000_000)
+    assert on_16_gb.startswith("offload:") and "8.9 GB free after the prior" in on_16_gb
+    assert offload_decision(places(2_600_000_000), 80_000_000_000).startswith("keep all resident:")
+    assert offload_decision(places(None), 80_000_000_000).startswith("cannot tell: the decoder")

@@ -9,6 +9,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+BACKEND_GROUP = "conceptlab.backends"
+"""The entry-point group backends register under."""
+
 
 @dataclass
 class PriorStack:

@@ -101,7 +101,7 @@ def _devices() -> list[Device]:
 
 def _backend_report(backend: Backend, settings: Settings, free_bytes: int | None) -> BackendReport:
     models = tuple(_model_places(backend, settings))
-    return BackendReport(backend.name, models, _offload_decision(models, free_bytes))
+    return BackendReport(backend.name, models, offload_decision(models, free_bytes))
 
 
 def _model_places(backend: Backend, settings: Settings) -> list[ModelPlace]:
@@ -171,7 +171,7 @@ def _weights_bytes(path: Path) -> int:
     return sum(file.stat().st_size for file in files)
 
 
-def _offload_decision(models: tuple[ModelPlace, ...], free_bytes: int | None) -> str:
+def offload_decision(models: tuple[ModelPlace, ...], free_bytes: int | None) -> str:
     """What `create` with checkpoint images and an oracle would decide on the first GPU (see `offload_needed`):
     the prior is put on the GPU first; offloading is on when the decoder, the oracle and 2 GiB for activations
     would not fit in what is left."""

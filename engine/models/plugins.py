@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.backend import Backend
-
-BACKEND_GROUP = "conceptlab.backends"
+from conceptlab.engine.models.backend import BACKEND_GROUP, Backend
+from conceptlab.engine.models.settings import load_settings
 
 
 def names(group: str) -> list[str]:
@@ -47,8 +46,6 @@ def load_backend(name: str) -> Backend:
 
 def default_prior(backend: Backend) -> str:
     """What a backend's name means as `--model`: the prior the settings file names for it, else its default."""
-    from conceptlab.engine.models.settings import load_settings
-
     return load_settings().model(backend.name, "prior")[0] or backend.default_model
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.backend import BACKEND_GROUP
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,15 +86,13 @@ def load_settings() -> Settings:
 
 
 def _models(path: Path, data: dict) -> dict[str, dict[str, str]]:
-    from conceptlab.engine.models.plugins import backend_names
-
     unknown = sorted(set(data) - {"models"})
     if unknown:
         raise UsageError(f'{path}: unknown table or key {unknown[0]!r}; the file holds [models."BACKEND"] tables.')
     tables = data.get("models", {})
     if not isinstance(tables, dict):
         raise UsageError(f'{path}: models must be tables, e.g. [models."kandinsky-2.2"] with prior = "...".')
-    known = backend_names()
+    known = sorted(entry.name for entry in entry_points(group=BACKEND_GROUP))
     models = {}
     for backend, table in tables.items():
         if backend not in known:
