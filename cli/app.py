@@ -63,7 +63,9 @@ app.command("breed", help="Evolve a population of concepts over generations.", e
 app.command("gallery", help="Write a static web page of concepts and their family graph.", epilog=GALLERY_EXAMPLES)(
     gallery_command
 )
-app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
+app.command("demo", help="A new pet on the tiny offline backend (a first run also builds the tiny world).")(
+    demo_command
+)
 app.command("doctor", help="Check torch, devices and which models are present, loading none.", epilog=DOCTOR_EXAMPLES)(
     doctor_command
 )

@@ -1,4 +1,5 @@
-"""`conceptlab demo`: a new pet on the tiny backend, offline, in under a minute on 2 CPU cores.
+"""`conceptlab demo`: a new pet on the tiny backend, offline; it says which phase it is in (a first run builds the
+tiny world, about 40 s, before training).
 
 conceptlab demo
 """
