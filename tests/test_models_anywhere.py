@@ -300,3 +300,13 @@ def test_doctor_says_which_offload_decision_create_would_take_and_why():
     assert on_16_gb.startswith("offload:") and "8.9 GB free after the prior" in on_16_gb
     assert offload_decision(places(2_600_000_000), 80_000_000_000).startswith("keep all resident:")
     assert offload_decision(places(None), 80_000_000_000).startswith("cannot tell: the decoder")
+
+
+def test_the_demo_says_which_phase_it_is_in(tmp_path, monkeypatch, run_cli):
+    import conceptlab.cli.demo as demo
+
+    monkeypatch.setattr(demo, "tiny_world_built", lambda: False)  # as on a fresh machine (it is cached here)
+    code, _, err = run_cli("demo", "--steps", "2", "--out", tmp_path / "demo")
+    assert code == 0, err
+    phases = [line for line in err.splitlines() if line.startswith("==")]
+    assert phases[0].startswith("== building the tiny world") and phases[1].startswith("== training a new pet")
