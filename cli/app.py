@@ -14,6 +14,7 @@ from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
 from conceptlab.cli.doctor import DOCTOR_EXAMPLES, doctor_command
+from conceptlab.cli.embed import EMBED_EXAMPLES, embed_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
@@ -38,6 +39,9 @@ app.command("evolve", help="Breed a child concept from parent concepts or image 
     evolve_command
 )
 app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
+app.command("embed", help="Export the prior's image embeddings of a prompt with concepts.", epilog=EMBED_EXAMPLES)(
+    embed_command
+)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
     lineage_command
