@@ -112,11 +112,11 @@ def _evolve(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_
 def _sample(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> str:
     paths = tuple(Path(inputs[name]) for name in job.options["concepts"])
     choice = model_choice(job.options, [load_concept(path) for path in paths], model)
-    request = SampleRequest(
-        **field_values(SampleRequest, job.options)
-        | {"concepts": paths, "model": choice.model, "backend": choice.backend, "revision": choice.revision}
-        | {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision, "out": Path(job.out), "force": True}
-    )
+    values = field_values(SampleRequest, job.options)
+    values |= {"concepts": paths, "model": choice.model, "backend": choice.backend, "revision": choice.revision}
+    if values.get("via") is None:  # a --via route renders without the decoder
+        values |= {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision}
+    request = SampleRequest(**values | {"out": Path(job.out), "force": True})
     result = sample(request, cache=cache, on_image=lambda index: on_progress(index + 1, request.n))
     return f"{len(result.images)} images"
 
