@@ -174,10 +174,8 @@ def create_command(
         str | None,
         typer.Option(help="blip2 (the paper's) or clip-zeroshot (light; the backend's CLIP). Default: the backend's."),
     ] = None,
-    oracle_model: Annotated[
-        str | None,
-        typer.Option(help="The oracle's weights: a BLIP-2 hub id or folder (default Salesforce/blip2-flan-t5-xl)."),
-    ] = None,
+    oracle_model: options.OracleModelOpt = None,
+    oracle_revision: options.OracleRevisionOpt = None,
     ask_every: Annotated[int | None, typer.Option(help="Ask the oracle every N steps (default: --every).")] = None,
     max_negatives: Annotated[
         int | None,
@@ -203,6 +201,8 @@ def create_command(
     ] = CreateConfig.positive_lambda,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
     offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
@@ -215,6 +215,8 @@ def create_command(
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
@@ -236,6 +238,7 @@ def create_command(
         style=style,
         oracle=oracle,
         oracle_model=oracle_model,
+        oracle_revision=oracle_revision,
         ask_every=ask_every,
         max_negatives=max_negatives,
         vocab_file=vocab,
@@ -245,6 +248,8 @@ def create_command(
         positive_lambda=positive_lambda,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
+        image_size=image_size,
+        image_steps=image_steps,
         steps=steps,
         learning_rate=lr,
         seed=seed,
@@ -252,7 +257,8 @@ def create_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    model = options.model_or_default(model)
+    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
     run_training(config, model_choice, out, force, offload)
 
 
@@ -265,6 +271,8 @@ def mix_command(
     category: Annotated[str | None, typer.Option(help="Category the hybrid belongs to (recorded).")] = None,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
     offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
@@ -277,6 +285,8 @@ def mix_command(
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
@@ -295,6 +305,8 @@ def mix_command(
         category=category,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
+        image_size=image_size,
+        image_steps=image_steps,
         steps=steps,
         learning_rate=lr,
         seed=seed,
@@ -302,5 +314,6 @@ def mix_command(
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
     )
-    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    model = options.model_or_default(model)
+    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
     run_training(config, model_choice, out, force, offload)

@@ -52,10 +52,14 @@ def evolve_command(
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
     offload: options.OffloadOpt = None,
     model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
@@ -72,7 +76,7 @@ def evolve_command(
     def train(callbacks: RunCallbacks) -> CreateResult:
         return evolve(
             parents,
-            ModelChoice(model, backend, device, dtype, revision),
+            ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision),
             weights=number_list("--weights", weights),
             token=token,
             initializer=init,
@@ -87,6 +91,8 @@ def evolve_command(
             prior_guidance=prior_guidance,
             images=images,
             image_seeds=integer_list("--image-seeds", image_seeds),
+            image_size=image_size,
+            image_steps=image_steps,
             images_per_parent=images_per_parent,
             offload=offload,
         )

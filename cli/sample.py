@@ -62,10 +62,8 @@ def sample_command(
     negative_prompt: Annotated[
         str, typer.Option(help="Negative prompt of the prior (its image embedding is the decoder's negative).")
     ] = SampleRequest.negative_prompt,
-    decoder: Annotated[
-        str | None, typer.Option(help="Decoder hub id or local folder (default: the backend's decoder).")
-    ] = None,
-    decoder_revision: Annotated[str | None, typer.Option(help="Hub revision of --decoder.")] = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     grid: Annotated[
         bool, typer.Option("--grid/--no-grid", help="Also write a grid with the prompt as caption.")
     ] = SampleRequest.grid,

@@ -50,7 +50,7 @@ from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.models import resolve_family
 from conceptlab.engine.io.atomic import write_json, write_text
-from conceptlab.engine.io.images import load_images, open_images, save_renders
+from conceptlab.engine.io.images import load_images, save_renders
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
@@ -287,7 +287,7 @@ def imagine_rows(run: CreativeRun, category: str) -> list[ImageSet]:
             on_image(event.image)
 
     result = imagine(request, progress, kandinsky=run.loaded())
-    images = open_images(result.paths, result.out)
+    images = load_images(result.out, result.paths)
     # as imagine.json records them (rounded), so a rerun that reads them back reports the same costs
     seconds = [round(image.seconds_denoising, 4) + round(image.seconds_asking, 4) for image in result.images]
     costs = {"render-seconds": seconds}

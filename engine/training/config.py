@@ -56,6 +56,7 @@ class CreateConfig:
     oracle: str | None = None
     """None: the backend's default oracle."""
     oracle_model: str | None = None
+    oracle_revision: str | None = None
     ask_every: int | None = None
     """None: every `checkpoint_every` steps."""
     max_negatives: int = 10
@@ -63,6 +64,10 @@ class CreateConfig:
     images: bool = True
     """Render the concept at every checkpoint (needs the backend's decoder)."""
     image_seeds: tuple[int, ...] = (42, 500)
+    image_size: int | None = None
+    """Size of checkpoint, oracle and parent renders; None: the backend's (the decoder's 512 px for Kandinsky)."""
+    image_steps: int | None = None
+    """Decoder steps of those renders; None: the backend's (50 for Kandinsky)."""
     images_per_parent: int = 8
     """evolve: how many images of each concept parent are rendered to stand for it."""
 
@@ -123,6 +128,9 @@ class CreateConfig:
             raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
         if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
             raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
+        for option, value in (("--image-size", self.image_size), ("--image-steps", self.image_steps)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{option} must be at least 1 (got {value}); leave it out for the decoder's default.")
 
     @property
     def ask_interval(self) -> int:
@@ -137,6 +145,7 @@ class CreateConfig:
 ORACLE_OPTIONS = {
     "oracle": "--oracle",
     "oracle_model": "--oracle-model",
+    "oracle_revision": "--oracle-revision",
     "ask_every": "--ask-every",
     "max_negatives": "--max-negatives",
     "vocab_file": "--vocab",
@@ -154,6 +163,8 @@ TRAINING_OPTIONS = (
     "prior_guidance",
     "images",
     "image_seeds",
+    "image_size",
+    "image_steps",
 )
 """The `CreateConfig` fields that create, mix and evolve all take as options."""
 COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from conceptlab.engine.adaptive.oracle import (
+    ORACLE_GROUP,
     OracleOptions,
     OracleWithWeights,
     Question,
@@ -28,9 +29,11 @@ from conceptlab.engine.models.backend import Backend, DecoderStack
 from conceptlab.engine.models.devices import dtype_name
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.models.plugins import find, resolve_model
+from conceptlab.engine.models.settings import configured
 from conceptlab.engine.prior.tokens import check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.rendering.sample import check_size
 from conceptlab.engine.training.config import CreateConfig
 from conceptlab.engine.training.constraints import ImageConstraints, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
@@ -106,9 +109,13 @@ def concept_metadata(config: CreateConfig, loaded: LoadedPrior, **extra: Any) ->
 
 
 def _oracle_choice(config: CreateConfig, backend: Backend) -> tuple[str, OracleOptions]:
-    """The oracle `config` asks (`--oracle`, else the backend's default) and its options."""
-    options = OracleOptions(config.oracle_model, Path(config.vocab_file) if config.vocab_file else None)
-    return config.oracle or backend.default_oracle, options
+    """The oracle `config` asks (`--oracle`, else the backend's default) and its options; the settings file's
+    oracle weights apply only to an oracle that has weights of its own (not clip-zeroshot)."""
+    name = config.oracle or backend.default_oracle
+    model, revision = config.oracle_model, config.oracle_revision
+    if hasattr(find(ORACLE_GROUP, name), "default_model"):
+        model, revision = configured(backend.name, "oracle", model, revision)
+    return name, OracleOptions(model, Path(config.vocab_file) if config.vocab_file else None, revision)
 
 
 def _check_oracle(config: CreateConfig, model: ModelChoice | LoadedPrior) -> None:
@@ -126,6 +133,7 @@ def _watcher(
     render: RenderSettings | None,
     decoder: DecoderStack | None,
     offload: bool | None,
+    decoder_choice: tuple[str | None, str | None] = (None, None),
 ) -> ConceptWatcher | None:
     """Loads the decoder (and the oracle) only when the run renders or asks.
 
@@ -138,9 +146,10 @@ def _watcher(
     if config.adaptive:
         name, options = _oracle_choice(config, loaded.backend)
         oracle = load_oracle(name, loaded, options)
-    settings = render or render_settings(loaded.backend)
+    settings = render or render_settings(loaded.backend, size=config.image_size, steps=config.image_steps)
     folder_for_images = folder.path if config.images else None
-    decoder = decoder or load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
+    decoder = decoder or load_decoder(loaded, *decoder_choice, place=None if offload is False else IDLE_DEVICE)
+    check_size(decoder, settings.size, "--image-size")
     oracle_bytes = oracle.expected_bytes() if isinstance(oracle, OracleWithWeights) else 0
     residency = prior_and_decoder_residency(loaded, decoder, offload, oracle_bytes)
     return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency)
@@ -191,10 +200,29 @@ def create(
         encoder = loaded.stack.text_encoder
         words = len(config.positives) + len(config.negatives)
         check_constraints_fit(words, len(config.templates), encoder.config.projection_dim, encoder.device)
-    watcher = _watcher(config, loaded, folder, render, decoder, offload)
-    run = _Run(config, loaded, folder, watcher, constraints, extra_metadata or {}, callbacks or RunCallbacks(), offload)
+    choice = model if isinstance(model, ModelChoice) else ModelChoice(None)
+    watcher = _watcher(config, loaded, folder, render, decoder, offload, (choice.decoder, choice.decoder_revision))
+    extra = _decoder_record(watcher.decoder if watcher else decoder, choice) | _oracle_record(watcher)
+    extra |= extra_metadata or {}
+    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks or RunCallbacks(), offload)
     with folder.claim(force):
         return run.train(None, [])
+
+
+def _decoder_record(decoder: DecoderStack | None, choice: ModelChoice) -> dict[str, Any]:
+    """The decoder the concept was rendered with (or, rendering nothing, the one asked for; None: the backend's
+    default), so later commands default to it as they default to its prior."""
+    if decoder is not None:
+        return {"decoder": decoder.source, "decoder_revision": decoder.revision}
+    return {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision}
+
+
+def _oracle_record(watcher: ConceptWatcher | None) -> dict[str, Any]:
+    """The weights the oracle asked with (a BLIP-2 id or folder), when it has weights of its own."""
+    reference = getattr(watcher.oracle, "model_ref", None) if watcher else None
+    return (
+        {"oracle_model": reference, "oracle_revision": getattr(watcher.oracle, "revision", None)} if reference else {}
+    )
 
 
 def resume(
@@ -234,7 +262,9 @@ def resume(
     loaded = load_prior(choice)
     if state.vector.numel() != loaded.stack.embedding_dim:
         raise ConceptFileError(f"{folder.state_path}: the saved vector does not fit {choice.model}; {START_AGAIN}")
-    watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload)
+    saved = state.extra.get("metadata") or {}
+    decoder_choice = (saved.get("decoder"), saved.get("decoder_revision"))
+    watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload, decoder_choice)
     if watcher:
         watcher.resume(state.step, state.extra.get("oracle_answers", []))
     rows = state.extra.get("constraints")
