@@ -16,7 +16,6 @@ from conceptlab.cli.create import run_training
 from conceptlab.cli.output import stderr
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.training.config import create_config
-from conceptlab.plugins.tiny import tiny_world_built
 
 DEMO_STEPS = 300
 
@@ -39,6 +38,8 @@ def demo_command(
 ) -> None:
     """Invent a new pet (unlike a cat or a dog) on the tiny offline backend and show where its files are."""
     config = create_config("pet", ("cat", "dog"), steps=steps, seed=seed, checkpoint_every=100)
+    from conceptlab.plugins.tiny import tiny_world_built  # here: importing diffusers' pipelines logs (see app._root)
+
     if not tiny_world_built():
         phase("building the tiny world: small models of the real architectures, trained once and cached (~40 s)")
     phase(f"training a new pet, unlike a cat or a dog: {steps} steps on the CPU")

@@ -34,7 +34,7 @@ from conceptlab.engine.evaluation.request import EvaluateRequest, evaluate
 from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.protocols.creative import creative_protocol, run_creative
+from conceptlab.engine.protocols.creative import check_creative, creative_protocol, run_creative
 from conceptlab.engine.protocols.paper import paper_protocol, run_protocol
 
 EVALUATE_EXAMPLES = """
@@ -190,6 +190,7 @@ def run_creative_protocol(
         raise UsageError("--protocol creative needs --out DIR (where concepts, images and the summary go).")
     refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
     config = creative_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
+    check_creative(config, choice)
     evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_creative(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)

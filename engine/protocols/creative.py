@@ -327,8 +327,11 @@ def creative_summary(rows: list[EvaluationRow], sets: list[ImageSet], evaluator:
     return summary
 
 
-def check_creative(config: CreativeConfig, model: ModelChoice, judge: str) -> None:
-    """Refuse what would fail late (an unknown method or baseline, a judge that cannot judge a category) now."""
+def check_creative(config: CreativeConfig, model: ModelChoice) -> str:
+    """Refuse what would fail late (an unknown method or baseline, a model imagine cannot steer, a judge that cannot
+    judge a category) before anything loads; return the judge's name (None in the config: the backend's oracle)."""
+    backend, _ = resolve_model(model.model, model.backend)
+    judge = config.judge or backend.default_oracle
     for method in config.methods:
         if method not in METHODS:
             raise UsageError(f"Unknown method {method!r} for --protocol creative; known: {', '.join(METHODS)}.")
@@ -337,6 +340,7 @@ def check_creative(config: CreativeConfig, model: ModelChoice, judge: str) -> No
     if "imagine" in config.methods:
         resolve_family(model.model, model.backend)
     check_judge(judge, config.categories, None)
+    return judge
 
 
 def run_creative(
@@ -353,8 +357,7 @@ def run_creative(
     The concepts train as a batch plan (`batch_options` go to `run_plan`: `ray`, `address`, `max_parallel`).
     """
     run = CreativeRun(config, model, Path(out), on_task or no_progress, force)
-    judge_name = config.judge or run.backend.default_oracle
-    check_creative(config, model, judge_name)
+    judge_name = check_creative(config, model)
     trained, reused = run.train(batch_options or {})
     sets = [s for category in config.categories for method in config.methods for s in METHODS[method](run, category)]
     judge = load_judge(judge_name, run.models.prior(model), None)
