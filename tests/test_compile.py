@@ -30,8 +30,8 @@ def _context_lengths(prior) -> tuple[list[int], torch.utils.hooks.RemovableHandl
 
 
 def test_the_padded_step_equals_the_unpadded_one(stack):
-    """Loss, gradient and image embeds of a step under each of four templates, with the placeholder in the prompt (its id is the
-    largest, so pooling at end-of-text matters), at the prompt's own length and padded to 77 under the mask."""
+    """Loss, gradient and image embeds of a step under each of four templates, with the placeholder in the prompt
+    (its id is the largest, so pooling at end-of-text matters), at the prompt's own length and padded to 77."""
     sessions = {
         pad: start_training(
             stack,
