@@ -109,7 +109,7 @@ def train_with_progress(total: int, label: str, command: str, train: Train) -> C
 
 
 def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
-    return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image)
+    return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image, display.on_compile)
 
 
 def run_training(
@@ -212,6 +212,8 @@ def create_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
+    pad_prompts: options.PadPromptsOpt = None,
+    compile_step: options.CompileOpt = False,
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
@@ -256,6 +258,8 @@ def create_command(
         checkpoint_every=every,
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
+        pad_prompts=pad_prompts,
+        compile=compile_step,
     )
     model = options.model_or_default(model)
     model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
@@ -282,6 +286,8 @@ def mix_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
+    pad_prompts: options.PadPromptsOpt = None,
+    compile_step: options.CompileOpt = False,
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
@@ -313,6 +319,8 @@ def mix_command(
         checkpoint_every=every,
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
+        pad_prompts=pad_prompts,
+        compile=compile_step,
     )
     model = options.model_or_default(model)
     model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)

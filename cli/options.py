@@ -101,6 +101,23 @@ LearningRateOpt = Annotated[
 EveryOpt = Annotated[int, typer.Option(help="Write a checkpoint concept every N steps.")]
 PriorStepsOpt = Annotated[int, typer.Option(help="Prior sampling steps per training step.")]
 PriorGuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance of the prior.")]
+PadPromptsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--pad-prompts/--no-pad-prompts",
+        help="Give the prior every prompt at the full 77 tokens (one shape for every template; same result). "
+        "Default: on CUDA and with --compile, off on a CPU (where it is several times the work).",
+        show_default=False,
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Compile the training step once with torch.compile (CUDA graphs on a GPU); pads the prompts. "
+        "The first step takes minutes; meant for long runs on a GPU.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 PlainOpt = Annotated[
     bool,

@@ -70,6 +70,12 @@ class CreateConfig:
     """Decoder steps of those renders; None: the backend's (50 for Kandinsky)."""
     images_per_parent: int = 8
     """evolve: how many images of each concept parent are rendered to stand for it."""
+    pad_prompts: bool | None = None
+    """Give the prior every prompt at the tokenizer's full length (77), the attention mask carrying the padding:
+    one shape for every template. None: on CUDA (and with `compile`); off on a CPU, where it costs several times
+    the work for the same result up to float rounding."""
+    compile: bool = False
+    """Compile the training step once with `torch.compile` (CUDA graphs on a GPU); pads the prompts."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("create", "mix", "evolve"):
@@ -126,6 +132,8 @@ class CreateConfig:
             raise UsageError(f"--images-per-parent must be at least 1 (got {self.images_per_parent}).")
         if self.gradual and not self.negatives:
             raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
+        if self.compile and self.pad_prompts is False:
+            raise UsageError("--compile needs one prompt shape (--pad-prompts); drop --no-pad-prompts.")
         if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
             raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
         for option, value in (("--image-size", self.image_size), ("--image-steps", self.image_steps)):
@@ -165,6 +173,8 @@ TRAINING_OPTIONS = (
     "image_seeds",
     "image_size",
     "image_steps",
+    "pad_prompts",
+    "compile",
 )
 """The `CreateConfig` fields that create, mix and evolve all take as options."""
 COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {

@@ -37,7 +37,7 @@ from conceptlab.engine.rendering.sample import check_size
 from conceptlab.engine.training.config import CreateConfig
 from conceptlab.engine.training.constraints import ImageConstraints, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
-from conceptlab.engine.training.loop import StepRecord, train_token
+from conceptlab.engine.training.loop import StepRecord, pads_prompts, train_token
 from conceptlab.engine.training.negatives import Negative, NegativeSchedule
 from conceptlab.engine.training.run_folder import RunFolder, default_run_dir, state_path, step_lines, write_log_line
 from conceptlab.engine.training.similarity_plot import save_similarity_plot
@@ -164,6 +164,8 @@ class RunCallbacks:
     should_stop: Callable[[], bool] | None = None
     on_parent_image: Callable[[str, int, int], None] | None = None
     """evolve: (parent, images done, images in all) while a parent's images are rendered."""
+    on_compile: Callable[[float], None] | None = None
+    """`--compile`: the first step's wall time in seconds, compiling included."""
 
 
 def create(
@@ -196,6 +198,7 @@ def create(
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
+    config = dataclasses.replace(config, pad_prompts=pads_prompts(config, loaded.stack.device))
     if constraints is None:  # before the folder is claimed: a refusal leaves no lock and no empty log
         encoder = loaded.stack.text_encoder
         words = len(config.positives) + len(config.negatives)
@@ -331,6 +334,7 @@ class _Run:
     callbacks: RunCallbacks
     offload: bool | None
     """The `offload` choice as given (None: decided from free memory), recorded for `resume`."""
+    compile_seconds: float | None = None
 
     def train(self, start: TrainingState | None, log: list[bytes]) -> CreateResult:
         """Train (from `start`, after the `log` lines written before it) and write every output of the run."""
@@ -354,6 +358,7 @@ class _Run:
                     start=start,
                     on_state=self._write_state,
                     should_stop=callbacks.should_stop,
+                    on_compile=self._record_compile,
                 )
             except TrainingInterrupted as stopped:
                 raise TrainingInterrupted(stopped.step, stopped.total, self.folder.path) from None
@@ -374,10 +379,29 @@ class _Run:
         if self.callbacks.on_negative:
             self.callbacks.on_negative(negative)
 
+    def _record_compile(self, seconds: float) -> None:
+        self.compile_seconds = round(seconds, 3)
+        self._write_line(
+            {
+                "event": "compile",
+                "step": self.records[-1].step + 1 if self.records else 1,
+                "seconds": self.compile_seconds,
+            }
+        )
+        if self.callbacks.on_compile:
+            self.callbacks.on_compile(seconds)
+
     def _metadata(self, **extra: Any) -> dict[str, Any]:
         answers = {"oracle_answers": self.watcher.answers} if self.watcher and self.watcher.answers else {}
+        compiled = {"compile_seconds": self.compile_seconds} if self.compile_seconds is not None else {}
         return concept_metadata(
-            self.config, self.loaded, **self.extra_metadata, negatives=self.negatives.records(), **answers, **extra
+            self.config,
+            self.loaded,
+            **self.extra_metadata,
+            negatives=self.negatives.records(),
+            **answers,
+            **compiled,
+            **extra,
         )
 
     def _write_checkpoint(self, step: int, vector: torch.Tensor) -> None:
