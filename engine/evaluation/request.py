@@ -125,10 +125,10 @@ def evaluate(
         sets, skipped = _folder_sets(request, concepts, targets)
         notes += skipped
     else:
-        sets = [
-            concept_image_set(concept, *_rendered(request, concept, choice, cache, on_task), target)
-            for concept, target in zip(concepts, targets, strict=True)
-        ]
+        sets = []
+        for concept, target in zip(concepts, targets, strict=True):
+            images, costs = _rendered(request, concept, choice, cache, on_task)
+            sets.append(concept_image_set(concept, images, target, costs))
     baseline_targets = targets or [category_target(request.category, request.negatives, request.vocab, "--baseline")]
     sets += _baseline_sets(request, baseline_targets, choice, cache, on_task)
     clip = evaluating_clip(request.clip, choice, cache, request.clip_revision)
