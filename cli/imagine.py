@@ -55,6 +55,7 @@ def imagine_command(
         str | None, typer.Option(help="vilt (default), blip2, qwen2.5-vl, clip-zeroshot (tiny's default).")
     ] = None,
     oracle_model: Annotated[str | None, typer.Option(help="The oracle's own weights (hub id or folder).")] = None,
+    oracle_revision: options.OracleRevisionOpt = None,
     question: Annotated[str, typer.Option(help="What the oracle is asked; {} is the category.")] = DEFAULT_QUESTION,
     ask_from: Annotated[float, typer.Option(help="Start asking at this fraction of the steps.")] = 0.0,
     ask_until: Annotated[float, typer.Option(help="Stop asking at this fraction of the steps.")] = 0.5,
@@ -83,6 +84,7 @@ def imagine_command(
         backend=backend,
         oracle=oracle,
         oracle_model=oracle_model,
+        oracle_revision=oracle_revision,
         question=question,
         ask_from=ask_from,
         ask_until=ask_until,

@@ -136,6 +136,12 @@ class Blip2Oracle:
         """What a caller may park on the CPU between questions (the next question brings it back)."""
         return [self._model] if self._model is not None else []
 
+    def input_size(self) -> int:
+        """The square its processor resizes to (224 for the published models)."""
+        if self._model is None:
+            self._load()
+        return int(self._processor.image_processor.size["height"])
+
     @torch.inference_mode()
     def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
         if self._model is None:

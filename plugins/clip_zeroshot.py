@@ -38,6 +38,12 @@ class ClipZeroShotOracle:
         self._stack = loaded.stack
         self._vocab_file = options.vocab_file
 
+    def input_size(self) -> int:
+        """The square the backend's CLIP image processor crops to (224 for Kandinsky's ViT-L/14 and ViT-bigG/14)."""
+        processor = self._stack.image_processor
+        crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+        return int(crop["height"] if crop else processor.size["shortest_edge"])
+
     @torch.inference_mode()
     def _image_embeds(self, images: list[Image.Image]) -> torch.Tensor:
         stack = self._stack

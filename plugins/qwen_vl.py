@@ -126,7 +126,9 @@ class QwenVLOracle:
         )
         pixels = self._image_processor(images=images, return_tensors="pt")
         merged = self._image_processor.merge_size**2
-        texts = [text.replace(IMAGE_TOKEN, IMAGE_TOKEN * (int(grid.prod()) // merged)) for grid in pixels["image_grid_thw"]]
+        texts = [
+            text.replace(IMAGE_TOKEN, IMAGE_TOKEN * (int(grid.prod()) // merged)) for grid in pixels["image_grid_thw"]
+        ]
         encoded = self._tokenizer(texts, return_tensors="pt", padding=True)
         image_token = self._tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         mm_token_type_ids = (encoded["input_ids"] == image_token).long()

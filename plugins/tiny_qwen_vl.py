@@ -90,6 +90,7 @@ def save_tiny_qwen_vl(folder: Path) -> None:
             "num_key_value_heads": 2,
             "max_position_embeddings": 512,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]},
+            "bos_token_id": None,
             "eos_token_id": token("<|im_end|>"),
             "pad_token_id": token("<|endoftext|>"),
         },

@@ -38,6 +38,7 @@ class ViltOracle:
 
     def __init__(self, loaded: Any, options: OracleOptions):
         self.model_ref = options.model or DEFAULT_MODEL
+        self.revision = options.revision
         self.device = loaded.stack.device
         self._processor: Any = None
         self._model: Any = None
@@ -47,8 +48,10 @@ class ViltOracle:
 
         reference = str(tiny_vilt_folder()) if self.model_ref == "tiny" else self.model_ref
         try:
-            self._processor = ViltProcessor.from_pretrained(reference)
-            self._model = ViltForQuestionAnswering.from_pretrained(reference).to(self.device).eval()
+            self._processor = ViltProcessor.from_pretrained(reference, revision=self.revision)
+            self._model = (
+                ViltForQuestionAnswering.from_pretrained(reference, revision=self.revision).to(self.device).eval()
+            )
         except (OSError, ValueError) as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise BackendError(
@@ -62,6 +65,12 @@ class ViltOracle:
     def expected_bytes(self) -> int:
         """ViLT-B/32: about 118M float32 weights (it stays in float32)."""
         return 118_000_000 * 4
+
+    def input_size(self) -> int:
+        """The shortest edge its processor resizes to (384 for the VQA model)."""
+        if self._model is None:
+            self._load()
+        return int(self._processor.image_processor.size["shortest_edge"])
 
     @torch.inference_mode()
     def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:

@@ -80,6 +80,22 @@ class OracleWithWeights(Oracle, Protocol):
         ...
 
 
+def oracle_input_size(oracle: Oracle) -> int | None:
+    """The side in pixels its image processor brings an image to (ViLT's shortest edge, BLIP-2's and CLIP's square),
+    where the oracle says (`input_size()`); None: it does not say."""
+    input_size = getattr(oracle, "input_size", None)
+    return int(input_size()) if callable(input_size) else None
+
+
+def fit_to_oracle(image: Image.Image, side: int | None) -> Image.Image:
+    """`image` shrunk so that its shorter edge is `side`, as the oracle's processor would shrink it; never enlarged."""
+    if side is None or min(image.size) <= side:
+        return image
+    scale = side / min(image.size)
+    width, height = (max(side, round(edge * scale)) for edge in image.size)
+    return image.resize((width, height), Image.Resampling.BICUBIC)
+
+
 def oracle_names() -> list[str]:
     return names(ORACLE_GROUP)
 

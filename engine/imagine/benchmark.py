@@ -24,7 +24,9 @@ def time_imagine(
     base = ImagineRequest(category="pet", n=1, model=model, device=device, dtype=dtype, preview=preview, steps=steps)
     _, oracle_name, oracle_model = check(base)
     loaded = load(base)
-    oracle = load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
+    oracle = load_oracle(
+        oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model, revision=base.oracle_revision)
+    )
     sides = {"plain": replace(base, ask_from=0.0, ask_until=0.0), "imagine": base}
     times: dict[str, list[float]] = {side: [] for side in sides}
     asking: list[float] = []

@@ -26,6 +26,8 @@ class ImagineRequest:
     oracle: str | None = None
     """None: the model's default (vilt; the tiny Kandinsky backend: clip-zeroshot)."""
     oracle_model: str | None = None
+    oracle_revision: str | None = None
+    """Hub revision of the oracle's weights."""
     question: str = DEFAULT_QUESTION
     ask_from: float = 0.0
     ask_until: float = 0.5

@@ -29,6 +29,16 @@ def to_pil(pixels: torch.Tensor) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(array))
 
 
+def shrink_latents(x0: torch.Tensor, size: int, side: int | None) -> torch.Tensor:
+    """`x0` area-averaged down so that it decodes to about `side` pixels instead of `size` (the image's side): the
+    oracle sees `side` pixels anyway, and decoding costs in proportion to the pixels. Never enlarged."""
+    if side is None or side >= size:
+        return x0
+    height, width = x0.shape[-2:]
+    target = (max(1, -(-height * side // size)), max(1, -(-width * side // size)))
+    return torch.nn.functional.interpolate(x0.float(), size=target, mode="area").to(x0.dtype)
+
+
 @dataclass
 class Settings:
     steps: int
@@ -52,6 +62,7 @@ class Route:
         raise NotImplementedError
 
     def preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        """x̂0 decoded to a picture (latents already shrunk to the oracle's size by `shrink_latents`)."""
         raise NotImplementedError
 
 

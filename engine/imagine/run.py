@@ -18,7 +18,15 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
-from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, Question, check_oracle_inputs, load_oracle
+from conceptlab.engine.adaptive.oracle import (
+    Oracle,
+    OracleOptions,
+    Question,
+    check_oracle_inputs,
+    fit_to_oracle,
+    load_oracle,
+    oracle_input_size,
+)
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
@@ -30,7 +38,7 @@ from conceptlab.engine.imagine.request import (
     ImagineResult,
     ask_steps,
 )
-from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, StableDiffusionRoute
+from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, StableDiffusionRoute, shrink_latents
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
@@ -90,7 +98,7 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
         raise UsageError(
             f"--oracle clip-zeroshot uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle vilt."
         )
-    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights))
+    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights, revision=request.oracle_revision))
     return entry, name, weights
 
 
@@ -217,7 +225,8 @@ def imagine(
     )
     if todo:
         loaded = loaded or load(request, kandinsky)
-        oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
+        options = OracleOptions(model=oracle_model, revision=request.oracle_revision)
+        oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, options)
     records: dict[int, ImageRecord] = {seed: _record_of(out, image) for seed, image in finished.items()}
     for index, seed in enumerate(seeds):
         if seed in records:
@@ -271,8 +280,8 @@ def sample_one(
     out: Path,
     on_step: Callable[[tuple[int, int, tuple[str, ...]]], Any] | None = None,
 ) -> tuple[PIL.Image.Image, ImageRecord]:
-    """One image: at each step of the window, x̂0 is decoded and shown to the oracle; what it names joins the
-    negatives, re-encoded into the unconditional branch from the next step on."""
+    """One image: at each step of the window, x̂0 is decoded at the oracle's input size and shown to it; what it
+    names joins the negatives, re-encoded into the unconditional branch from the next step on."""
     route, settings = loaded.route, loaded.settings
     negatives = NegativeList(request.category, tuple(request.neg), request.max_negatives)
     question = imagine_question(request)
@@ -280,6 +289,7 @@ def sample_one(
     recorder = StepRecorder(route.pipeline.scheduler)
     answers: list[dict[str, object]] = []
     asking = 0.0
+    oracle_side: list[int | None] = []
 
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, torch.Tensor]) -> dict:
         nonlocal asking
@@ -288,7 +298,10 @@ def sample_one(
                 on_step((step + 1, settings.steps, ()))
             return {}
         started = time.perf_counter()
-        preview = route.preview(recorder.clean_estimate())
+        if not oracle_side:  # asked on the first question: the oracle loads its weights only when it is asked
+            oracle_side.append(oracle_input_size(oracle))
+        x0 = shrink_latents(recorder.clean_estimate(), settings.size, oracle_side[0])
+        preview = fit_to_oracle(route.preview(x0), oracle_side[0])
         raw = oracle.ask([preview], question, negatives.words)
         answers.extend({"step": step, "answer": answer} for answer in raw)
         added = negatives.add_answers(raw, step + 1)
