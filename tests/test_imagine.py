@@ -88,6 +88,9 @@ def test_an_answer_becomes_the_unconditional_embedding_from_the_next_step(loaded
     assert not torch.allclose(seen[0], cat.to(seen[0].dtype))  # step 0: the plain negative
     for step in range(1, STEPS):
         torch.testing.assert_close(seen[step], cat.to(seen[step].dtype))
+    if model == "tiny-sd3":  # the T5 half (after CLIP's 77 tokens) is re-encoded too, not left at zeros
+        t5_plain, t5_cat = seen[0][77:], seen[1][77:]
+        assert t5_cat.shape[0] == 256 and t5_cat.abs().sum() > 0 and not torch.allclose(t5_plain, t5_cat)
     record = json.loads(result.record.read_text())
     assert record["images"][0]["answers"] == [{"step": 0, "answer": "It appears to be a cat"}]
 
@@ -254,3 +257,17 @@ def test_a_folder_holding_another_runs_record_is_refused_before_weights_load(run
     code, _, err = run_cli("imagine", "--category", "pet", "--model", "tiny", "--out", tmp_path)
     assert code == 2 and "0.png already exists" in err and "--force" in err
     assert (tmp_path / "0.png").read_bytes() == b"mine"
+
+
+def test_two_images_that_reach_the_same_negatives_share_one_prior_run(tmp_path, tiny_state, monkeypatch):
+    from conceptlab.engine.imagine import routes
+
+    calls: list[list[str]] = []
+    real = routes.prior_image_embeds
+    monkeypatch.setattr(
+        routes, "prior_image_embeds", lambda stack, prompts, *a: calls.append(prompts) or real(stack, prompts, *a)
+    )
+    tiny_state.route.negative_cache.clear()
+    imagine(_request("tiny", tmp_path, n=2), oracle=Always(), loaded=tiny_state)
+    prompt = _request("tiny", tmp_path).filled_prompt()
+    assert calls == [[prompt], ["cat"], [prompt]]  # the second image finds "cat" sampled
