@@ -19,7 +19,7 @@ from conceptlab.cli.output import print_json, spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.imagine.benchmark import time_imagine
+from conceptlab.engine.imagine.benchmark import time_imagine, time_loaded
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
@@ -144,6 +144,19 @@ def _render_table(render: dict, oracle: dict) -> None:
     stdout.print(f"  oracle per call on {oracle['images_per_call']} images: {calls}")
 
 
+def _imagine_row(model: str, device: torch.device, dtype: torch.dtype, repeats: int, full: bool) -> dict:
+    """A model imagine loads, or a random real-width one (`sd3.5-real-width`: built here, depth cut unless --full)."""
+    from conceptlab.plugins.real_width_sd import REAL_WIDTH_IMAGINE, real_width_imagine
+
+    if model not in REAL_WIDTH_IMAGINE:
+        return time_imagine(model, str(device), dtype_name(dtype), repeats)
+    request, loaded, oracle = real_width_imagine(model, device, dtype, full)
+    return {
+        **time_loaded(request, loaded, oracle, "vilt (random, real width)", repeats),
+        "depth": "full" if full else "cut",
+    }
+
+
 def bench_command(
     stacks: Annotated[
         str, typer.Option(help="Comma-separated stacks: kandinsky-2.1, kandinsky-2.2 (real widths), tiny.")
@@ -170,7 +183,8 @@ def bench_command(
         str,
         typer.Option(
             "--imagine",
-            help="Models for an imagine row, plain vs imagine s/image (make bench: tiny,tiny-sdxl,tiny-sd3).",
+            help="Models for an imagine row, plain vs imagine s/image (make bench: tiny,tiny-sdxl,tiny-sd3; "
+            "sd3.5-real-width: random SD3.5 Large widths, 8 steps at 256 px, 1 layer deep unless --full).",
         ),
     ] = "",
     as_json: options.JsonOpt = False,
@@ -203,8 +217,7 @@ def bench_command(
             )
         timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
         imagine_rows = [
-            time_imagine(model, str(torch_device), dtype_name(torch_dtype), repeats)
-            for model in word_list(imagine_models)
+            _imagine_row(model, torch_device, torch_dtype, repeats, full) for model in word_list(imagine_models)
         ]
     report = bench_report(reports, torch_device, settings, *timings)
     report["imagine"] = imagine_rows

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
+from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, load_oracle
 from conceptlab.engine.imagine.request import ImagineRequest
-from conceptlab.engine.imagine.run import check, load, sample_one
+from conceptlab.engine.imagine.run import Loaded, check, load, sample_one
 
 
 def time_imagine(
@@ -27,6 +27,11 @@ def time_imagine(
     oracle = load_oracle(
         oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model, revision=base.oracle_revision)
     )
+    return time_loaded(base, loaded, oracle, oracle_name, rounds)
+
+
+def time_loaded(base: ImagineRequest, loaded: Loaded, oracle: Oracle, oracle_name: str, rounds: int = 3) -> dict:
+    """`time_imagine` on a model and oracle the caller loaded or built (random real-width ones)."""
     sides = {"plain": replace(base, ask_from=0.0, ask_until=0.0), "imagine": base}
     times: dict[str, list[float]] = {side: [] for side in sides}
     asking: list[float] = []
@@ -36,7 +41,7 @@ def time_imagine(
                 getattr(loaded.route, "negative_cache", {}).clear()  # every image pays for its negatives
                 started = time.perf_counter()
                 _, record = sample_one(request, loaded, oracle, 0, Path(scratch))
-                if "cuda" in device:
+                if "cuda" in base.device:
                     torch.cuda.synchronize()
                 if round_index:  # the first round warms up
                     times[side].append(time.perf_counter() - started)
@@ -44,9 +49,9 @@ def time_imagine(
                         asking.append(record.seconds_asking)
     plain, imagined = (statistics.median(times[side]) for side in sides)
     return {
-        "model": model,
+        "model": base.model,
         "oracle": oracle_name,
-        "preview": preview,
+        "preview": base.preview,
         "steps": loaded.settings.steps,
         "size": loaded.settings.size,
         "asks_per_image": int(0.5 * loaded.settings.steps),
