@@ -172,7 +172,10 @@ def create_command(
     ] = None,
     oracle: Annotated[
         str | None,
-        typer.Option(help="blip2 (the paper's) or clip-zeroshot (light; the backend's CLIP). Default: the backend's."),
+        typer.Option(
+            help="blip2 (the paper's), clip-zeroshot (light; the backend's CLIP), vilt or qwen2.5-vl. Default: the "
+            "backend's."
+        ),
     ] = None,
     oracle_model: options.OracleModelOpt = None,
     oracle_revision: options.OracleRevisionOpt = None,

@@ -47,8 +47,8 @@ DecoderRevisionOpt = Annotated[str | None, typer.Option(help="Hub revision of --
 OracleModelOpt = Annotated[
     str | None,
     typer.Option(
-        help="The oracle's weights: a BLIP-2 hub id or folder (default: the settings file's, else "
-        "Salesforce/blip2-flan-t5-xl)."
+        help="The oracle's weights: a hub id or folder of its kind, or tiny (default: the settings file's, else the "
+        "oracle's own, e.g. Salesforce/blip2-flan-t5-xl)."
     ),
 ]
 OracleRevisionOpt = Annotated[str | None, typer.Option(help="Hub revision of --oracle-model.")]
