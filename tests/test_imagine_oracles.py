@@ -168,3 +168,25 @@ def test_fit_to_oracle_shrinks_the_shorter_edge_to_the_side_and_never_enlarges()
     assert fit_to_oracle(Image.new("RGB", (100, 50)), 20).size == (40, 20)
     assert fit_to_oracle(Image.new("RGB", (16, 16)), 20).size == (16, 16)
     assert fit_to_oracle(Image.new("RGB", (64, 64)), None).size == (64, 64)
+
+
+def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(monkeypatch):
+    """The wiring of `bench --imagine sd3.5-real-width`, with the tiny SD3 standing in for the 0.7 B-parameter build."""
+    from diffusers import AutoencoderTiny, StableDiffusion3Pipeline
+
+    from conceptlab.cli.bench import _imagine_row
+    from conceptlab.plugins import real_width_sd
+    from conceptlab.plugins.tiny_sd3 import tiny_sd3_folder
+    from conceptlab.plugins.tiny_taesd import tiny_taesd_folder
+
+    def tiny(cut: bool):
+        assert cut
+        return StableDiffusion3Pipeline.from_pretrained(tiny_sd3_folder()), AutoencoderTiny.from_pretrained(
+            tiny_taesd_folder("sd3")
+        )
+
+    monkeypatch.setitem(real_width_sd.REAL_WIDTH_IMAGINE, "sd3.5-real-width", tiny)
+    monkeypatch.setattr(real_width_sd, "CPU_SETTINGS", (2, 32))
+    row = _imagine_row("sd3.5-real-width", torch.device("cpu"), torch.float32, 1, full=False)
+    assert (row["steps"], row["size"], row["asks_per_image"], row["depth"]) == (2, 32, 1, "cut")
+    assert row["oracle"].startswith("vilt") and 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
