@@ -105,12 +105,13 @@ def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_cou
     show_table(table, plain)
 
 
-def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | None, plot: Path | None) -> None:
+def write_outputs(rows: list[EvaluationRow], csv_path: Path | None, plot: Path | None, title: str) -> None:
+    """The `--csv` table and the `--plot` chart, each where asked."""
     if csv_path:
         write_text(csv_path, results_csv(rows))
         stderr.print(f"wrote {csv_path}", highlight=False, markup=False)
     if plot:
-        save_metrics_chart(rows, plot, f"CLIP metrics ({clip_name})")
+        save_metrics_chart(rows, plot, title)
         stderr.print(f"wrote {plot}", highlight=False, markup=False)
 
 
@@ -163,7 +164,7 @@ def run_paper_protocol(
     evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_protocol(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
-    write_outputs(result.summary, evaluator.name, outputs.csv_path, outputs.plot)
+    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"CLIP metrics ({evaluator.name})")
     if outputs.as_json:
         print_json(results_json(result.summary, evaluator.name))
         return
@@ -194,10 +195,7 @@ def run_creative_protocol(
     evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_creative(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
-    if outputs.csv_path:
-        write_text(outputs.csv_path, results_csv(result.summary))
-    if outputs.plot:
-        save_metrics_chart(result.summary, outputs.plot, f"Creative generation ({evaluator.name})")
+    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"Creative generation ({evaluator.name})")
     if outputs.as_json:
         print_json(results_json(result.summary, evaluator.name, result.judge))
         return
@@ -349,7 +347,7 @@ def evaluate_command(
         result = evaluate(request, on_task=on_task)
     for note in result.notes:
         stderr.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
-    write_outputs(list(result.rows), result.clip, csv_path, plot)
+    write_outputs(list(result.rows), csv_path, plot, f"CLIP metrics ({result.clip})")
     if as_json:
         print_json(results_json(result.rows, result.clip, result.judge))
     else:

@@ -23,6 +23,8 @@ from conceptlab.engine.concept.file import (
     Concept,
     canonical_safetensors,
     encode_metadata,
+    lineage_depth,
+    load_concept,
     save_concept,
     tensor_sha256,
 )
@@ -30,6 +32,7 @@ from conceptlab.engine.concept.lineage import LineageNode
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.gallery.layout import family_graph
 from conceptlab.engine.io.images import image_problem, load_images
+from conceptlab.engine.training.evolve import read_parent_concepts
 
 
 def one_error_line(err: str) -> str:
@@ -168,6 +171,17 @@ def test_a_lineage_at_the_depth_limit_is_shown_by_every_command(run_cli, tmp_pat
     assert f"{MAX_LINEAGE_DEPTH} ancestors" in out
     dot = (tmp_path / "tree.dot").read_text()
     assert dot.count(" -> ") == MAX_LINEAGE_DEPTH
+
+
+def test_evolve_refuses_a_parent_whose_child_could_not_be_loaded(run_cli, tmp_path):
+    """A parent at the depth limit would make a child one generation too deep: refused before any model loads."""
+    at_limit = write_deep_concept(tmp_path / "old.safetensors", MAX_LINEAGE_DEPTH - 1)
+    younger = write_deep_concept(tmp_path / "young.safetensors", MAX_LINEAGE_DEPTH - 2)
+    assert lineage_depth(load_concept(at_limit).metadata) == MAX_LINEAGE_DEPTH
+    code, _, err = run_cli("evolve", at_limit, "--model", "tiny", "--out", tmp_path / "child.safetensors")
+    assert code == 2 and err.count("\n") == 1 and f"already records {MAX_LINEAGE_DEPTH} generations" in err
+    assert read_parent_concepts([younger])[0] is not None
+    assert not (tmp_path / "child.safetensors").exists()
 
 
 def test_a_family_chained_across_many_files_is_laid_out_without_recursion():

@@ -194,6 +194,16 @@ def lineage_problem(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+def lineage_depth(metadata: dict[str, Any]) -> int:
+    """How many generations of ancestors a checked concept's metadata records (0: no parents)."""
+    deepest, pending = 0, [(metadata, 0)]
+    while pending:
+        record, depth = pending.pop()
+        deepest = max(deepest, depth)
+        pending.extend((parent, depth + 1) for parent in record.get("lineage") or [])
+    return deepest
+
+
 def _checked_vector(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> torch.Tensor:
     if len(tensors) != 1:
         raise ConceptFileError(f"{path} holds {len(tensors)} tensors; a concept file holds exactly one.")

@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
+from conceptlab.engine.concept.file import MAX_LINEAGE_DEPTH, Concept, check_concept_fits, lineage_depth, load_concept
 from conceptlab.engine.concept.lineage import lineage_record, parent_record
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import write_atomically
@@ -114,6 +114,12 @@ def read_parent_concepts(paths: list[Path]) -> list[Concept | None]:
     if not paths:
         raise UsageError("evolve needs at least one parent: concept files or folders of images.")
     concepts = [None if path.is_dir() else load_concept(path) for path in paths]
+    for path, concept in zip(paths, concepts, strict=True):
+        if concept is not None and lineage_depth(concept.metadata) >= MAX_LINEAGE_DEPTH:
+            raise UsageError(
+                f"{path} already records {MAX_LINEAGE_DEPTH} generations, the most a concept file may hold; "
+                "evolve from a younger ancestor."
+            )
     kinds = {(c.metadata.get("backend"), c.embedding_dim) for c in concepts if c is not None}
     if len(kinds) > 1:
         described = " vs ".join(f"{backend} (width {width})" for backend, width in sorted(kinds, key=str))
