@@ -20,6 +20,7 @@ from PIL import Image
 
 from conceptlab.engine.adaptive.oracle import OracleOptions, Question
 from conceptlab.engine.errors import BackendError, UsageError, short_reason
+from conceptlab.engine.models.offload import module_bytes
 from conceptlab.plugins.tiny import cached_build
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -101,7 +102,12 @@ class QwenVLOracle:
         return [self._model] if self._model is not None else []
 
     def expected_bytes(self) -> int:
-        return PUBLISHED_PARAMETERS * self.dtype.itemsize
+        """Its weights in `self.dtype`: counted on disk when they are there (as BLIP-2's), else the published size."""
+        from conceptlab.plugins.blip2 import stored_parameters
+
+        if self._model is not None:
+            return module_bytes([self._model])
+        return (stored_parameters(self._reference()) or PUBLISHED_PARAMETERS) * self.dtype.itemsize
 
     def input_size(self) -> int:
         """The preview side: `PREVIEW_SIDE` within the image processor's min and max pixels, whole merged patches."""

@@ -190,3 +190,16 @@ def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(
     row = _imagine_row("sd3.5-real-width", torch.device("cpu"), torch.float32, 1, full=False)
     assert (row["steps"], row["size"], row["asks_per_image"], row["depth"]) == (2, 32, 1, "cut")
     assert row["oracle"].startswith("vilt") and 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
+
+
+def test_qwen_knows_its_size_before_it_loads():
+    from conceptlab.engine.adaptive.oracle import OracleWithWeights
+    from conceptlab.engine.models.offload import module_bytes
+    from conceptlab.plugins.qwen_vl import PUBLISHED_PARAMETERS
+
+    oracle = load_oracle("qwen2.5-vl", CPU, OracleOptions(model="tiny"))
+    before = oracle.expected_bytes()
+    oracle.ask([_picture()], QUESTION, [])
+    assert isinstance(oracle, OracleWithWeights)
+    assert before == pytest.approx(module_bytes(oracle.modules()), abs=64)  # its rotary buffers are not stored
+    assert load_oracle("qwen2.5-vl", CPU, OracleOptions()).expected_bytes() == PUBLISHED_PARAMETERS * 4  # not on disk
