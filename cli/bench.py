@@ -145,7 +145,8 @@ def _render_table(render: dict, oracle: dict) -> None:
 
 
 def _imagine_row(model: str, device: torch.device, dtype: torch.dtype, repeats: int, full: bool) -> dict:
-    """A model imagine loads, or a random real-width one (`sd3.5-real-width`: built here, depth cut unless --full)."""
+    """A model imagine loads, or a random real-width one (`sd3.5-real-width`, `sdxl-real-width`: built here, depth
+    cut unless --full)."""
     from conceptlab.plugins.real_width_sd import REAL_WIDTH_IMAGINE, real_width_imagine
 
     if model not in REAL_WIDTH_IMAGINE:
@@ -184,7 +185,7 @@ def bench_command(
         typer.Option(
             "--imagine",
             help="Models for an imagine row, plain vs imagine s/image (make bench: tiny,tiny-sdxl,tiny-sd3; "
-            "sd3.5-real-width: random SD3.5 Large widths, 8 steps at 256 px, 1 layer deep unless --full).",
+            "sd3.5-real-width, sdxl-real-width: random real widths, 8 steps at 256 px, cut depth unless --full).",
         ),
     ] = "",
     as_json: options.JsonOpt = False,

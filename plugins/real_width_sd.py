@@ -1,11 +1,12 @@
-"""Random-weight Stable Diffusion 3.5 Large and ViLT of the real widths, for the `imagine` row of the benchmark.
+"""Random-weight SD3.5 Large, SDXL and ViLT of the real widths, for the `imagine` row of the benchmark.
 
 Built in memory, nothing downloaded or written. Widths are the hub configs' (`stabilityai/stable-diffusion-3.5-large`:
 transformer 38 heads of 64 = 2432 wide over 16-channel latents, patch 2, joint attention 4096, pooled 2048, QK
 RMS-norm; CLIP ViT-L/14 and OpenCLIP bigG/14 text towers; T5-XXL encoder 4096 wide, 64 heads, gated-GELU 10240; the
 16-channel VAE (128, 256, 512, 512); `madebyollin/taesd3`'s `AutoencoderTiny` with 16 latent channels;
-`dandelin/vilt-b32-finetuned-vqa`: ViT-B/32 at 384 px, 12 layers, 3,129 answers). The transformer and the text
-encoders are cut to `layers` deep (real: 38, 12, 32, 24) for a CPU; the autoencoders and ViLT keep their depth.
+`dandelin/vilt-b32-finetuned-vqa`: ViT-B/32 at 384 px, 12 layers, 3,129 answers; SDXL: see `build_sdxl`). With
+`cut` the denoiser and the text encoders are one layer deep (SD3.5: real 38, 12, 32, 24) for a CPU; the
+autoencoders and ViLT keep their depth.
 Timing depends on the shapes, not on the values, so the ratio imagine / plain is measured on what the real models
 compute, but each model is shallower: the denoiser's share of a step is smaller than on the real model.
 """
@@ -18,13 +19,17 @@ import torch
 from diffusers import (
     AutoencoderKL,
     AutoencoderTiny,
+    EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
 )
 from transformers import (
     BertTokenizerFast,
     CLIPTextConfig,
+    CLIPTextModel,
     CLIPTextModelWithProjection,
     T5Config,
     T5EncoderModel,
@@ -44,7 +49,7 @@ REAL_DEPTHS = (38, 12, 32, 24)
 """Layers of SD3.5 Large's transformer, CLIP-L, CLIP-G and T5-XXL encoders."""
 
 
-def _clip(hidden: int, heads: int, layers: int) -> CLIPTextModelWithProjection:
+def _clip(hidden: int, heads: int, layers: int, projection: bool = True) -> CLIPTextModel:
     config = CLIPTextConfig(
         vocab_size=CLIP_VOCAB_SIZE,
         hidden_size=hidden,
@@ -55,7 +60,7 @@ def _clip(hidden: int, heads: int, layers: int) -> CLIPTextModelWithProjection:
         max_position_embeddings=77,
         hidden_act="gelu",
     )
-    return CLIPTextModelWithProjection(config)
+    return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
 
 
 def build_sd35_large(cut: bool = True) -> tuple[StableDiffusion3Pipeline, AutoencoderTiny]:
@@ -111,11 +116,59 @@ def build_sd35_large(cut: bool = True) -> tuple[StableDiffusion3Pipeline, Autoen
         transformer=transformer,
         vae=vae,
     )
-    preview = AutoencoderTiny(latent_channels=16, scaling_factor=1.5305, shift_factor=0.0609)
+    return pipeline, _frozen(pipeline, AutoencoderTiny(latent_channels=16, scaling_factor=1.5305, shift_factor=0.0609))
+
+
+def build_sdxl(cut: bool = True) -> tuple[StableDiffusionXLPipeline, AutoencoderTiny]:
+    """SDXL base (`stabilityai/stable-diffusion-xl-base-1.0`): UNet 320/640/1280 channels, heads of 64, cross
+    attention 2048, `text_time` embedding; `cut`: one resnet and one transformer layer per level (real: 2 and
+    1/2/10) and one-layer text encoders (real: 12 and 32). The 4-channel VAE and `madebyollin/taesdxl` are whole."""
+    resnets, transformers, clip_l, clip_g = (1, (1, 1, 1), 1, 1) if cut else (2, (1, 2, 10), 12, 32)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=128,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(320, 640, 1280),
+        layers_per_block=resnets,
+        transformer_layers_per_block=transformers,
+        attention_head_dim=(5, 10, 20),
+        cross_attention_dim=2048,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816,
+    )
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        scaling_factor=0.13025,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+    pipeline = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=_clip(768, 12, clip_l, projection=False),
+        text_encoder_2=_clip(1280, 20, clip_g),
+        tokenizer=build_tokenizer(),
+        tokenizer_2=build_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+    )
+    return pipeline, _frozen(pipeline, AutoencoderTiny(latent_channels=4))
+
+
+def _frozen(pipeline: Any, preview: AutoencoderTiny) -> AutoencoderTiny:
     for module in (*pipeline.components.values(), preview):
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False).eval()
-    return pipeline, preview
+    return preview
 
 
 def build_vilt(tokenizer_folder: Any) -> tuple[ViltProcessor, ViltForQuestionAnswering]:
@@ -128,7 +181,7 @@ def build_vilt(tokenizer_folder: Any) -> tuple[ViltProcessor, ViltForQuestionAns
     return processor, model
 
 
-REAL_WIDTH_IMAGINE = {"sd3.5-real-width": build_sd35_large}
+REAL_WIDTH_IMAGINE = {"sd3.5-real-width": build_sd35_large, "sdxl-real-width": build_sdxl}
 """`bench --imagine` names of random real-width models; `--full` keeps their depth (for a GPU)."""
 CPU_SETTINGS = (8, 256)
 """Steps and size of a cut-depth run on a CPU (4 asks); full depth runs the paper's 28 steps at 1024 px."""
@@ -148,11 +201,13 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
         pipeline.to(device, dtype)
         preview.to(device, dtype)
     pipeline.set_progress_bar_config(disable=True)
-    steps, size = (28, 1024) if full else CPU_SETTINGS
-    route = StableDiffusionRoute(pipeline, "pooled_prompt_embeds", preview)
+    steps, size = ((28 if name.startswith("sd3") else 50), 1024) if full else CPU_SETTINGS
+    pooled = "add_text_embeds" if isinstance(pipeline, StableDiffusionXLPipeline) else "pooled_prompt_embeds"
+    route = StableDiffusionRoute(pipeline, pooled, preview)
     host = DeviceHost(device)
     oracle = ViltOracle(host, OracleOptions())
     oracle._processor, model = build_vilt(tiny_vilt_folder())
     oracle._model = model.to(device)
     request = ImagineRequest(category="pet", n=1, model=name, device=str(device), steps=steps, size=size)
-    return request, Loaded(route, Settings(steps, 4.5, size), host, None), oracle
+    guidance = 5.0 if isinstance(pipeline, StableDiffusionXLPipeline) else 4.5
+    return request, Loaded(route, Settings(steps, guidance, size), host, None), oracle
