@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import random
 
 import pytest
 from PIL import Image
@@ -74,11 +75,14 @@ def test_gradual_negatives_come_one_at_a_time(tmp_path, run_cli):
     code, _, err = run_cli("create", "--category", "pet", *TINY, *args)
     assert code == 0, err
     steps = step_lines(read_log(out / "log.jsonl"))
-    assert set(steps[0]["negative"]) == {"cat"} and set(steps[-1]["negative"]) == {"cat", "dog"}
+    order = ["cat", "dog"]
+    random.Random(0).shuffle(order)  # the official code shuffles them first; here with --seed (0)
+    first, second = order
+    assert set(steps[0]["negative"]) == {first} and set(steps[-1]["negative"]) == {"cat", "dog"}
     negatives = load_concept(out / "new-pet.safetensors").metadata["negatives"]
     assert negatives == [
-        {"word": "cat", "step": 0, "source": "gradual"},
-        {"word": "dog", "step": 10, "source": "gradual"},
+        {"word": first, "step": 0, "source": "gradual"},
+        {"word": second, "step": 10, "source": "gradual"},
     ]
     assert not (out / "images").exists()
 

@@ -6,31 +6,51 @@ once, up front, instead of on every step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.prior.tokens import encode_prompts
+from conceptlab.engine.training.templates import style_content
+
+TextEmbedder = Callable[[list[str]], torch.Tensor]
+"""Prompts -> `[n, dim]` embeddings in the prior's image-embedding space (M-CLIP's, or the prior's CLIP's)."""
 
 
 class ConstraintBank:
-    """Normalized text embeddings indexed by template and word; words can be added (adaptive negatives)."""
+    """Normalized text embeddings indexed by template and word; words can be added (adaptive negatives).
 
-    def __init__(self, tokenizer: Any, text_encoder: Any, templates: tuple[str, ...]):
-        self._tokenizer = tokenizer
-        self._text_encoder = text_encoder
+    `embed` replaces the prior's own CLIP `text_embeds` (the 2.1 decoder's M-CLIP). A word in `content_only`
+    (style mode's positive) stands for the template without its style phrase, as in the official code.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        templates: tuple[str, ...],
+        *,
+        embed: TextEmbedder | None = None,
+        content_only: frozenset[str] = frozenset(),
+    ):
+        self._embed = embed or (lambda prompts: encode_prompts(tokenizer, text_encoder, prompts).text_embeds)
         self.templates = templates
+        self.content_only = content_only
         self.words: list[str] = []
         self._embeds = torch.empty(len(templates), 0, 0)
+
+    def prompt(self, template: str, word: str) -> str:
+        return style_content(template) if word in self.content_only else template.format(word)
 
     @torch.no_grad()
     def add_words(self, words: list[str]) -> None:
         new_words = [word for word in dict.fromkeys(words) if word not in self.words]
         if not new_words:
             return
-        prompts = [template.format(word) for template in self.templates for word in new_words]
-        embeds = encode_prompts(self._tokenizer, self._text_encoder, prompts).text_embeds.float()
+        prompts = [self.prompt(template, word) for template in self.templates for word in new_words]
+        embeds = self._embed(prompts).float()
         embeds = torch.nn.functional.normalize(embeds, dim=-1).reshape(len(self.templates), len(new_words), -1)
         self._embeds = embeds if not self.words else torch.cat([self._embeds, embeds], dim=1)
         self.words.extend(new_words)

@@ -14,9 +14,9 @@ from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import EncodedPrompts, Placeholder, add_placeholder_token, encode_prompts
 from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.constraints import ConstraintBank
+from conceptlab.engine.training.constraints import ConstraintBank, TextEmbedder
 from conceptlab.engine.training.interrupt import TrainingInterrupted
-from conceptlab.engine.training.negatives import NegativeSchedule
+from conceptlab.engine.training.negatives import Negative, NegativeSchedule
 from conceptlab.engine.training.objectives import ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.training.state import TrainingState
 
@@ -100,6 +100,8 @@ class TrainingSession:
             guidance_scale=config.prior_guidance,
             generator=self.generator,
         )[0]
+        if config.space == "text":  # the prior still draws its noise, so both spaces consume the generator alike
+            image_embed = prompt.text_embeds[0]
         value = conceptlab_loss(
             image_embed,
             self.bank.embeds(template_index, positives),
@@ -141,14 +143,23 @@ class TrainingSession:
         self.generator.set_state(state.generator)
 
 
-def start_training(stack: PriorStack, config: CreateConfig, constraints: Constraints | None = None) -> TrainingSession:
+def start_training(
+    stack: PriorStack,
+    config: CreateConfig,
+    constraints: Constraints | None = None,
+    embed: TextEmbedder | None = None,
+) -> TrainingSession:
     """Add the token and prepare what never changes during training (constraints, the empty prompt's encoding).
 
-    `constraints` replaces the text constraints (evolve's parent images).
+    `constraints` replaces the text constraints (evolve's parent images); `embed` the prior's CLIP as the
+    constraints' text encoder (M-CLIP).
     """
     generator = torch.Generator().manual_seed(config.seed)
     placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
-    bank = constraints or ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
+    content_only = frozenset(config.positives) if config.style else frozenset()
+    bank = constraints or ConstraintBank(
+        stack.tokenizer, stack.text_encoder, config.templates, embed=embed, content_only=content_only
+    )
     bank.add_words([*config.positives, *config.negatives])
     with torch.no_grad():
         unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
@@ -159,6 +170,13 @@ def start_training(stack: PriorStack, config: CreateConfig, constraints: Constra
         [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
     )
     return TrainingSession(stack, config, generator, placeholder, bank, unconditional, weights, optimizer)
+
+
+def negative_schedule(config: CreateConfig, on_add: Callable[[Negative], None] | None = None) -> NegativeSchedule:
+    """The run's negatives: the given ones at once, or (`gradual`) one more every `ask_interval` steps."""
+    return NegativeSchedule(
+        config.negatives, gradual=config.gradual, interval=config.ask_interval, seed=config.seed, on_add=on_add
+    )
 
 
 def ask_steps(config: CreateConfig) -> list[int]:
@@ -191,6 +209,7 @@ def train_token(
     start: TrainingState | None = None,
     on_state: StateCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    embed: TextEmbedder | None = None,
 ) -> torch.Tensor:
     """Learn `config.token` and return its final embedding (float32, CPU).
 
@@ -201,13 +220,14 @@ def train_token(
     checkpoint and before a requested stop (`should_stop()` is read between steps), which raises
     `TrainingInterrupted`.
     """
-    session = start_training(stack, config, constraints)
-    negatives = negatives or NegativeSchedule(config.negatives, gradual=config.gradual, steps=config.steps)
+    session = start_training(stack, config, constraints, embed)
+    negatives = negatives or negative_schedule(config)
     positives, questions = list(config.positives), set(ask_steps(config))
 
     def consult_oracle(step: int) -> None:
-        if ask and step in questions and len(negatives.active) < config.max_negatives:
-            room = config.max_negatives - len(negatives.active)
+        cap = config.max_negatives
+        if ask and step in questions and (cap is None or len(negatives.active) < cap):
+            room = None if cap is None else cap - len(negatives.active)
             session.bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
 
     if start is not None:
