@@ -51,8 +51,9 @@ def test_added_negatives_are_logged_and_constrain_the_following_steps(adaptive_r
 def test_images_at_every_checkpoint_and_a_strip(adaptive_run):
     images = adaptive_run / "images"
     for step in (0, 25, 50, 75, 100):
-        for seed in (42, 500):
+        for seed in (42, 500):  # the official three prompts, the oracle's first
             assert Image.open(images / f"step-{step:04d}-seed-{seed}.png").size[0] > 0
+            assert all((images / f"prompt-{n}-step-{step:04d}-seed-{seed}.png").exists() for n in (2, 3))
     strip = Image.open(images / "strip.png")
     assert strip.width > strip.height  # one column per step (5), one row per seed (2)
 

@@ -14,6 +14,7 @@ from tiny_decoder_21 import build_tiny_decoder_21_pipeline
 from conceptlab.engine.adaptive.oracle import Question
 from conceptlab.engine.adaptive.watcher import ConceptWatcher
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.models.offload import prior_and_decoder_residency
 from conceptlab.engine.models.plugins import load_backend
 from conceptlab.engine.prior.tokens import add_placeholder_token, encode_prompts
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
@@ -156,7 +157,8 @@ def test_oracle_sees_only_the_first_image_and_checkpoints_render_three_prompts(t
     config = create_config("pet", steps=10)
     add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
     settings = render_settings(tiny.backend)
-    watcher = ConceptWatcher(stack, tiny_decoder, config, settings, None, Oracle())
+    residency = prior_and_decoder_residency(tiny, tiny_decoder, offload=False)
+    watcher = ConceptWatcher(stack, tiny_decoder, config, settings, None, Oracle(), residency)
     assert watcher.ask(0, []) == ["hamster"]
     assert len(seen) == 1 and len(watcher.images_at(0)) == 6  # 3 prompts x seeds 42, 500
     first = render_prompts(stack, tiny_decoder, config.checkpoint_prompts(0)[:1], [42], settings)[0]
