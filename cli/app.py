@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -13,6 +14,7 @@ from conceptlab.cli.breed import BREED_EXAMPLES, breed_command
 from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
+from conceptlab.cli.embed import EMBED_EXAMPLES, embed_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
@@ -37,6 +39,9 @@ app.command("evolve", help="Breed a child concept from parent concepts or image 
     evolve_command
 )
 app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
+app.command("embed", help="Export the prior's image embeddings of a prompt with concepts.", epilog=EMBED_EXAMPLES)(
+    embed_command
+)
 app.command("info", help="Show everything a concept file records.", epilog=INFO_EXAMPLES)(info_command)
 app.command("lineage", help="Show a concept's family tree (parents not needed).", epilog=LINEAGE_EXAMPLES)(
     lineage_command
@@ -106,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exception:
         where = f"{exception.filename}: " if exception.filename else ""
-        error(f"{where}{exception.strerror or exception}; check the path and its permissions.")
+        fix = "check the path and its permissions"
+        if exception.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some space and run the command again (a training run goes on with --resume)"
+        error(f"{where}{exception.strerror or exception}; {fix}.")
         return 1
     except Exception as exception:
         if _is_click_error(exception):

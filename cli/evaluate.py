@@ -3,10 +3,12 @@
 conceptlab evaluate runs/new-pet/new-pet.safetensors --baseline kandinsky-neg --baseline sd-neg
 conceptlab eval --images renders/ --category pet --neg cat,dog --json
 conceptlab eval --protocol paper --model kandinsky-2.1 --out eval/paper
+conceptlab eval --protocol creative --quick --model tiny --out eval/creative
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -27,10 +29,12 @@ from conceptlab.engine.evaluation.evaluate import (
     results_json,
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
-from conceptlab.engine.evaluation.metrics import METRIC_NAMES
+from conceptlab.engine.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
 from conceptlab.engine.evaluation.request import EvaluateRequest, evaluate
 from conceptlab.engine.io.atomic import refuse_existing, write_text
+from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.protocols.creative import creative_protocol, run_creative
 from conceptlab.engine.protocols.paper import paper_protocol, run_protocol
 
 EVALUATE_EXAMPLES = """
@@ -48,6 +52,10 @@ EVALUATE_EXAMPLES = """
 
   conceptlab eval --protocol paper --out eval/paper --ray ray://head:10001    [dim]# trains the 75 on a cluster[/]
 
+  conceptlab eval --protocol creative --quick --model tiny --out eval/creative  [dim]# the follow-up's table[/]
+
+  conceptlab eval --images renders/pets --category pet --judge blip2 --plot pets.pdf   [dim]# validity too[/]
+
 Rows are concepts, folders and baselines; columns are each metric's mean ± std over images (n).
 """
 
@@ -56,21 +64,41 @@ def _cell(row: EvaluationRow, metric: str) -> str:
     summary = row.metrics.metrics.get(metric)
     if not summary or not summary.n:
         return "—"
+    if math.isnan(summary.std):
+        return f"{summary.mean:.3f}"
     return f"{summary.mean:.3f}±{summary.std:.3f}"
 
 
-def print_table(rows: list[EvaluationRow], clip_name: str) -> None:
+METRIC_COLUMN_WIDTH = 15
+NAME_COLUMNS_WIDTH = 40
+
+
+def print_table(rows: list[EvaluationRow], clip_name: str, judge: dict | None = None) -> None:
+    """The rows with every metric they have, in as many tables side by side as the terminal's width needs."""
     metrics = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
-    table = Table(title=f"CLIP metrics ({clip_name}): mean ± std over n images", title_justify="left")
+    judged = f", judge {judge['name']}" if judge else ""
+    stdout.print(
+        f"CLIP metrics ({clip_name}{judged}): mean ± std over n images (vendi, variance: of the whole set)",
+        highlight=False,
+        markup=False,
+    )
+    per_table = max(1, (stdout.width - NAME_COLUMNS_WIDTH) // METRIC_COLUMN_WIDTH)
+    for start in range(0, len(metrics), per_table):
+        _print_metrics_table(rows, metrics[start : start + per_table], with_count=start == 0)
+
+
+def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_count: bool) -> None:
+    table = Table()
     for column in ("row", "category"):
         table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=8)
     for metric in metrics:
-        table.add_column(metric + (" ↓" if metric == "negative" else " ↑"), justify="right", no_wrap=True)
-    table.add_column("n", justify="right", no_wrap=True)
+        table.add_column(metric + (" ↓" if metric in LOWER_IS_BETTER else " ↑"), justify="right", no_wrap=True)
+    if with_count:
+        table.add_column("n", justify="right", no_wrap=True)
     for row in rows:
         cells = [_cell(row, metric) for metric in metrics]
-        name, category = shown(row.metrics.name), shown(row.metrics.category or "")
-        table.add_row(name, category, *cells, str(row.metrics.metrics["positive"].n))
+        cells += [str(row.metrics.metrics["positive"].n)] if with_count else []
+        table.add_row(shown(row.metrics.name), shown(row.metrics.category or ""), *cells)
     stdout.print(table)
 
 
@@ -94,15 +122,15 @@ PROTOCOL_FIXES = {
 """Options the protocol decides itself (its categories, negative pairs, vocabularies and image counts)."""
 
 
-def check_protocol_options(context: typer.Context, ray: str | None, max_parallel: int | None) -> None:
-    """Refuse, rather than ignore, an option that `--protocol paper` does not take."""
+def check_protocol_options(context: typer.Context, protocol: str, ray: str | None, max_parallel: int | None) -> None:
+    """Refuse, rather than ignore, an option that the protocol does not take."""
     given = [
         flag
         for name, flag in PROTOCOL_FIXES.items()
         if (source := context.get_parameter_source(name)) is not None and source.name == "COMMANDLINE"
     ]
     if given:
-        raise UsageError(f"--protocol paper sets its own {', '.join(given)}; drop them (see README: evaluate).")
+        raise UsageError(f"--protocol {protocol} sets its own {', '.join(given)}; drop them (see README: evaluate).")
     if max_parallel is not None and ray is None:
         raise UsageError("--max-parallel limits trainings on Ray; add --ray or drop it (without Ray they run in turn).")
 
@@ -131,9 +159,38 @@ def run_paper_protocol(
         print_json(results_json(result.summary, evaluator.name))
         return
     print_table(result.summary, evaluator.name)
-    stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
-    for path in result.files.values():
+    print_files(result.trained, result.reused, result.files)
+
+
+def print_files(trained: int, reused: int, files: dict[str, Path]) -> None:
+    stdout.print(f"trained {trained} concept(s), reused {reused}", highlight=False)
+    for path in files.values():
         stdout.print(f"  {path}", highlight=False, markup=False)
+
+
+def run_creative_protocol(
+    quick: bool, choice: ModelChoice, clip: str | None, outputs: ProtocolOutputs, options_: dict, batch_options: dict
+) -> None:
+    """`--protocol creative`: the follow-up's methods and metrics on one table, one figure."""
+    if outputs.out is None:
+        raise UsageError("--protocol creative needs --out DIR (where concepts, images and the summary go).")
+    refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
+    config = creative_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
+    evaluator = evaluating_clip(clip, choice)
+    with task_progress() as on_task:
+        result = run_creative(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
+    if outputs.csv_path:
+        write_text(outputs.csv_path, results_csv(result.summary))
+    if outputs.plot:
+        save_metrics_chart(result.summary, outputs.plot, f"Creative generation ({evaluator.name})")
+    if outputs.as_json:
+        print_json(results_json(result.summary, evaluator.name, result.judge))
+        return
+    print_table(result.summary, evaluator.name, result.judge)
+    print_files(result.trained, result.reused, result.files)
+
+
+PROTOCOLS = {"paper": run_paper_protocol, "creative": run_creative_protocol}
 
 
 def evaluate_command(
@@ -185,11 +242,22 @@ def evaluate_command(
         str | None,
         typer.Option(help="Evaluating CLIP: hub id, folder or evaluator name (default openai/clip-vit-large-patch14)."),
     ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="Also ask an oracle (blip2, clip-zeroshot, ...) 'Is this a {category}?' and 'What kind of "
+            "{category} is this?': validity and vqa-novelty."
+        ),
+    ] = None,
     protocol: Annotated[
-        str | None, typer.Option(help="Run a whole protocol instead: 'paper' (75 concepts and both baselines).")
+        str | None,
+        typer.Option(
+            help="Run a whole protocol instead: 'paper' (75 concepts and both baselines) or 'creative' "
+            "(4 categories × concept, plain, kandinsky-neg, sd-neg, 100 images each)."
+        ),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="With --protocol: one pair (pet: cat, dog), one seed, 8 images, few steps.")
+        bool, typer.Option("--quick", help="With --protocol: one category, 8 images, few steps (a smoke run).")
     ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="With --protocol: folder of the run (resumable).")
@@ -201,32 +269,38 @@ def evaluate_command(
     as_json: options.JsonOpt = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Also write grouped bars per category (positive, negative) as PNG.")
+        Path | None,
+        typer.Option(help="Also write the figure (bars per metric, error bars from std): .png, .svg or .pdf."),
     ] = None,
     force: Annotated[
         bool, options.force_option("existing --csv and --plot files (with --protocol: also what other settings made)")
     ] = False,
 ) -> None:
-    """Score concepts, image folders and baselines with CLIP: positive, negative, novelty, diversity, parents."""
+    """Score concepts, image folders and baselines: CLIP similarity, novelty, typicality, diversity, Vendi, variance,
+    a judge's validity and vqa-novelty, cost, parents."""
     concepts, folders, baselines = concepts or [], images or [], baseline or []
+    if plot is not None:
+        figure_format(plot)
     for name in baselines:
         load_baseline(name)  # an unknown baseline fails before anything loads
     if protocol is not None:
-        if protocol != "paper":
-            raise UsageError(f"Unknown protocol {protocol!r}; the one protocol is 'paper'.")
+        if protocol not in PROTOCOLS:
+            raise UsageError(f"Unknown protocol {protocol!r}; the protocols are 'paper' and 'creative'.")
         if concepts or folders:
-            raise UsageError("--protocol paper trains its own concepts; drop the concept files and --images.")
-        check_protocol_options(context, ray, max_parallel)
+            raise UsageError(f"--protocol {protocol} trains its own concepts; drop the concept files and --images.")
+        if judge and protocol == "paper":
+            raise UsageError("--judge belongs to --protocol creative and plain evaluate; drop it for the paper's.")
+        check_protocol_options(context, protocol, ray, max_parallel)
         extra = {"size": size, "render_steps": steps, "sd_model": sd_model, "image_seed": seed}
-        if baselines:
-            extra["baselines"] = tuple(baselines)
+        extra |= {"baselines": tuple(baselines)} if baselines else {}
+        extra |= {"judge": judge} if judge else {}
         choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision)
         batch = {"ray": ray is not None, "address": options.ray_address(ray)}
         outputs = ProtocolOutputs(out, as_json, csv_path, plot, force)
-        return run_paper_protocol(quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
+        return PROTOCOLS[protocol](quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
     if quick or out or ray or max_parallel:
         raise UsageError(
-            "--quick, --out, --ray and --max-parallel belong to --protocol paper; add --protocol paper or drop them."
+            "--quick, --out, --ray and --max-parallel belong to --protocol paper or creative; add one or drop them."
         )
     refuse_existing([csv_path, plot], force, "file")
     request = EvaluateRequest(
@@ -249,6 +323,7 @@ def evaluate_command(
         device=device,
         dtype=dtype,
         clip=clip,
+        judge=judge,
     )
     with task_progress() as on_task:
         result = evaluate(request, on_task=on_task)
@@ -256,6 +331,6 @@ def evaluate_command(
         stderr.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     write_outputs(list(result.rows), result.clip, csv_path, plot)
     if as_json:
-        print_json(results_json(result.rows, result.clip))
+        print_json(results_json(result.rows, result.clip, result.judge))
     else:
-        print_table(list(result.rows), result.clip)
+        print_table(list(result.rows), result.clip, result.judge)

@@ -27,6 +27,8 @@ SAMPLE_EXAMPLES = """
 
   conceptlab sample runs/x/new-pet.safetensors --prompt "a photo of a {}" --model tiny   [dim]# offline[/]
 
+  conceptlab sample pet-2.2.safetensors --prompt "a plush toy {}" --via ip-adapter-sdxl --ip-scale 0.8
+
 Writes OUT/<prompt>-seed<S>-<i>.png per image and OUT/<prompt>-seed<S>-n<N>-grid.png, and prints their paths.
 [bold]Memory[/]: on a GPU the prior and the decoder are both kept on it only if they fit; otherwise each phase
 (prior sampling, then decoding) moves the model it needs onto the GPU and parks the other on the CPU.
@@ -83,6 +85,19 @@ def sample_command(
             help="Keep only the model in use on the GPU (default: only when prior and decoder do not fit together).",
         ),
     ] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(help="Render through another model: ip-adapter-sdxl (2.2 concepts) or unclip (2.1 concepts)."),
+    ] = None,
+    via_model: Annotated[
+        str | None, typer.Option(help="The --via model: an id or folder (ip-adapter-sdxl: BASE[,ADAPTER]).")
+    ] = None,
+    ip_scale: Annotated[
+        float | None, typer.Option(help="IP-Adapter scale of --via ip-adapter-sdxl (default 0.6).")
+    ] = None,
+    noise_level: Annotated[
+        int | None, typer.Option(help="Noise added to the image embedding by --via unclip, 0-999 (default 0).")
+    ] = None,
     model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
@@ -110,6 +125,10 @@ def sample_command(
         decoder_revision=decoder_revision,
         grid=grid,
         offload=offload,
+        via=via,
+        via_model=via_model,
+        ip_scale=ip_scale,
+        noise_level=noise_level,
         model=model,
         backend=backend,
         revision=revision,

@@ -13,6 +13,8 @@ from conceptlab.engine.evaluation.request import EvaluateRequest, EvaluateResult
 from conceptlab.engine.models.backend import Backend, ModelInfo, PriorStack
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import DEFAULT_MODEL, LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.portability.load_into import load_into
+from conceptlab.engine.rendering.embed import EmbedRequest, EmbedResult, embed
 from conceptlab.engine.rendering.sample import SampleRequest, SampleResult, sample
 from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
 from conceptlab.engine.training.create import CreateResult, create, resume
@@ -26,6 +28,8 @@ __all__ = [
     "ConceptLabError",
     "CreateConfig",
     "CreateResult",
+    "EmbedRequest",
+    "EmbedResult",
     "EvaluateRequest",
     "EvaluateResult",
     "LoadedPrior",
@@ -38,9 +42,11 @@ __all__ = [
     "check_concept_fits",
     "create",
     "create_config",
+    "embed",
     "evaluate",
     "evolve",
     "load_concept",
+    "load_into",
     "load_prior",
     "mix_config",
     "read_plan",

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conceptlab.engine.adaptive.oracle import OracleOptions, Question
-from conceptlab.engine.adaptive.vocabulary import vocabulary_for
+from conceptlab.engine.adaptive.vocabulary import CATEGORY_MEMBERS, vocabulary_for
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.loading import LoadedPrior
 from conceptlab.engine.prior.tokens import encode_prompts
@@ -52,13 +52,22 @@ class ClipZeroShotOracle:
         return F.normalize(encoded.text_embeds.float(), dim=-1)
 
     def ask(self, images: list[Image.Image], question: Question, known: list[str]) -> list[str]:
-        """For each image, the vocabulary word it is closest to, among words not already constrained."""
+        """For each image, the vocabulary word it is closest to, among words not already constrained; a yes-or-no
+        question is answered "yes" where the image is closer to its category than to every other built-in one."""
+        if question.yes_no:
+            return self._is_category(images, question.category or "")
         taken = {word.lower() for word in known}
         words = [w for w in vocabulary_for(question.category, question.style, self._vocab_file) if w not in taken]
         if not words:
             return []
         similarities = self._image_embeds(images) @ self._word_embeds(words, question.style).T
         return [words[int(index)] for index in similarities.argmax(dim=-1)]
+
+    def _is_category(self, images: list[Image.Image], category: str) -> list[str]:
+        """Zero-shot classification among the built-in categories: "yes" where `category` wins."""
+        words = [category, *(other for other in CATEGORY_MEMBERS if other != category.strip().lower())]
+        similarities = self._image_embeds(images) @ self._word_embeds(words, style=False).T
+        return ["yes" if int(index) == 0 else "no" for index in similarities.argmax(dim=-1)]
 
 
 clip_zeroshot_oracle = ClipZeroShotOracle

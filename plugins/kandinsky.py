@@ -10,6 +10,12 @@ from diffusers import KandinskyPipeline, KandinskyPriorPipeline, KandinskyV22Pip
 
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
+from conceptlab.engine.portability.routes import ImageSpace
+
+VIT_L_14 = ImageSpace("CLIP ViT-L/14 (openai/clip-vit-large-patch14)", 768)
+"""The 2.1 prior's image encoder: its config names openai/clip-vit-large-patch14 (1024 wide, 24 layers, 768-d)."""
+VIT_BIGG_14 = ImageSpace("OpenCLIP ViT-bigG/14", 1280)
+"""The 2.2 prior's image encoder: an OpenCLIP ViT-bigG/14 config (1664 wide, 48 layers, 1280-d)."""
 
 LOAD_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
@@ -83,6 +89,7 @@ class Kandinsky21Backend(KandinskyBackend):
     default_decoder = "kandinsky-community/kandinsky-2-1"
     pipeline_class = KandinskyPriorPipeline
     decoder_pipeline_class = KandinskyPipeline
+    image_space = VIT_L_14
     default_constraint_encoder = "mclip"
     """The official code embeds constraints with the 2.1 decoder's M-CLIP (`get_normed_embeds`, `training/coach.py`)."""
 
@@ -117,3 +124,4 @@ class Kandinsky22Backend(KandinskyBackend):
     default_decoder = "kandinsky-community/kandinsky-2-2-decoder"
     pipeline_class = KandinskyV22PriorPipeline
     decoder_pipeline_class = KandinskyV22Pipeline
+    image_space = VIT_BIGG_14

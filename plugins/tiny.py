@@ -13,9 +13,12 @@ import torch
 
 from conceptlab.engine.io.cache import cache_root
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
+from conceptlab.engine.portability.routes import ImageSpace
 from conceptlab.plugins.kandinsky import Kandinsky22Backend
 
 TINY_RECIPE_VERSION = "1"
+TINY_IMAGE_SPACE = ImageSpace("the tiny world's CLIP", 64)
+"""The tiny world's image encoder (`tiny_world.EMBED_DIM` wide); the tiny routes are conditioned on it."""
 
 
 def _recipe_fingerprint(recipe_files: Sequence[Path]) -> str:
@@ -76,6 +79,7 @@ class TinyBackend(Kandinsky22Backend):
     """Random decoder weights make no picture at any size or step count; these keep a render under a second on a
     CPU (about 2 s at 50 steps)."""
     evaluation_clip = "tiny"
+    image_space = TINY_IMAGE_SPACE
     """`conceptlab evaluate` scores this backend's images with the tiny CLIP unless `--clip` says otherwise."""
 
     def load_prior(

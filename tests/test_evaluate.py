@@ -55,7 +55,26 @@ def test_folder_metrics_match_the_library_under_the_tiny_clip(run_cli, pets):
     expected = Evaluator(clip).evaluate("pets", images, EvaluationTarget("pet", ("cat", "dog")))
     assert row["metrics"]["negative"]["mean"] == pytest.approx(expected.metrics["negative"].mean, abs=1e-5)
     assert row["metrics"]["positive"]["n"] == 4 and row["metrics"]["diversity"]["n"] == 6
-    assert set(row["metrics"]) == {"positive", "negative", "novelty", "diversity"}  # pet has a built-in vocabulary
+    assert row["metrics"]["vendi"]["mean"] == pytest.approx(expected.metrics["vendi"].mean, abs=1e-5)
+    assert row["metrics"]["vendi"]["std"] is None and row["metrics"]["vendi"]["n"] == 4
+    # pet has a built-in vocabulary, so novelty and typicality; no judge, so no validity
+    assert set(row["metrics"]) == {"positive", "negative", "novelty", "typicality", "diversity", "vendi", "variance"}
+
+
+def test_a_judge_answers_validity_and_vqa_novelty_and_is_recorded(run_cli, pets):
+    args = ("eval", "--images", pets, "--category", "pet", "--model", "tiny", *TINY_CLIP)
+    code, out, err = run_cli(*args, "--judge", "clip-zeroshot", "--json")
+    assert code == 0, err
+    printed = json.loads(out)
+    assert printed["judge"] == {
+        "name": "clip-zeroshot",
+        "questions": {"validity": "Is this a {}?", "vqa-novelty": "What kind of {} is this?"},
+    }
+    metrics = printed["rows"][0]["metrics"]
+    assert metrics["validity"]["n"] == 4 and metrics["validity"]["mean"] in (0, 0.25, 0.5, 0.75, 1)
+    assert metrics["vqa-novelty"]["mean"] == 0  # clip-zeroshot names known members only
+    code, _, err = run_cli(*args, "--judge", "gpt-9")
+    assert code == 2 and "gpt-9" in err and len(err.strip().splitlines()) == 1
 
 
 def test_concept_negatives_given_and_adaptive_are_the_default(run_cli, tmp_path, pets):

@@ -1,15 +1,8 @@
-"""The similarity plot draws each constraint where its values are."""
+"""The similarity plot draws each constraint's moving average where its values are, from the step it was added."""
 
-from PIL import ImageColor
+import pytest
 
-from conceptlab.engine.training.similarity_plot import (
-    MARGIN_RIGHT,
-    NEGATIVE_COLORS,
-    POSITIVE_COLORS,
-    WIDTH,
-    moving_average,
-    render_similarity_plot,
-)
+from conceptlab.engine.training.similarity_plot import moving_average, save_similarity_plot, similarity_figure
 
 
 def _records(positive: float, negative: float, steps: int = 50) -> list[dict]:
@@ -18,12 +11,9 @@ def _records(positive: float, negative: float, steps: int = 50) -> list[dict]:
     ]
 
 
-def _rows_with_color(image, color: str) -> list[int]:
-    """Rows of the plot area (left of the legend) holding pixels of `color`."""
-    rgb = ImageColor.getrgb(color)
-    height = image.height
-    pixels = image.load()
-    return [y for y in range(height) for x in range(WIDTH - MARGIN_RIGHT) if pixels[x, y] == rgb]
+def _lines(figure) -> dict[str, tuple[list[float], list[float]]]:
+    axes = figure.axes[0]
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axes.get_lines()}
 
 
 def test_moving_average_is_a_trailing_mean():
@@ -31,25 +21,20 @@ def test_moving_average_is_a_trailing_mean():
     assert moving_average([2.0], 5) == [2.0]
 
 
-def test_each_constraint_is_drawn_at_its_height():
-    image = render_similarity_plot(_records(positive=0.4, negative=0.1), "t", clamps=[("+ clamp", 0.28)])
-    positive_rows = _rows_with_color(image, POSITIVE_COLORS[0])
-    negative_rows = _rows_with_color(image, NEGATIVE_COLORS[0])
-    assert positive_rows and negative_rows
-    assert max(positive_rows) < min(negative_rows), "the higher similarity must be drawn higher"
+def test_each_constraint_is_drawn_at_its_values_with_the_clamp():
+    records = _records(positive=0.4, negative=0.1)
+    lines = _lines(similarity_figure(records, "t", clamps=[("+ clamp", 0.28)]))
+    assert set(lines) == {"+ pet", "- cat", "+ clamp"}
+    steps, values = lines["- cat"]
+    assert steps == list(range(1, 51))
+    assert values == pytest.approx(moving_average([0.1 + 0.001 * i for i in range(50)], 2))
+    assert lines["+ pet"][1] == pytest.approx([0.4] * 50)
+    assert lines["+ clamp"][1] == pytest.approx([0.28, 0.28])
 
 
 def test_only_constraints_of_the_run_are_drawn():
     records = [{"step": 1, "positive": {"a": 0.3}, "negative": {}}, {"step": 2, "positive": {"a": 0.2}, "negative": {}}]
-    image = render_similarity_plot(records, "mix")
-    assert _rows_with_color(image, POSITIVE_COLORS[0])
-    assert not _rows_with_color(image, NEGATIVE_COLORS[0])
-
-
-def _columns_with_color(image, color: str) -> list[int]:
-    rgb = ImageColor.getrgb(color)
-    pixels = image.load()
-    return [x for x in range(WIDTH - MARGIN_RIGHT) for y in range(image.height) if pixels[x, y] == rgb]
+    assert set(_lines(similarity_figure(records, "mix"))) == {"+ a"}
 
 
 def test_a_negative_added_late_starts_where_it_was_added():
@@ -57,7 +42,13 @@ def test_a_negative_added_late_starts_where_it_was_added():
         {"step": i + 1, "positive": {"pet": 0.3}, "negative": {"cat": 0.2, **({"hamster": 0.25} if i >= 30 else {})}}
         for i in range(60)
     ]
-    image = render_similarity_plot(records, "adaptive")
-    early, late = _columns_with_color(image, NEGATIVE_COLORS[0]), _columns_with_color(image, NEGATIVE_COLORS[1])
-    plot_left, plot_right = min(early), max(early)
-    assert min(late) > plot_left + 0.45 * (plot_right - plot_left)
+    lines = _lines(similarity_figure(records, "adaptive"))
+    steps, values = lines["- hamster (from step 31)"]
+    assert steps[0] == 31 and steps[-1] == 60 and values == pytest.approx([0.25] * 30)
+
+
+@pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_the_file_format_follows_the_extension(tmp_path, suffix, magic):
+    path = tmp_path / f"similarities{suffix}"
+    save_similarity_plot(_records(0.3, 0.2), path, "t")
+    assert path.read_bytes().startswith(magic)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conceptlab.engine.evaluation.metrics import Summary
-from conceptlab.engine.protocols.paper import PAPER_NEGATIVE_PAIRS, paper_protocol, pool_summaries
+from conceptlab.engine.protocols.paper import PAPER_NEGATIVE_PAIRS, paper_protocol
 
 
 def test_paper_protocol_is_the_papers_design():
@@ -22,7 +22,7 @@ def test_paper_protocol_is_the_papers_design():
 
 def test_pooled_summary_equals_the_summary_of_all_values():
     first, second = [0.1, 0.4, 0.2], [0.9, 0.5]
-    pooled = pool_summaries([Summary.of(first), Summary.of(second)])
+    pooled = Summary.pooled([Summary.of(first), Summary.of(second)])
     everything = Summary.of(first + second)
     assert pooled.n == 5
     assert pooled.mean == pytest.approx(everything.mean) and pooled.std == pytest.approx(everything.std)

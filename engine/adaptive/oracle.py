@@ -32,9 +32,15 @@ class Question:
 
     category: str | None
     style: bool = False
+    wording: str | None = None
+    """Another question about the category (an evaluation judge's), asked instead of "What kind of ...?"."""
+    yes_no: bool = False
+    """The wording asks for yes or no ("Is this a pet?"): an oracle that picks words answers "yes" or "no"."""
 
     @property
     def text(self) -> str:
+        if self.wording:
+            return self.wording
         if self.style:
             return f"What art style was used in this photo of {STYLE_CONTENT}?"
         return f"What kind of {self.category or 'object'} is in this photo?"

@@ -27,6 +27,14 @@ CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
         "guitar", "piano", "violin", "drum", "flute", "trumpet", "harp", "cello", "saxophone", "clarinet",
         "accordion", "banjo", "ukulele", "trombone", "harmonica", "xylophone", "tuba", "oboe", "bagpipes", "sitar",
     ),
+    "garment": (
+        "shirt", "dress", "jacket", "coat", "sweater", "skirt", "trousers", "jeans", "scarf", "hoodie",
+        "blouse", "suit", "vest", "kimono", "cardigan", "shorts", "poncho", "tunic", "gown", "overalls",
+    ),
+    "vehicle": (
+        "car", "bicycle", "bus", "truck", "motorcycle", "train", "scooter", "van", "tractor", "boat",
+        "airplane", "helicopter", "tram", "taxi", "jeep", "ambulance", "skateboard", "submarine", "rickshaw", "sled",
+    ),
 }  # fmt: skip
 
 ART_STYLES: tuple[str, ...] = (

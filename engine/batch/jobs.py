@@ -23,6 +23,7 @@ from conceptlab.engine.evaluation.evaluate import (
     results_json,
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
+from conceptlab.engine.evaluation.judge import load_judge
 from conceptlab.engine.evaluation.request import EvaluateRequest
 from conceptlab.engine.io.atomic import working_directory, write_json, write_text
 from conceptlab.engine.io.images import save_renders
@@ -142,8 +143,9 @@ def _evaluate(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, o
         )
         on_progress(index + 1, len(concepts))
     clip = evaluating_clip(options.get("clip"), choice, cache)
-    rows = evaluate_image_sets(clip, sets)
-    write_json(Path(job.out) / METRICS_FILE, results_json(rows, clip.name))
+    judge = load_judge(options["judge"], loaded, vocabulary and Path(vocabulary)) if options.get("judge") else None
+    rows = evaluate_image_sets(clip, sets, judge=judge)
+    write_json(Path(job.out) / METRICS_FILE, results_json(rows, clip.name, judge.record() if judge else None))
     write_text(Path(job.out) / "rows.csv", results_csv(rows))
     return f"{len(rows)} rows scored"
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,8 @@ INPUTS_FOLDER = "inputs"
 BATCH_OWN = (SUMMARY_FILE, INPUTS_FOLDER, RECORDS_FOLDER)
 """What the batch itself writes in its output folder: no job's out may be, or lie inside, one of these."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+"""A plan is text people write or generate: 64 MB holds about a million jobs. Checking one is linear in its jobs."""
 
 
 @dataclass(frozen=True)
@@ -98,20 +103,12 @@ class Plan:
     """Where relative paths in the plan start: the plan file's folder."""
     dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def by_name(self) -> dict[str, Job]:
+        return {job.name: job for job in self.jobs}
+
     def job(self, name: str) -> Job:
-        return next(job for job in self.jobs if job.name == name)
-
-    def dependents(self, name: str) -> list[str]:
-        """Every job that waits for `name`, directly or not."""
-        found: list[str] = []
-        for job in self.jobs:
-            if job.name not in found and self._waits_for(job.name, name):
-                found.append(job.name)
-        return found
-
-    def _waits_for(self, job: str, other: str) -> bool:
-        direct = self.dependencies.get(job, ())
-        return other in direct or any(self._waits_for(parent, other) for parent in direct)
+        return self.by_name[name]
 
 
 def _check_value(where: str, key: str, value: Any, kind: PlanKind) -> Any:
@@ -124,15 +121,30 @@ def _check_value(where: str, key: str, value: Any, kind: PlanKind) -> Any:
             isinstance(item, lists[kind]) and not isinstance(item, bool) for item in value
         ):
             expected = {"words": "a list of strings", "floats": "a list of numbers", "ints": "a list of integers"}
-            raise UsageError(f"{where}: {key} must be {expected[kind]} (got {value!r}).")
+            raise UsageError(f"{where}: {key} must be {expected[kind]} (got {_short(value)}).")
+        if kind == "floats" and not all(math.isfinite(item) for item in value):
+            raise UsageError(f"{where}: {key} must be finite numbers (got {value!r}).")
         return [float(item) for item in value] if kind == "floats" else value
     accepted = (int, float) if kind is float else kind
     if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
-        raise UsageError(f"{where}: {key} must be {kind.__name__} (got {value!r}).")
+        raise UsageError(f"{where}: {key} must be {kind.__name__} (got {_short(value)}).")
+    if kind is float and not math.isfinite(value):
+        raise UsageError(f"{where}: {key} must be a finite number (got {value!r}).")
     return float(value) if kind is float else value
 
 
-def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job:
+def _short(value: Any) -> str:
+    """`value` as it reads in a one-line error: a long or deeply nested value is cut short."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a {type(value).__name__} nested too deeply"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def _parse_job(index: int, raw: Any, defaults: dict[str, Any]) -> Job:
+    if not isinstance(raw, dict):
+        raise UsageError(f"job {index + 1} is not a table ({_short(raw)}); write each job as a [[job]] table.")
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise UsageError(
@@ -140,8 +152,8 @@ def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job
         )
     where = f"job {name!r}"
     run = raw.get("run")
-    if run not in JOB_KEYS:
-        raise UsageError(f"{where}: run must be one of {', '.join(JOB_KEYS)} (got {run!r}).")
+    if not isinstance(run, str) or run not in JOB_KEYS:
+        raise UsageError(f"{where}: run must be one of {', '.join(JOB_KEYS)} (got {_short(run)}).")
     keys = JOB_KEYS[run]
     unknown = sorted(set(raw) - set(keys) - set(JOB_FIELDS))
     if unknown:
@@ -154,9 +166,10 @@ def _parse_job(index: int, raw: dict[str, Any], defaults: dict[str, Any]) -> Job
         raise UsageError(f"{where}: {run} needs {', '.join(missing)}.")
     after = _check_value(where, "after", raw.get("after", []), "words")
     out = raw.get("out", name)
-    if not isinstance(out, str) or Path(out).is_absolute() or ".." in Path(out).parts or not Path(out).parts:
-        raise UsageError(f"{where}: out must be a folder inside the plan's output folder (got {out!r}).")
-    return Job(name, run, options, tuple(after), Path(out).as_posix())
+    folder = Path(out) if isinstance(out, str) else None
+    if folder is None or folder.is_absolute() or ".." in folder.parts or not folder.parts:
+        raise UsageError(f"{where}: out must be a folder inside the plan's output folder (got {_short(out)}).")
+    return Job(name, run, options, tuple(after), folder.as_posix())
 
 
 def _dependencies(jobs: tuple[Job, ...]) -> dict[str, tuple[str, ...]]:
@@ -199,24 +212,32 @@ def check_outs(jobs: tuple[Job, ...]) -> None:
 
 
 def topological_order(plan: Plan) -> list[str]:
-    """Job names so that every job comes after what it waits for; a cycle is a usage error naming it."""
+    """Job names so that every job comes after what it waits for; a cycle is a usage error naming it.
+
+    A depth-first walk with its own stack (a chain of thousands of `after`s is no recursion), each job visited once.
+    """
     order: list[str] = []
-    visiting: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            cycle = " -> ".join([*visiting[visiting.index(name) :], name])
-            raise UsageError(f"The plan's jobs wait for each other in a circle ({cycle}); break the cycle.")
-        visiting.append(name)
-        for dependency in plan.dependencies[name]:
-            visit(dependency)
-        visiting.pop()
-        order.append(name)
-
+    placed: set[str] = set()
     for job in plan.jobs:
-        visit(job.name)
+        if job.name in placed:
+            continue
+        path, on_path = [job.name], {job.name}
+        stack = [iter(plan.dependencies[job.name])]
+        while stack:
+            dependency = next(stack[-1], None)
+            if dependency is None:
+                stack.pop()
+                done = path.pop()
+                on_path.discard(done)
+                order.append(done)
+                placed.add(done)
+            elif dependency in on_path:
+                cycle = " -> ".join([*path[path.index(dependency) :], dependency])
+                raise UsageError(f"The plan's jobs wait for each other in a circle ({cycle}); break the cycle.")
+            elif dependency not in placed:
+                path.append(dependency)
+                on_path.add(dependency)
+                stack.append(iter(plan.dependencies[dependency]))
     return order
 
 
@@ -226,16 +247,23 @@ def parse_plan(text: str, base: Path, out: Path | None = None, source: str = "pl
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{source} is not valid TOML: {error}.") from None
+    except RecursionError:
+        raise UsageError(f"{source} nests arrays or tables too deeply to read; a plan's values are flat.") from None
     header = data.get("plan", {})
     raw_jobs = data.get("job", [])
     unknown = sorted(set(data) - {"plan", "job"})
-    if unknown or not isinstance(header, dict) or not isinstance(raw_jobs, list):
+    if unknown:
         raise UsageError(f"{source}: a plan has one [plan] table and [[job]] tables (found {', '.join(unknown)}).")
+    if not isinstance(header, dict) or not isinstance(raw_jobs, list):
+        shapes = f"plan is a {type(header).__name__}, job a {type(raw_jobs).__name__}"
+        raise UsageError(f"{source}: a plan has one [plan] table and [[job]] tables ({shapes}).")
     if not raw_jobs:
         raise UsageError(f"{source} has no [[job]]; add at least one job.")
+    if not isinstance(header.get("out", ""), str):
+        raise UsageError(f"{source}: [plan] out must be a folder name in quotes (got {_short(header['out'])}).")
     defaults = {key: value for key, value in header.items() if key != "out"}
     jobs = tuple(_parse_job(index, raw, defaults) for index, raw in enumerate(raw_jobs))
-    duplicates = sorted({job.name for job in jobs if [j.name for j in jobs].count(job.name) > 1})
+    duplicates = sorted(name for name, count in Counter(job.name for job in jobs).items() if count > 1)
     if duplicates:
         raise UsageError(f"{source}: job names must be unique ({', '.join(duplicates)} repeats).")
     check_outs(jobs)
@@ -248,6 +276,8 @@ def parse_plan(text: str, base: Path, out: Path | None = None, source: str = "pl
 def read_plan(path: Path, out: Path | None = None) -> Plan:
     if not path.is_file():
         raise UsageError(f"No plan file at {path}; give a .toml plan (see 'conceptlab batch --help').")
+    if path.stat().st_size > MAX_PLAN_BYTES:
+        raise UsageError(f"{path} is {path.stat().st_size} bytes, more than a plan may be ({MAX_PLAN_BYTES}).")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

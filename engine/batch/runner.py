@@ -33,7 +33,7 @@ from conceptlab.engine.batch.plan import (
     topological_order,
 )
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.io.atomic import write_atomically, write_json
+from conceptlab.engine.io.atomic import refuse_system_folder, write_atomically, write_json
 from conceptlab.engine.models.cache import ModelCache
 
 ATTEMPTS = 2
@@ -249,9 +249,8 @@ def _content_sha256(path: Path) -> str:
 
 
 def _external_inputs(plan: Plan, job: Job) -> list[str]:
-    names = {j.name for j in plan.jobs}
     vocab = [job.options["vocab"]] if "vocab" in job.options else []
-    return [item for item in [*job.references, *vocab] if item not in names]
+    return [item for item in [*job.references, *vocab] if item not in plan.by_name]
 
 
 def _links_under(path: Path) -> Iterator[Path]:
@@ -363,8 +362,7 @@ class Scheduler:
 
     def prepare(self, job: Job) -> bool:
         """Stage the job's inputs; True when it must run, False when an earlier run's outputs still hold."""
-        names = {j.name for j in self.plan.jobs}
-        inputs = {item: self.records[item].concept or "" for item in job.references if item in names}
+        inputs = {item: self.records[item].concept or "" for item in job.references if item in self.plan.by_name}
         inputs |= {item: _stage(self.plan, item) for item in _external_inputs(self.plan, job)}
         shas = {item: _content_sha256(self.plan.out / path) for item, path in inputs.items()}
         self.inputs[job.name], self.fingerprints[job.name] = inputs, job_fingerprint(job, shas)
@@ -440,6 +438,7 @@ def run_plan(
 ) -> BatchResult:
     """Run (or resume) `plan` into `plan.out`; `ray` submits the jobs to Ray (`address`: a cluster's, else a local
     Ray started for the run); `default_model` trains jobs that name no model and read no concept."""
+    refuse_system_folder(plan.out, "The plan's out")
     check_inputs(plan)
     check_outputs(plan)
     if max_parallel is not None and max_parallel < 1:

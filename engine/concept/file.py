@@ -28,6 +28,9 @@ from conceptlab.engine.models.backend import ModelInfo
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """A concept is a few kilobytes; anything this large is not one (and is not read into memory)."""
+MAX_LINEAGE_DEPTH = 100
+"""Generations a lineage may record: the commands that draw a tree recurse once per generation, and no real
+family is this deep (`breed` adds one generation per `--generations`)."""
 
 
 def tensor_sha256(vector: torch.Tensor) -> str:
@@ -81,8 +84,10 @@ def save_concept(concept: Concept, path: Path) -> None:
 def _read_checked_bytes(path: Path) -> bytes:
     if not path.exists():
         raise ConceptFileError(f"{path}: no such concept file.")
-    if not path.is_file():
+    if path.is_dir():
         raise ConceptFileError(f"{path} is a folder; give the .safetensors concept file inside it.")
+    if not path.is_file():
+        raise ConceptFileError(f"{path} is not a regular file (a FIFO or a device?); give a concept file.")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise ConceptFileError(f"{path} is {size} bytes, too large to be a concept file.")
@@ -98,8 +103,8 @@ def _parse_metadata(path: Path, data: bytes) -> dict[str, Any]:
         raise ConceptFileError(f"{path} has no conceptlab metadata; it was not written by conceptlab.")
     try:
         metadata = decode_metadata(encoded)
-    except HeaderError:
-        raise ConceptFileError(f"{path}: its metadata values are not JSON; the file is damaged.") from None
+    except HeaderError as error:
+        raise ConceptFileError(f"{path}: {error}; the file is damaged.") from None
     version = metadata["conceptlab.format"]
     if not isinstance(version, int) or version < 1:
         raise ConceptFileError(f"{path}: unknown concept format {version!r}.")
@@ -159,6 +164,34 @@ def _check_metadata_shapes(path: Path, metadata: dict[str, Any]) -> None:
     for key, is_valid in METADATA_SHAPES.items():
         if key in metadata and not is_valid(metadata[key]):
             raise ConceptFileError(f"{path}: its metadata {key!r} is malformed; the file is damaged.")
+    problem = lineage_problem(metadata)
+    if problem:
+        raise ConceptFileError(f"{path}: {problem}; the file is damaged.")
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def lineage_problem(metadata: dict[str, Any]) -> str | None:
+    """What is wrong with the family tree `metadata` records, at any depth, or None.
+
+    Walked with a stack, not recursion: a forged file may nest records far deeper than any real family.
+    """
+    pending = [(metadata, 0)]
+    while pending:
+        record, depth = pending.pop()
+        if depth > MAX_LINEAGE_DEPTH:
+            return f"its lineage is nested deeper than {MAX_LINEAGE_DEPTH} generations"
+        parents, records = record.get("parents") or [], record.get("lineage") or []
+        if not METADATA_SHAPES["parents"](parents) or not METADATA_SHAPES["lineage"](records):
+            return f"a parent record at generation {depth} of its lineage is malformed"
+        if len(parents) != len(records):
+            return f"generation {depth} of its lineage lists {len(parents)} parents but {len(records)} records"
+        if not all(_is_optional_text(record.get(key)) for key in ("token", "kind", "category", "created")):
+            return f"a record at generation {depth} of its lineage has a name that is not text"
+        pending.extend((parent, depth + 1) for parent in records)
+    return None
 
 
 def _checked_vector(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> torch.Tensor:

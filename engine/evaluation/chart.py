@@ -1,79 +1,118 @@
-"""The paper's chart: grouped bars per category for positive and negative similarity, drawn with Pillow."""
+"""The results figure, drawn with matplotlib: a grouped-bar panel per metric (categories × methods, error bars from
+the std), and a novelty-vs-validity scatter with one point per method when a judge answered.
+
+Bars show the same numbers as the CSV: a row's mean and std, or, where several rows share a category and method,
+their pooled values (`pool_metric`).
+"""
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from conceptlab.engine.evaluation.evaluate import EvaluationRow
-from conceptlab.engine.io.images import write_png
+from conceptlab.engine.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES, Summary, pool_metric
+from conceptlab.engine.io.figures import write_figure
 
-WIDTH, PANEL_HEIGHT = 960, 300
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 190, 50, 50
-METHOD_COLORS = ("#1a7f37", "#0969da", "#cf222e", "#bf8700", "#8250df", "#57606a")
-PANELS = (("positive", "positive similarity (higher is better)"), ("negative", "negative similarity (lower is better)"))
+METHOD_COLORS = ("#1a7f37", "#0969da", "#cf222e", "#bf8700", "#8250df", "#57606a", "#bf3989", "#e16f24")
+SCATTER_AXES = ("novelty", "validity")
+"""Where methods trade off: how new their images are (x) against how often they still show the category (y)."""
+PANEL_COLUMNS = 3
 
 
-def bar_values(rows: Sequence[EvaluationRow], metric: str) -> dict[str, dict[str, float]]:
-    """category -> method -> mean over that method's rows of the metric's mean (rows without it are left out)."""
-    grouped: dict[str, dict[str, list[float]]] = {}
+def bar_values(rows: Sequence[EvaluationRow], metric: str) -> dict[str, dict[str, Summary]]:
+    """category -> method -> the metric over that method's rows in the category (rows without it are left out)."""
+    grouped: dict[str, dict[str, list[Summary]]] = {}
     for row in rows:
         summary = row.metrics.metrics.get(metric)
         if summary and summary.n:
-            grouped.setdefault(row.metrics.category, {}).setdefault(row.method, []).append(summary.mean)
+            grouped.setdefault(row.metrics.category, {}).setdefault(row.method, []).append(summary)
     return {
-        category: {method: statistics.fmean(values) for method, values in methods.items()}
+        category: {method: pool_metric(metric, summaries) for method, summaries in methods.items()}
         for category, methods in grouped.items()
     }
 
 
-def _draw_panel(draw, top: int, values: dict[str, dict[str, float]], methods: list[str], title: str, font) -> None:
-    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    numbers = [v for methods_ in values.values() for v in methods_.values()] or [0.0]
-    low, high = min(0.0, *numbers), max(*numbers, 0.0) + 0.05
-    bottom = top + MARGIN_TOP + plot_h
-
-    def y_of(value: float) -> float:
-        return bottom - plot_h * (value - low) / (high - low)
-
-    draw.text((MARGIN_LEFT, top + 14), title, fill="black", font=font)
-    draw.rectangle([MARGIN_LEFT, top + MARGIN_TOP, MARGIN_LEFT + plot_w, bottom], outline="#888888")
-    for tick in range(5):
-        value = low + (high - low) * tick / 4
-        draw.line([MARGIN_LEFT - 4, y_of(value), MARGIN_LEFT + plot_w, y_of(value)], fill="#eeeeee")
-        draw.text((8, y_of(value) - 6), f"{value:.2f}", fill="black", font=font)
-    group_w = plot_w / max(1, len(values))
-    bar_w = min(60.0, group_w * 0.8 / max(1, len(methods)))
-    for group, (category, by_method) in enumerate(values.items()):
-        left = MARGIN_LEFT + group * group_w + group_w * 0.1
-        for index, method in enumerate(methods):
-            if method in by_method:
-                x = left + index * bar_w
-                value = by_method[method]
-                top_of_bar, base = min(y_of(value), y_of(0)), max(y_of(value), y_of(0))
-                draw.rectangle([x, top_of_bar, x + bar_w - 2, base], fill=METHOD_COLORS[index % len(METHOD_COLORS)])
-                label_y = base + 2 if value < 0 else top_of_bar - 14
-                draw.text((x, label_y), f"{value:.2f}", fill="black", font=font)
-        draw.text((left, bottom + 8), category, fill="black", font=font)
+def method_values(rows: Sequence[EvaluationRow], metric: str) -> dict[str, Summary]:
+    """method -> the metric over all its rows, every category pooled (a point of the scatter)."""
+    grouped: dict[str, list[Summary]] = {}
+    for row in rows:
+        summary = row.metrics.metrics.get(metric)
+        if summary and summary.n:
+            grouped.setdefault(row.method, []).append(summary)
+    return {method: pool_metric(metric, summaries) for method, summaries in grouped.items()}
 
 
-def render_metrics_chart(rows: Sequence[EvaluationRow], title: str) -> Image.Image:
-    methods = list(dict.fromkeys(row.method for row in rows))
-    image = Image.new("RGB", (WIDTH, PANEL_HEIGHT * len(PANELS) + 40), "white")
-    draw = ImageDraw.Draw(image)
-    font, title_font = ImageFont.load_default(size=13), ImageFont.load_default(size=16)
-    draw.text((MARGIN_LEFT, 10), title, fill="black", font=title_font)
-    for panel, (metric, label) in enumerate(PANELS):
-        _draw_panel(draw, 40 + panel * PANEL_HEIGHT, bar_values(rows, metric), methods, label, font)
+def _spread(summary: Summary) -> float:
+    return 0.0 if math.isnan(summary.std) else summary.std
+
+
+def _bar_panel(axes: Axes, metric: str, values: dict[str, dict[str, Summary]], methods: list[str]) -> None:
+    """One group of bars per category, one bar per method, labelled by method (the legend)."""
+    categories = list(values)
+    width = 0.8 / max(1, len(methods))
     for index, method in enumerate(methods):
-        x, y = WIDTH - MARGIN_RIGHT + 30, 40 + MARGIN_TOP + 20 * index
-        draw.rectangle([x, y, x + 16, y + 12], fill=METHOD_COLORS[index % len(METHOD_COLORS)])
-        draw.text((x + 24, y), method, fill="black", font=font)
-    return image
+        present = [(i, values[c][method]) for i, c in enumerate(categories) if method in values[c]]
+        if not present:
+            continue
+        x = [i - 0.4 + width * (index + 0.5) for i, _ in present]
+        heights = [summary.mean for _, summary in present]
+        errors = [_spread(summary) for _, summary in present]
+        color = METHOD_COLORS[index % len(METHOD_COLORS)]
+        axes.bar(x, heights, width * 0.92, yerr=errors, capsize=3, color=color, label=method, gid=method)
+    axes.set_xticks(range(len(categories)), categories)
+    axes.set_xlim(-0.5, len(categories) - 0.5)  # the groups stay in place when a method has no bar
+    arrow = "↓ lower is better" if metric in LOWER_IS_BETTER else "↑ higher is better"
+    axes.set_title(f"{metric} ({arrow})", fontsize="medium")
+    axes.grid(axis="y", alpha=0.3)
+    axes.axhline(0, color="#444444", linewidth=0.6)
+
+
+def _scatter_panel(axes: Axes, rows: Sequence[EvaluationRow], methods: list[str]) -> None:
+    x_metric, y_metric = SCATTER_AXES
+    xs, ys = method_values(rows, x_metric), method_values(rows, y_metric)
+    for index, method in enumerate(m for m in methods if m in xs and m in ys):
+        x, y = xs[method], ys[method]
+        color = METHOD_COLORS[methods.index(method) % len(METHOD_COLORS)]
+        axes.errorbar(x.mean, y.mean, xerr=_spread(x), yerr=_spread(y), fmt="none", ecolor=color, alpha=0.5)
+        axes.scatter([x.mean], [y.mean], s=60, color=color, label=method, gid=method, zorder=3)
+        axes.annotate(method, (x.mean, y.mean), textcoords="offset points", xytext=(6, 4 + 8 * (index % 2)))
+    axes.set(xlabel=f"{x_metric} →", ylabel=f"{y_metric} →")
+    axes.set_title("trade-off (up and right is better)", fontsize="medium")
+    axes.grid(alpha=0.3)
+
+
+def has_scatter(rows: Sequence[EvaluationRow]) -> bool:
+    return all(any(metric in row.metrics.metrics for row in rows) for metric in SCATTER_AXES)
+
+
+def metrics_figure(rows: Sequence[EvaluationRow], title: str) -> Figure:
+    """Every metric the rows have as a panel of grouped bars, then the scatter; the size follows the counts."""
+    methods = list(dict.fromkeys(row.method for row in rows))
+    metrics = [metric for metric in METRIC_NAMES if bar_values(rows, metric)]
+    categories = len({row.metrics.category for row in rows})
+    panels = len(metrics) + has_scatter(rows)
+    columns = min(PANEL_COLUMNS, max(1, panels))
+    lines = math.ceil(panels / columns)
+    panel_width = max(3.2, 1.0 + 0.32 * categories * max(1, len(methods)))
+    figure = Figure(figsize=(panel_width * columns + 1.5, 2.9 * lines + 0.8), layout="constrained")
+    grid = figure.subplots(lines, columns, squeeze=False)
+    for axes, metric in zip(grid.flat, metrics, strict=False):
+        _bar_panel(axes, metric, bar_values(rows, metric), methods)
+    if has_scatter(rows):
+        _scatter_panel(grid.flat[len(metrics)], rows, methods)
+    for axes in list(grid.flat)[panels:]:
+        axes.set_visible(False)
+    handles, labels = grid.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(methods), 6), frameon=False)
+    figure.suptitle(title)
+    return figure
 
 
 def save_metrics_chart(rows: Sequence[EvaluationRow], path: Path, title: str) -> None:
-    write_png(path, render_metrics_chart(rows, title))
+    """The figure as PNG, SVG or PDF (by `path`'s extension), written atomically."""
+    write_figure(path, metrics_figure(rows, title))

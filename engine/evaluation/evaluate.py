@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ from conceptlab.engine.evaluation.metrics import (
     ConceptMetrics,
     EvaluationTarget,
     Evaluator,
+    RowJudge,
     prompt_for,
 )
+from conceptlab.engine.io.atomic import write_json
 from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.cache import ModelCache
@@ -29,6 +34,11 @@ from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts
 from conceptlab.engine.training.evolve import recorded_parent_folders
 
+TIMING_FILE = "timing.json"
+"""Beside a folder's renders: the seconds they took ({"render-seconds": [per image]}), the run record of cost."""
+
+Costs = Mapping[str, Sequence[float]]
+"""Metric name ("render-seconds", "train-seconds") -> seconds measured while making a row's images."""
 Parents = dict[str, tuple[float, Sequence[Any]]]
 """Parent label -> (weight, its images): what a row's parent similarity is measured against."""
 
@@ -44,6 +54,8 @@ class ImageSet:
     target: EvaluationTarget
     sha256: str | None = None
     """The concept's, for a concept's row: what names it exactly (tokens repeat across seeds)."""
+    costs: Costs = field(default_factory=dict)
+    """Seconds it took, where measured: "render-seconds" per image, "train-seconds" per concept (one per run)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +70,15 @@ class EvaluationRow:
 
 
 def evaluate_image_sets(
-    clip: ClipEmbedder, sets: Sequence[ImageSet], on_row: Callable[[EvaluationRow], None] | None = None
+    clip: ClipEmbedder,
+    sets: Sequence[ImageSet],
+    on_row: Callable[[EvaluationRow], None] | None = None,
+    judge: RowJudge | None = None,
 ) -> list[EvaluationRow]:
-    evaluator = Evaluator(clip)
+    evaluator = Evaluator(clip, judge)
     rows = []
     for image_set in sets:
-        metrics = evaluator.evaluate(image_set.name, image_set.images, image_set.target)
+        metrics = evaluator.evaluate(image_set.name, image_set.images, image_set.target, image_set.costs)
         row = EvaluationRow(image_set.method, metrics, image_set.sha256)
         rows.append(row)
         if on_row:
@@ -71,12 +86,20 @@ def evaluate_image_sets(
     return rows
 
 
-def results_json(rows: Sequence[EvaluationRow], clip_name: str) -> dict[str, Any]:
-    return {"clip": clip_name, "rows": [row.as_json() for row in rows]}
+def results_json(
+    rows: Sequence[EvaluationRow], clip_name: str, judge: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The rows with the evaluating CLIP's name and, when one answered, the judge and its questions."""
+    return {"clip": clip_name, **({"judge": dict(judge)} if judge else {}), "rows": [row.as_json() for row in rows]}
+
+
+def _number(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.6f}"
 
 
 def results_csv(rows: Sequence[EvaluationRow]) -> str:
-    """One line per row; for each metric its mean, std and n (empty where a row has no such metric)."""
+    """One line per row; for each metric its mean, std and n (empty where a row has no such metric, and the std of
+    a set-level metric such as vendi)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["name", "method", "category", "negatives"]
@@ -86,7 +109,7 @@ def results_csv(rows: Sequence[EvaluationRow]) -> str:
         line = [row.metrics.name, row.method, row.metrics.category, ";".join(row.metrics.negatives)]
         for metric in METRIC_NAMES:
             summary = row.metrics.metrics.get(metric)
-            line += [f"{summary.mean:.6f}", f"{summary.std:.6f}", summary.n] if summary and summary.n else ["", "", ""]
+            line += [_number(summary.mean), _number(summary.std), summary.n] if summary and summary.n else ["", "", ""]
         writer.writerow(line)
     return buffer.getvalue()
 
@@ -143,12 +166,16 @@ def recorded_parents(metadata: dict[str, Any]) -> Parents | None:
     return {label: (weight, load_images(folder)) for label, (weight, folder) in folders.items()}
 
 
-def concept_image_set(concept: Concept, images: Sequence[Any], target: EvaluationTarget) -> ImageSet:
-    return ImageSet(concept.token, "conceptlab", images, target, concept.sha256)
+def concept_image_set(
+    concept: Concept, images: Sequence[Any], target: EvaluationTarget, costs: Costs | None = None
+) -> ImageSet:
+    return ImageSet(concept.token, "conceptlab", images, target, concept.sha256, costs or {})
 
 
-def baseline_image_set(baseline: str, images: Sequence[Any], target: EvaluationTarget) -> ImageSet:
-    return ImageSet(f"{baseline} {','.join(target.negatives)}", baseline, images, target)
+def baseline_image_set(
+    baseline: str, images: Sequence[Any], target: EvaluationTarget, costs: Costs | None = None
+) -> ImageSet:
+    return ImageSet(f"{baseline} {','.join(target.negatives)}", baseline, images, target, costs=costs or {})
 
 
 def baseline_images(
@@ -183,6 +210,43 @@ def baseline_images(
         decoder=cache.decoder(loaded) if loaded else None,
     )
     return baseline.render(request)
+
+
+def recorded_costs(folder: Path) -> dict[str, list[float]]:
+    """The costs a folder of renders records in `timing.json` (none for a folder without one)."""
+    try:
+        recorded = json.loads((folder / TIMING_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {
+        key: [float(v) for v in values]
+        for key, values in recorded.items()
+        if isinstance(values, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    }
+
+
+def record_costs(folder: Path, costs: Mapping[str, Sequence[float]]) -> None:
+    write_json(folder / TIMING_FILE, {key: list(values) for key, values in costs.items()})
+
+
+class RenderClock:
+    """Wraps an `on_image` callback and times the whole render: `seconds_per_image` once it is done."""
+
+    def __init__(self, on_image: Callable[[int], None] | None = None):
+        self.on_image, self.started, self.images, self.last = on_image, time.perf_counter(), 0, 0.0
+
+    def __call__(self, index: int) -> None:
+        self.images, self.last = index + 1, time.perf_counter()
+        if self.on_image:
+            self.on_image(index)
+
+    @property
+    def seconds_per_image(self) -> list[float]:
+        """One value, the wall time per image (the prior runs for all images before the first is decoded, so
+        the time between images would not say what one image costs)."""
+        return [(self.last - self.started) / self.images] if self.images else []
 
 
 def render_concept_images(

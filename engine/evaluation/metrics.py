@@ -19,7 +19,23 @@ from conceptlab.engine.errors import UsageError
 
 EVALUATION_TEMPLATE = "A photo of a {}"
 """The paper measures every image against "A photo of a {category}" and "A photo of a {negative}"."""
-METRIC_NAMES = ("positive", "negative", "novelty", "diversity", "parent")
+METRIC_NAMES = (
+    "positive",
+    "negative",
+    "novelty",
+    "typicality",
+    "diversity",
+    "vendi",
+    "variance",
+    "validity",
+    "vqa-novelty",
+    "render-seconds",
+    "train-seconds",
+    "parent",
+)
+SET_METRICS = ("vendi", "variance")
+"""Metrics of a whole image set (one value, no spread over images): their std is NaN, their n the set's size."""
+LOWER_IS_BETTER = ("negative", "render-seconds", "train-seconds")
 
 
 def cosine_matrix(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -62,6 +78,44 @@ def diversity(image_embeds: torch.Tensor) -> torch.Tensor:
     return distances[first, second]
 
 
+def vendi_score(image_embeds: torch.Tensor) -> float:
+    """The Vendi score: exp(−Σ λ_i log λ_i) over the eigenvalues λ of K/n, K the cosine-similarity kernel.
+
+    The effective number of distinct images: n identical images give 1, n orthogonal ones give n (Friedman and
+    Dieng, 2023; the `vendi-score` package's `score_K` with q = 1, checked against it in the tests).
+    """
+    count = image_embeds.shape[0]
+    if count == 0:
+        return math.nan
+    unit = F.normalize(image_embeds.double(), dim=-1)
+    kernel = unit @ unit.T / count
+    eigenvalues = torch.linalg.eigvalsh(kernel)
+    eigenvalues = eigenvalues[eigenvalues > 0]
+    return float(torch.exp(-(eigenvalues * eigenvalues.log()).sum()))
+
+
+def total_variance(image_embeds: torch.Tensor) -> float:
+    """Trace of the covariance of the unit-normalised embeddings (population): 1 − ‖mean‖²."""
+    if image_embeds.shape[0] == 0:
+        return math.nan
+    unit = F.normalize(image_embeds.double(), dim=-1)
+    return float(unit.var(dim=0, correction=0).sum())
+
+
+def typicality(
+    image_embeds: torch.Tensor, category_embed: torch.Tensor, vocabulary_embeds: torch.Tensor
+) -> torch.Tensor:
+    """Per image: cos(image, category) / the highest cos(image, known member).
+
+    Above 1, the image resembles its category more than any member it could be mistaken for. Our definition,
+    inspired by the "relative typicality" of ConceptLab's follow-up (its exact formula is not public).
+    """
+    if vocabulary_embeds.shape[0] == 0:
+        raise UsageError("Typicality needs a vocabulary of known members; give --vocab FILE with one word a line.")
+    closest_member = cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values
+    return positive_similarity(image_embeds, category_embed) / closest_member
+
+
 def parent_similarity(image_embeds: torch.Tensor, parent_image_embeds: torch.Tensor) -> torch.Tensor:
     """Per image: mean cosine with a parent's images (as evolution's image constraints measure it)."""
     return cosine_matrix(image_embeds, parent_image_embeds).mean(dim=1)
@@ -82,11 +136,35 @@ class Summary:
             return cls(math.nan, math.nan, 0)
         return cls(float(data.mean()), float(data.std(correction=0)), int(data.numel()))
 
+    @classmethod
+    def of_set(cls, value: float, n: int) -> Summary:
+        """A set-level value (Vendi, total variance): no spread, n the images it was computed over."""
+        return cls(value, math.nan, n)
+
+    @classmethod
+    def pooled(cls, summaries: Sequence[Summary]) -> Summary:
+        """The mean and population std of all values behind several summaries, from (mean, std, n) alone."""
+        present = [s for s in summaries if s.n]
+        total = sum(s.n for s in present)
+        if not total:
+            return cls(math.nan, math.nan, 0)
+        mean = sum(s.n * s.mean for s in present) / total
+        variance = sum(s.n * (s.std**2 + (s.mean - mean) ** 2) for s in present) / total
+        return cls(mean, variance**0.5, total)
+
     def as_json(self) -> dict[str, float | int | None]:
         def number(value: float) -> float | None:
             return None if math.isnan(value) else round(value, 6)
 
         return {"mean": number(self.mean), "std": number(self.std), "n": self.n}
+
+
+def pool_metric(metric: str, summaries: Sequence[Summary]) -> Summary:
+    """Several rows' values as one: a per-image metric pools every image; a set-level one (vendi, variance) is the
+    mean ± std over the rows, n the rows."""
+    if metric in SET_METRICS:
+        return Summary.of([summary.mean for summary in summaries if summary.n])
+    return Summary.pooled(summaries)
 
 
 @runtime_checkable
@@ -143,11 +221,18 @@ def prompt_for(word: str) -> str:
     return EVALUATION_TEMPLATE.format(word)
 
 
-class Evaluator:
-    """Embeds images and prompts with one CLIP and computes every metric for a row."""
+class RowJudge(Protocol):
+    """Answers questions about a row's images (validity, vqa-novelty); `conceptlab.engine.evaluation.judge`."""
 
-    def __init__(self, clip: ClipEmbedder):
+    def judge(self, images: Sequence[Any], target: EvaluationTarget) -> dict[str, Summary]: ...
+
+
+class Evaluator:
+    """Embeds images and prompts with one CLIP and computes every metric for a row (and asks a judge, if any)."""
+
+    def __init__(self, clip: ClipEmbedder, judge: RowJudge | None = None):
         self.clip = clip
+        self.judge = judge
         self._text_cache: dict[str, torch.Tensor] = {}
 
     def text_embeds(self, words: Sequence[str]) -> torch.Tensor:
@@ -165,18 +250,34 @@ class Evaluator:
             raise UsageError("No images to evaluate; give a folder with .png/.jpg images or render some with -n.")
         return self.clip.embed_images(images).float().cpu()
 
-    def evaluate(self, name: str, images: Sequence[Any], target: EvaluationTarget) -> ConceptMetrics:
+    def evaluate(
+        self,
+        name: str,
+        images: Sequence[Any],
+        target: EvaluationTarget,
+        costs: Mapping[str, Sequence[float]] | None = None,
+    ) -> ConceptMetrics:
+        """Every metric of one row; `costs` are seconds measured while making it ("render-seconds": [...])."""
         embeds = self.image_embeds(images)
+        category = self.text_embeds([target.category])[0]
+        count = embeds.shape[0]
         metrics = {
-            "positive": Summary.of(positive_similarity(embeds, self.text_embeds([target.category])[0])),
+            "positive": Summary.of(positive_similarity(embeds, category)),
             "diversity": Summary.of(diversity(embeds)),
+            "vendi": Summary.of_set(vendi_score(embeds), count),
+            "variance": Summary.of_set(total_variance(embeds), count),
         }
         if target.negatives:
             metrics["negative"] = Summary.of(negative_similarity(embeds, self.text_embeds(target.negatives)))
         if target.vocabulary:
-            metrics["novelty"] = Summary.of(novelty(embeds, self.text_embeds(target.vocabulary)))
+            members = self.text_embeds(target.vocabulary)
+            metrics["novelty"] = Summary.of(novelty(embeds, members))
+            metrics["typicality"] = Summary.of(typicality(embeds, category, members))
+        if self.judge is not None:
+            metrics |= self.judge.judge(images, target)
+        metrics |= {metric: Summary.of(values) for metric, values in (costs or {}).items() if values}
         parents: dict[str, dict[str, float | Summary]] = {}
-        weighted = torch.zeros(embeds.shape[0])
+        weighted = torch.zeros(count)
         for parent, (weight, shots) in (target.parents or {}).items():
             per_image = parent_similarity(embeds, self.image_embeds(shots))
             parents[parent] = {"weight": weight, "similarity": Summary.of(per_image)}

@@ -14,17 +14,20 @@ from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
     Parents,
+    RenderClock,
     baseline_image_set,
     baseline_images,
     category_target,
     concept_image_set,
     concept_target,
     evaluate_image_sets,
+    recorded_costs,
     recorded_parents,
     render_concept_images,
     with_parents,
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
+from conceptlab.engine.evaluation.judge import check_judge, load_judge
 from conceptlab.engine.evaluation.metrics import EvaluationTarget
 from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.cache import ModelCache
@@ -71,6 +74,8 @@ class EvaluateRequest:
     device: str = "auto"
     dtype: str = "auto"
     clip: str | None = None
+    judge: str | None = None
+    """A `conceptlab.oracles` entry that answers validity and vqa-novelty questions (None: those are left out)."""
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -89,6 +94,8 @@ class EvaluateResult:
     """The evaluating CLIP's name."""
     notes: tuple[str, ...] = ()
     """What the user should know about the rows (a metric left out, and why)."""
+    judge: dict[str, Any] | None = None
+    """The judge and its questions, when one answered."""
 
 
 def evaluate(
@@ -106,17 +113,22 @@ def evaluate(
     targets = _row_targets(request, concepts)
     parents, notes = _parents(request, concepts)
     targets = _with_parents(targets, parents)
+    if request.judge:
+        categories = [target.category for target in targets] or [request.category or ""]
+        check_judge(request.judge, categories, request.vocab)
     if request.images:
         sets = _folder_sets(request, concepts, targets)
     else:
         sets = [
-            concept_image_set(concept, _rendered(request, concept, choice, cache, on_task), target)
+            concept_image_set(concept, *_rendered(request, concept, choice, cache, on_task), target)
             for concept, target in zip(concepts, targets, strict=True)
         ]
     baseline_targets = targets or [category_target(request.category, request.negatives, request.vocab, "--baseline")]
     sets += _baseline_sets(request, baseline_targets, choice, cache, on_task)
     clip = evaluating_clip(request.clip, choice, cache)
-    return EvaluateResult(tuple(evaluate_image_sets(clip, sets)), clip.name, notes)
+    judge = load_judge(request.judge, cache.prior(choice), request.vocab) if request.judge else None
+    rows = evaluate_image_sets(clip, sets, judge=judge)
+    return EvaluateResult(tuple(rows), clip.name, notes, judge.record() if judge else None)
 
 
 def _row_targets(request: EvaluateRequest, concepts: list[Concept]) -> list[EvaluationTarget]:
@@ -162,21 +174,24 @@ def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[Eva
 def _folder_sets(request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]) -> list[ImageSet]:
     """Rows scored on given images: one concept's target on one folder, or each folder against --category."""
     if concepts:
-        return [concept_image_set(concepts[0], load_images(request.images[0]), targets[0])]
+        folder = request.images[0]
+        return [concept_image_set(concepts[0], load_images(folder), targets[0], recorded_costs(folder))]
     return [
-        ImageSet(folder.name, "images", load_images(folder), target)
+        ImageSet(folder.name, "images", load_images(folder), target, costs=recorded_costs(folder))
         for folder, target in zip(request.images, targets, strict=True)
     ]
 
 
 def _rendered(
     request: EvaluateRequest, concept: Concept, choice: ModelChoice, cache: ModelCache, on_task: TaskProgress
-) -> list[Any]:
+) -> tuple[list[Any], dict[str, list[float]]]:
+    """The concept's images and what they cost ("render-seconds", per image)."""
     loaded = cache.prior(choice)
     settings = render_settings(loaded.backend, size=request.size, steps=request.steps)
-    on_image = on_task(f"Rendering {concept.token}", request.count)
     decoder = cache.decoder(loaded)
-    return render_concept_images(concept, loaded, decoder, request.count, request.seed, settings, on_image)
+    clock = RenderClock(on_task(f"Rendering {concept.token}", request.count))
+    images = render_concept_images(concept, loaded, decoder, request.count, request.seed, settings, clock)
+    return images, {"render-seconds": clock.seconds_per_image}
 
 
 def _baseline_sets(
@@ -191,7 +206,7 @@ def _baseline_sets(
     sets = []
     for baseline in [load_baseline(name) for name in request.baselines]:
         for target in distinct:
-            on_image = on_task(f"{baseline.name}: {target.category}", request.count)
+            on_image = RenderClock(on_task(f"{baseline.name}: {target.category}", request.count))
             images = baseline_images(
                 baseline,
                 target,
@@ -204,5 +219,7 @@ def _baseline_sets(
                 steps=request.steps,
                 on_image=on_image,
             )
-            sets.append(baseline_image_set(baseline.name, images, target))
+            sets.append(
+                baseline_image_set(baseline.name, images, target, {"render-seconds": on_image.seconds_per_image})
+            )
     return sets

@@ -25,6 +25,13 @@ METRIC_LABELS = {
     "novelty": ("novelty", "1 − similarity to the closest known member"),
     "diversity": ("diversity", "mean distance between its images"),
     "parent": ("parent similarity", "weighted similarity to its parents' images"),
+    "typicality": ("typicality", "category similarity ÷ closest member's"),
+    "vendi": ("Vendi score", "effective number of distinct images"),
+    "variance": ("total variance", "spread of its image embeddings"),
+    "validity": ("validity", "judged still a member of the category"),
+    "vqa-novelty": ("VQA novelty", "judged not a known member"),
+    "render-seconds": ("render seconds", "per image"),
+    "train-seconds": ("train seconds", "per concept"),
 }
 SOURCE_LABELS = {"oracle": "adaptive", "given": "given", "gradual": "gradual"}
 

@@ -72,20 +72,28 @@ def _collect(roots: Sequence[LineageNode]) -> tuple[dict[str, LineageNode], dict
 
 
 def _generations(nodes: Collection[str], edges: Collection[tuple[str, str]]) -> dict[str, int]:
-    """0 for a node without parents, else one more than its deepest parent (lineages have no cycles)."""
+    """0 for a node without parents, else one more than its deepest parent.
+
+    Walked with a stack, not recursion: files merged by sha256 may chain into a family deeper than any one file
+    records. An edge back into the path being walked (a forged cycle) is ignored, so nothing loops forever.
+    """
     parents: dict[str, list[str]] = {sha: [] for sha in nodes}
     for parent, child in edges:
         parents[child].append(parent)
     generation: dict[str, int] = {}
-
-    def depth(sha: str, seen: frozenset[str] = frozenset()) -> int:
-        if sha not in generation:
-            guarded = [p for p in parents[sha] if p not in seen]  # a forged cycle must not loop forever
-            generation[sha] = 1 + max((depth(p, seen | {sha}) for p in guarded), default=-1)
-        return generation[sha]
-
-    for sha in nodes:
-        depth(sha)
+    on_path: set[str] = set()
+    for start in nodes:
+        pending = [] if start in generation else [start]
+        while pending:
+            sha = pending[-1]
+            on_path.add(sha)
+            waiting = [p for p in parents[sha] if p not in generation and p not in on_path]
+            if waiting:
+                pending.append(waiting[0])
+                continue
+            known = [generation[p] for p in parents[sha] if p in generation]
+            generation[sha] = 1 + max(known, default=-1)
+            on_path.discard(pending.pop())
     return generation
 
 

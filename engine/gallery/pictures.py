@@ -55,7 +55,7 @@ def copy_pictures(concept: GalleryConcept, out: Path) -> list[PictureLink]:
             with Image.open(BytesIO(data)) as image:
                 large = max(image.size) > THUMBNAIL_SIDE
                 thumbnail = _thumbnail_bytes(image) if large else None
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             continue
         full = folder / f"{index:02d}-{source.name}"
         write_atomically(out / full, data)

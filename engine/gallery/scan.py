@@ -21,8 +21,8 @@ from conceptlab.engine.gallery.html import gallery_html
 from conceptlab.engine.gallery.layout import FamilyGraph, family_graph
 from conceptlab.engine.gallery.model import GalleryConcept, GalleryScan, Pictures, SkippedFile
 from conceptlab.engine.gallery.pictures import copy_pictures
-from conceptlab.engine.io.atomic import refuse_existing, write_text
-from conceptlab.engine.io.images import IMAGE_SUFFIXES, RENDER_RECORD, render_source
+from conceptlab.engine.io.atomic import refuse_existing, refuse_system_folder, write_text
+from conceptlab.engine.io.images import IMAGE_SUFFIXES, RENDER_RECORD, image_problem, render_source
 
 SKIPPED_FOLDERS = ("checkpoints",)
 """Training checkpoints are snapshots of a concept on its way, not concepts of their own."""
@@ -59,10 +59,32 @@ def find_concepts(folder: Path) -> GalleryScan:
     concepts = list(by_sha.values())
     evaluation_renders = renders_by_concept(folder)
     for concept in concepts:
-        pictures = find_pictures(concept.paths)
-        concept.pictures = replace(pictures, evaluated=evaluation_renders.get(concept.sha256, ()))
-    metrics_files, unmatched = attach_metrics(concepts, folder)
+        pictures = replace(find_pictures(concept.paths), evaluated=evaluation_renders.get(concept.sha256, ()))
+        concept.pictures = readable_pictures(pictures, skipped)
+    metrics_files, unmatched = attach_metrics(concepts, folder, skipped)
     return GalleryScan(concepts, skipped, metrics_files, unmatched)
+
+
+def readable_pictures(pictures: Pictures, skipped: list[SkippedFile]) -> Pictures:
+    """`pictures` without what cannot be read as an image (a folder or FIFO named like one, a decompression
+    bomb), each of those added to `skipped`."""
+
+    def readable(path: Path | None) -> bool:
+        problem = image_problem(path) if path is not None else None
+        if problem:
+            skipped.append(SkippedFile(path, problem))
+        return path is not None and problem is None
+
+    def kept(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(path for path in paths if readable(path))
+
+    return Pictures(
+        pictures.strip if readable(pictures.strip) else None,
+        kept(pictures.latest),
+        pictures.similarities if readable(pictures.similarities) else None,
+        kept(pictures.grids),
+        kept(pictures.evaluated),
+    )
 
 
 def renders_by_concept(folder: Path) -> dict[str, tuple[Path, ...]]:
@@ -106,21 +128,33 @@ def _render_order(path: Path) -> tuple[int, int]:
         return -1, -1
 
 
-def attach_metrics(concepts: Sequence[GalleryConcept], folder: Path) -> tuple[list[Path], list[str]]:
+def attach_metrics(
+    concepts: Sequence[GalleryConcept], folder: Path, skipped: list[SkippedFile] | None = None
+) -> tuple[list[Path], list[str]]:
     """Give each concept its row from the evaluation JSON files under `folder`; returns (files, unmatched rows).
 
     A row names its concept by sha256 (rows written by this version), else by token (with its category and
     negatives): matched when exactly one concept here has that token, or exactly one of several also has that
-    category and those negatives.
+    category and those negatives. Rows of the wrong shape, and files too deeply nested to read, are added to
+    `skipped`; other JSON is not an evaluation and is left alone.
     Rows of later files (in path order) replace earlier ones.
     """
     files, unmatched = [], []
+    skipped = [] if skipped is None else skipped
     for path in sorted(folder.rglob("*.json")):
-        rows = _evaluation_rows(path)
+        try:
+            rows = _evaluation_rows(path)
+        except _UnreadableMetrics as problem:
+            skipped.append(SkippedFile(path, str(problem)))
+            continue
         if rows is None:
             continue
         files.append(path)
-        for row in rows:
+        for index, row in rows:
+            problem = _row_problem(row)
+            if problem:
+                skipped.append(SkippedFile(path, f"row {index}: {problem}"))
+                continue
             match = _matching_concept(concepts, row)
             if match is None:
                 unmatched.append(f"{row.get('name')} ({path.name})")
@@ -129,18 +163,42 @@ def attach_metrics(concepts: Sequence[GalleryConcept], folder: Path) -> tuple[li
     return files, unmatched
 
 
-def _evaluation_rows(path: Path) -> list[dict[str, Any]] | None:
-    """The concept rows of an evaluation JSON, or None when the file is not one."""
+class _UnreadableMetrics(Exception):
+    """An evaluation JSON that cannot be read at all (the reason, as a phrase)."""
+
+
+def _evaluation_rows(path: Path) -> list[tuple[int, dict[str, Any]]] | None:
+    """The concept rows of an evaluation JSON with their index, or None when the file is not one."""
     try:
-        if path.stat().st_size > MAX_METRICS_BYTES:
+        if not path.is_file() or path.stat().st_size > MAX_METRICS_BYTES:
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    except RecursionError:
+        raise _UnreadableMetrics("nested too deeply to be an evaluation; not read") from None
     rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not all(isinstance(row, dict) and "metrics" in row for row in rows):
         return None
-    return [row for row in rows if row.get("method") == "conceptlab"]
+    return [(index, row) for index, row in enumerate(rows) if row.get("method") == "conceptlab"]
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    """What keeps a metrics row from being shown (the page and the matching read these keys), or None."""
+    if not isinstance(row["metrics"], dict):
+        return "its metrics are not a table"
+    if not isinstance(row.get("parents") or {}, dict):
+        return "its parents are not a table"
+    negatives = row.get("negatives") or []
+    if not isinstance(negatives, list) or not all(isinstance(word, str) for word in negatives):
+        return "its negatives are not a list of words"
+    if not all(_is_optional_text(row.get(key)) for key in ("name", "sha256", "category")):
+        return "its name, sha256 or category is not text"
+    return None
 
 
 def _matching_concept(concepts: Sequence[GalleryConcept], row: dict[str, Any]) -> GalleryConcept | None:
@@ -164,6 +222,7 @@ def gallery_graph(concepts: Sequence[GalleryConcept]) -> FamilyGraph:
 
 def check_output_folder(out: Path, force: bool) -> None:
     """Refuse a file, or a non-empty folder unless `force` (checked before anything is written)."""
+    refuse_system_folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for the gallery.")
     if out.is_dir() and any(out.iterdir()):

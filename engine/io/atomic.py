@@ -28,16 +28,28 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
         blocking = next(parent for parent in path.parents if parent.is_file())
         raise UsageError(f"Cannot write {path}: {blocking} is a file, not a folder; choose another path.") from None
     temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as error:
+        raise naming(error, path) from None
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise naming(error, path) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def naming(error: OSError, path: Path | str) -> OSError:
+    """`error` as the file that could not be written: a full disk's error names no file (it fails in `write`), and
+    the temporary name would mean nothing to the user."""
+    return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -80,6 +92,15 @@ def refuse_existing(paths: Iterable[Path | None], force: bool, what: str, other_
         raise UsageError(
             f"{existing[0]} already exists{more}; choose another {what} or add --force to write over {them}{other_way}."
         )
+
+
+def refuse_system_folder(path: Path, what: str) -> None:
+    """Refuse to write a run, a gallery or a batch straight into a filesystem root (`/`, a mounted disk) or the home
+    folder: `--force` there would clear files of the user's own, and the outputs belong in a folder of their own."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved == Path(resolved.anchor) or os.path.ismount(resolved) or resolved == Path.home().resolve():
+        kind = "the home folder" if resolved == Path.home().resolve() else "a filesystem root"
+        raise UsageError(f"{what} {path} is {kind}; give a folder inside it (e.g. {Path(path) / 'runs'}).")
 
 
 @contextmanager

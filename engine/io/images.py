@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,40 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RENDER_RECORD = ".rendered.json"
 """Written into a folder of renders after its last image: what they were rendered from (`concept`: its sha256)
 and how, so a rerun knows whether they are still current and the gallery knows whose pictures they are."""
+
+
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""An image claiming more pixels than this is refused before it is decoded: a few bytes of PNG header can claim
+billions (a decompression bomb). Renders, strips and grids stay far below it."""
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+
+def image_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as an image, as a phrase, or None. Reads the header only.
+
+    Folders, FIFOs and devices named like images are refused without being opened (reading a FIFO would wait
+    forever).
+    """
+    try:
+        status = path.stat()
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if not stat.S_ISREG(status.st_mode):
+        return "is not a regular file"
+    if status.st_size > MAX_IMAGE_BYTES:
+        return f"is {status.st_size} bytes, more than an image may have ({MAX_IMAGE_BYTES})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return f"claims more pixels than an image may have ({MAX_IMAGE_PIXELS}); a decompression bomb"
+    except (UnidentifiedImageError, OSError, ValueError):
+        return "is not a readable image"
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"claims {width}x{height} pixels, more than an image may have ({MAX_IMAGE_PIXELS}); a decompression bomb"
+    return None
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -31,6 +67,9 @@ def image_files(folder: Path) -> list[Path]:
 def load_images(folder: Path) -> list[Image.Image]:
     images = []
     for path in image_files(folder):
+        problem = image_problem(path)
+        if problem:
+            raise UsageError(f"{path} {problem}; remove it from {folder}.")
         try:
             with Image.open(path) as image:
                 images.append(image.convert("RGB"))
@@ -69,7 +108,9 @@ def save_renders(images: list[Image.Image], folder: Path, source: dict[str, Any]
 def render_source(folder: Path) -> dict[str, Any] | None:
     """What the renders in `folder` were made from, or None for a folder without a (readable) record."""
     try:
+        if not (folder / RENDER_RECORD).is_file():
+            return None
         source = json.loads((folder / RENDER_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return source if isinstance(source, dict) else None

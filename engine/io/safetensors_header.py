@@ -29,6 +29,8 @@ def decode_metadata(encoded: Mapping[str, Any]) -> dict[str, Any]:
         return {key: json.loads(value) for key, value in encoded.items()}
     except (TypeError, json.JSONDecodeError):
         raise HeaderError("its metadata values are not JSON") from None
+    except RecursionError:
+        raise HeaderError("its metadata is nested too deeply") from None
 
 
 def header_bytes(header: Mapping[str, Any]) -> bytes:
@@ -53,5 +55,7 @@ def encoded_metadata(data: bytes) -> dict[str, Any] | None:
         header = json.loads(data[LENGTH_PREFIX.size : LENGTH_PREFIX.size + length])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise HeaderError("its header is not JSON") from None
+    except RecursionError:
+        raise HeaderError("its header is nested too deeply") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     return metadata if isinstance(metadata, dict) else None

@@ -116,7 +116,12 @@ def text_encoder_fingerprint(text_encoder: Any) -> str:
     Rows are rounded to bfloat16 first: weights stored in float16 and loaded as float32, float16 or bfloat16
     all give the same bytes, while a different text encoder (another model, another vocabulary) does not.
     """
-    weight = text_encoder.get_input_embeddings().weight.detach()
+    return embedding_fingerprint(text_encoder.get_input_embeddings().weight)
+
+
+def embedding_fingerprint(weight: torch.Tensor) -> str:
+    """`text_encoder_fingerprint` of a token-embedding matrix."""
+    weight = weight.detach()
     sample = weight[:: max(1, weight.shape[0] // 64)][:64].float().cpu().to(torch.bfloat16)
     digest = hashlib.sha256(str(tuple(weight.shape)).encode())
     digest.update(sample.view(torch.int16).numpy().tobytes())

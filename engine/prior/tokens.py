@@ -62,7 +62,7 @@ def _placeholder_embedding(text_encoder: Any) -> PlaceholderEmbedding:
     return embeddings.token_embedding
 
 
-def _fix_legacy_eos(tokenizer: Any, text_encoder: Any) -> None:
+def fix_legacy_eos(tokenizer: Any, text_encoder: Any) -> None:
     """Make CLIP pool at the end-of-text token even when a new token has a larger id.
 
     The real Kandinsky prior text encoders ship `eos_token_id = 2`, which makes transformers pool at the
@@ -126,7 +126,7 @@ def add_placeholder_token(
         )
     tokenizer.add_tokens([token])
     token_id = tokenizer.convert_tokens_to_ids(token)
-    _fix_legacy_eos(tokenizer, text_encoder)
+    fix_legacy_eos(tokenizer, text_encoder)
     return Placeholder(token, token_id, embedding.add(token_id, vector.reshape(-1)))
 
 

@@ -22,16 +22,25 @@ from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
+    RenderClock,
     baseline_image_set,
     baseline_images,
     category_target,
     concept_image_set,
     evaluate_image_sets,
+    record_costs,
+    recorded_costs,
     render_concept_images,
     results_csv,
     results_json,
 )
-from conceptlab.engine.evaluation.metrics import METRIC_NAMES, ClipEmbedder, ConceptMetrics, EvaluationTarget, Summary
+from conceptlab.engine.evaluation.metrics import (
+    METRIC_NAMES,
+    ClipEmbedder,
+    ConceptMetrics,
+    EvaluationTarget,
+    pool_metric,
+)
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
@@ -91,7 +100,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
+def already_rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
     """Whether `folder` already holds the renders that `source` describes.
 
     A folder without its record was interrupted before the last image and is rendered again. Renders of
@@ -140,7 +149,7 @@ def training_plan(config: ProtocolConfig, model: ModelChoice, out: Path) -> Plan
     return Plan(jobs, out, out, {job.name: () for job in jobs})
 
 
-def _training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
+def training_events(on_task: TaskProgress) -> Callable[[BatchEvent], None]:
     """The batch runner's events as the protocol's task bars: one bar per concept in training."""
     bars: dict[str, Callable[[int], None]] = {}
 
@@ -165,11 +174,12 @@ class ProtocolRun:
         self.models = ModelCache()
         self.trained = self.reused = 0
         self.concepts: dict[str, Path] = {}
+        self.train_seconds: dict[str, float] = {}
 
     def train(self, batch_options: dict[str, Any]) -> None:
         """Train every concept of the protocol (reusing those trained before) through the batch runner."""
         plan = training_plan(self.config, self.model, self.out)
-        events = _training_events(self.on_task)
+        events = training_events(self.on_task)
         result = run_plan(plan, self.model.model, on_event=events, force=self.force, **batch_options)
         if result.failed:
             first = result.records[result.failed[0]]
@@ -180,6 +190,7 @@ class ProtocolRun:
         self.trained = sum(record.status == "done" for record in result.records.values())
         self.reused = len(result.records) - self.trained
         self.concepts = {name: self.out / (record.concept or "") for name, record in result.records.items()}
+        self.train_seconds = {name: record.seconds for name, record in result.records.items()}
 
     def settings(self):
         config = self.config
@@ -198,13 +209,15 @@ class ProtocolRun:
         settings = self.settings()
         source = {"concept": concept.sha256, "count": count, "first_seed": self.config.image_seed}
         source |= {"render": asdict(settings), **self._model_source()}
-        if not _rendered(images_dir, source, self.force):
-            on_item = self.on_task(f"render {name}", count)
+        if not already_rendered(images_dir, source, self.force):
             loaded = self.models.prior(self.model)
             decoder = self.models.decoder(loaded)
-            images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, on_item)
+            clock = RenderClock(self.on_task(f"render {name}", count))
+            images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, clock)
+            record_costs(images_dir, {"render-seconds": clock.seconds_per_image})
             save_renders(images, images_dir, source)
-        return concept_image_set(concept, load_images(images_dir), _target(category, pair))
+        costs = {**recorded_costs(images_dir), "train-seconds": [self.train_seconds[name]]}
+        return concept_image_set(concept, load_images(images_dir), _target(category, pair), costs)
 
     def baseline_set(self, baseline_name: str, category: str, pair: tuple[str, ...]) -> ImageSet:
         baseline = load_baseline(baseline_name)
@@ -217,7 +230,8 @@ class ProtocolRun:
         source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}
         source |= {"prior_steps": config.prior_steps, "size": config.size if uses_backend else None}
         source |= self._model_source() if uses_backend else {"model": config.sd_model}
-        if not _rendered(folder, source, self.force):
+        if not already_rendered(folder, source, self.force):
+            clock = RenderClock(self.on_task(f"{baseline_name} {name}", count))
             images = baseline_images(
                 baseline,
                 _target(category, pair),
@@ -229,21 +243,12 @@ class ProtocolRun:
                 size=config.size if uses_backend else None,
                 steps=config.render_steps,
                 prior_steps=config.prior_steps,
-                on_image=self.on_task(f"{baseline_name} {name}", count),
+                on_image=clock,
             )
+            record_costs(folder, {"render-seconds": clock.seconds_per_image})
             save_renders(images, folder, source)
-        return baseline_image_set(baseline_name, load_images(folder), _target(category, pair))
-
-
-def pool_summaries(summaries: list[Summary]) -> Summary:
-    """The mean and population std of all values behind several summaries, computed from (mean, std, n) alone."""
-    present = [s for s in summaries if s.n]
-    total = sum(s.n for s in present)
-    if not total:
-        return Summary(float("nan"), float("nan"), 0)
-    mean = sum(s.n * s.mean for s in present) / total
-    variance = sum(s.n * (s.std**2 + (s.mean - mean) ** 2) for s in present) / total
-    return Summary(mean, variance**0.5, total)
+        costs = recorded_costs(folder)
+        return baseline_image_set(baseline_name, load_images(folder), _target(category, pair), costs)
 
 
 def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
@@ -254,7 +259,7 @@ def summarize(rows: list[EvaluationRow]) -> list[EvaluationRow]:
     summary = []
     for (category, method), members in groups.items():
         metrics = {
-            metric: pool_summaries([m.metrics.metrics[metric] for m in members if metric in m.metrics.metrics])
+            metric: pool_metric(metric, [m.metrics.metrics[metric] for m in members if metric in m.metrics.metrics])
             for metric in METRIC_NAMES
             if any(metric in m.metrics.metrics for m in members)
         }

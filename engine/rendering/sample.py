@@ -12,6 +12,7 @@ from typing import Any
 
 import PIL.Image
 import PIL.ImageDraw
+import torch
 
 from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
@@ -22,8 +23,10 @@ from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
 from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
+from conceptlab.engine.portability.routes import category_word, route_for
 from conceptlab.engine.prior.tokens import concept_token
-from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
+from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_prompts, render_settings
+from conceptlab.engine.rendering.via import check_route_width, route_settings
 
 CAPTION_HEIGHT = 16
 
@@ -49,6 +52,12 @@ class SampleRequest:
     decoder_revision: str | None = None
     grid: bool = True
     offload: bool | None = None
+    via: str | None = None
+    """Render through another model (a `conceptlab.routes` name) instead of the backend's decoder."""
+    via_model: str | None = None
+    """The route's model (None: the one it uses for the concept's image space)."""
+    ip_scale: float | None = None
+    noise_level: int | None = None
     model: str | None = None
     """None: the model the first concept was trained against."""
     backend: str | None = None
@@ -112,7 +121,7 @@ def check_size(decoder: DecoderStack, size: int) -> None:
         raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
 
 
-def _model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
+def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
     """The prompt the model reads: `{}` fields, or the concepts' own tokens as written, become `tokens`."""
     if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
         return prompt.format(*tokens)
@@ -184,7 +193,7 @@ def render_samples(
     images = render_prompts(
         stack,
         decoder,
-        [_model_prompt(prompt, concepts, tokens)] * n,
+        [model_prompt(prompt, concepts, tokens)] * n,
         list(seeds),
         settings,
         negative_prompt,
@@ -208,6 +217,9 @@ def sample(
     """
     concepts = [load_concept(path) for path in request.concepts]
     check_sample_request(concepts, request.prompt, request.n, request.seed)
+    if request.via is not None:
+        return _sample_via(request, concepts, cache or ModelCache(), on_image)
+    _refuse_route_options(request)
     chosen = request.render_choices()
     RenderSettings(**{key: value for key, value in chosen.items() if value is not None})
     cache = cache or ModelCache()
@@ -232,3 +244,70 @@ def sample(
         offload=request.offload,
         on_image=on_image,
     )
+
+
+def _refuse_route_options(request: SampleRequest) -> None:
+    """Route options without --via, or decoder options with it, are refused, never ignored."""
+    if request.via is None:
+        given = [name for name in ("via_model", "ip_scale", "noise_level") if getattr(request, name) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} applies to --via routes only; add --via NAME.")
+        return
+    given = [name for name in ("decoder", "decoder_revision", "decoder_prompt") if getattr(request, name) is not None]
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} is the decoder's; --via {request.via} renders without it.")
+
+
+def _sample_via(
+    request: SampleRequest, concepts: list[Concept], cache: ModelCache, on_image: Callable[[int], None] | None
+) -> SampleResult:
+    """`sample --via`: the prior's image embedding per seed, rendered by the route's model instead of the decoder.
+
+    The route and the concept's image space are checked, and the outputs refused, before any weights load.
+    """
+    if len(concepts) != 1:
+        raise UsageError(f"--via renders one concept at a time ({len(concepts)} given); give one concept file.")
+    _refuse_route_options(request)
+    concept, path = concepts[0], request.concepts[0]
+    route, default_model = route_for(concept, request.via, str(path))
+    model = request.via_model or default_model
+    chosen = {"size": request.size, "steps": request.steps, "guidance": request.guidance}
+    settings = route_settings(route, model, **chosen, ip_scale=request.ip_scale, noise_level=request.noise_level)
+    display_prompt = check_sample_request(concepts, request.prompt, request.n, request.seed)
+    seeds = tuple(range(request.seed, request.seed + request.n))
+    caption = f"{display_prompt} via {route.name}"
+    image_paths, grid_path = output_paths(Path(request.out or path.parent / "samples"), caption, seeds)
+    refuse_existing([*image_paths, grid_path] if request.grid else image_paths, request.force, "--out")
+
+    loaded, embeds = _prior_embeds(request, concept, cache, seeds)
+    stack = loaded.stack
+    pipeline = cache.other(
+        ("route", route.name, model, str(stack.device), stack.dtype),
+        lambda: route.load(model, stack.device, stack.dtype),
+    )
+    check_route_width(route, model, pipeline, int(stack.prior.config.embedding_dim))
+    text_prompt = model_prompt(request.prompt, concepts, [category_word(concept)])
+    images = []
+    for index, (image_embeds, seed) in enumerate(zip(embeds, seeds, strict=True)):
+        images.append(pipeline.render(text_prompt, image_embeds, seed, settings))
+        if on_image:
+            on_image(index)
+    for image, image_path in zip(images, image_paths, strict=True):
+        write_png(image_path, image)
+    if request.grid:
+        write_png(grid_path, grid_image(images, caption))
+    return SampleResult(display_prompt, seeds, tuple(image_paths), grid_path if request.grid else None)
+
+
+def _prior_embeds(
+    request: SampleRequest, concept: Concept, cache: ModelCache, seeds: Sequence[int]
+) -> tuple[LoadedPrior, list[torch.Tensor]]:
+    """The prior's image embedding of the prompt with the concept, one `[1, dim]` row per seed (as `embed` writes)."""
+    choice = (request.model, request.backend, request.device, request.dtype, request.revision)
+    loaded = cache.prior(ModelChoice.for_concepts([concept], *choice))
+    check_concept_fits(concept, loaded.info, source=str(request.concepts[0]))
+    settings = render_settings(loaded.backend, prior_steps=request.prior_steps, prior_guidance=request.prior_guidance)
+    stack = loaded.stack
+    token = concept_token(stack.tokenizer, stack.text_encoder, concept.sha256, concept.vector)
+    prompt = model_prompt(request.prompt, [concept], [token])
+    return loaded, [prior_image_embeds(stack, [prompt], seed, settings, request.negative_prompt)[0] for seed in seeds]

@@ -32,7 +32,7 @@ from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.prior.tokens import check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
 from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.constraints import ImageConstraints, TextEmbedder
+from conceptlab.engine.training.constraints import ImageConstraints, TextEmbedder, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
 from conceptlab.engine.training.loop import StepRecord, negative_schedule, train_token
 from conceptlab.engine.training.negatives import Negative
@@ -227,6 +227,10 @@ def create(
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
+    if constraints is None:  # before the folder is claimed: a refusal leaves no lock and no empty log
+        encoder = loaded.stack.text_encoder
+        words = len(config.positives) + len(config.negatives)
+        check_constraints_fit(words, len(config.templates), encoder.config.projection_dim, encoder.device)
     config = _with_constraint_encoder(config, loaded, constraints)
     decoder = _decoder(config, loaded, decoder, offload, constraints)
     embed = _constraint_embedder(config, loaded, decoder, constraints)
@@ -417,11 +421,11 @@ class _Run:
         config, records = self.config, self.records
         final = _mean_similarities(records[-max(1, len(records) // 10) :])
         concept = Concept(config.token, vector, self._metadata(final_similarities=final))
-        save_concept(concept, self.folder.concept_path)
         title = f"{config.token}: {config.kind} ({self.loaded.info.backend}, seed {config.seed})"
         clamps = [("+ clamp", config.positive_clamp)] if config.positive_clamp < 1 else []
         clamps += [("- clamp", config.negative_clamp)] if self.negatives.active else []
         save_similarity_plot([r.as_json() for r in records], self.folder.plot_path, title, clamps)
+        save_concept(concept, self.folder.concept_path)  # last: a folder with its concept is a finished run
         return CreateResult(
             concept,
             self.folder.concept_path,

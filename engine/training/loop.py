@@ -248,6 +248,6 @@ def train_token(
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):
             on_checkpoint(step, session.vector())
         consult_oracle(step)
-        if on_state and step % config.checkpoint_every == 0:
+        if on_state and (step % config.checkpoint_every == 0 or step == config.steps):  # resume finishes a run
             on_state(session.snapshot(step, negatives))
     return session.vector()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from conceptlab.engine.errors import ConceptFileError, UsageError
-from conceptlab.engine.io.atomic import refuse_existing, write_atomically
+from conceptlab.engine.io.atomic import naming, refuse_existing, refuse_system_folder, write_atomically
 from conceptlab.engine.io.lock import RunLock
 from conceptlab.engine.training.state import START_AGAIN
 
@@ -63,6 +63,7 @@ class RunFolder:
 
     def check(self, force: bool) -> None:
         """Refuse a folder that is a file or already holds a run (unless `force`), touching nothing."""
+        refuse_system_folder(self.path, "--out")
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"--out {self.path} is a file; give a folder.")
         resumable = self.state_path.exists() and not self.concept_path.exists()
@@ -126,8 +127,11 @@ class RunFolder:
 def write_log_line(log: TextIO, record: dict) -> bytes:
     """Append `record` as one JSON line; return the line's bytes (a run keeps their sha256 in its saved state)."""
     line = json.dumps(record) + "\n"
-    log.write(line)
-    log.flush()
+    try:
+        log.write(line)
+        log.flush()
+    except OSError as error:
+        raise naming(error, log.name) from None
     return line.encode("utf-8")
 
 

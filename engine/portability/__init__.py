@@ -1,0 +1,1 @@
+"""A concept outside conceptlab: in a user's own diffusers pipeline, and through other models' image spaces."""
