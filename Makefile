@@ -40,7 +40,7 @@ demo: install
 
 # Ours against the official code's step on random models of the real widths (depth cut on a CPU; --full on a GPU).
 bench: install
-	$(BIN)/conceptlab bench --out runs/bench.json --force
+	$(BIN)/conceptlab bench --imagine tiny,tiny-sdxl,tiny-sd3 --out runs/bench.json --force
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

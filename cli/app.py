@@ -18,6 +18,7 @@ from conceptlab.cli.embed import EMBED_EXAMPLES, embed_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
 from conceptlab.cli.gallery import GALLERY_EXAMPLES, gallery_command
+from conceptlab.cli.imagine import IMAGINE_EXAMPLES, PICK_EXAMPLES, imagine_command, pick_command
 from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
@@ -39,6 +40,12 @@ app.command("evolve", help="Breed a child concept from parent concepts or image 
     evolve_command
 )
 app.command("sample", help="Render prompts that use learned concepts.", epilog=SAMPLE_EXAMPLES)(sample_command)
+app.command(
+    "imagine", help="Creative images without training: an oracle grows each one's negatives.", epilog=IMAGINE_EXAMPLES
+)(imagine_command)
+app.command("pick", help="Copy chosen images of an imagine run into a folder for evolve.", epilog=PICK_EXAMPLES)(
+    pick_command
+)
 app.command("embed", help="Export the prior's image embeddings of a prompt with concepts.", epilog=EMBED_EXAMPLES)(
     embed_command
 )

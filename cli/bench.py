@@ -19,6 +19,7 @@ from conceptlab.cli.output import print_json, spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
 from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.imagine.benchmark import time_imagine
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
 from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
@@ -131,6 +132,13 @@ def bench_command(
     render: Annotated[
         bool, typer.Option("--render/--no-render", help="Also time a render and each oracle call (tiny world).")
     ] = True,
+    imagine_models: Annotated[
+        str,
+        typer.Option(
+            "--imagine",
+            help="Models for an imagine row, plain vs imagine s/image (make bench: tiny,tiny-sdxl,tiny-sd3).",
+        ),
+    ] = "",
     as_json: options.JsonOpt = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as JSON to this file.")] = None,
     force: Annotated[bool, options.force_option("an existing --out file")] = False,
@@ -165,7 +173,12 @@ def bench_command(
 
             reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
         timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
+        imagine_rows = [
+            time_imagine(model, str(torch_device), dtype_name(torch_dtype), repeats)
+            for model in word_list(imagine_models)
+        ]
     report = bench_report(reports, torch_device, settings, *timings)
+    report["imagine"] = imagine_rows
     if out:
         write_json(out, report)
     if as_json:
@@ -174,5 +187,11 @@ def bench_command(
     _table(reports, settings, report["memory_kind"])
     if render:
         _render_table(*timings)
+    for row in imagine_rows:
+        stdout.print(
+            f"[bold]imagine[/] {row['model']} ({row['steps']} steps, {row['asks_per_image']} asks, {row['oracle']}): "
+            f"plain {row['plain_s_per_image']:.3f} s/image, imagine {row['imagine_s_per_image']:.3f} s/image, "
+            f"[bold]{row['ratio']:.2f}x[/]"
+        )
     if out:
         stdout.print(f"  json: {out}")

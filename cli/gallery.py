@@ -14,6 +14,7 @@ import typer
 from conceptlab.cli import options
 from conceptlab.cli.output import spinner, stderr, stdout
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.gallery.imagine_runs import find_imagine_runs
 from conceptlab.engine.gallery.scan import check_output_folder, find_concepts, write_gallery
 from conceptlab.engine.io.printable import printable
 
@@ -43,6 +44,7 @@ def gallery_command(
     check_output_folder(out, force)
     with spinner(f"Reading concepts under {folder}…"):
         scan = find_concepts(folder)
+        imagine_runs = find_imagine_runs(folder)
     for skipped in scan.skipped:
         line = printable(f"skipped {skipped.path}: {skipped.reason}")
         stderr.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -54,13 +56,14 @@ def gallery_command(
             soft_wrap=True,
             markup=False,
         )
-    if not scan.concepts:
+    if not scan.concepts and not imagine_runs:
         raise UsageError(f"No concept files under {folder}; point at a folder of runs (e.g. runs/).")
     with spinner(f"Writing the gallery to {out}…"):
-        index = write_gallery(scan.concepts, out, force)
+        index = write_gallery(scan.concepts, out, force, imagine_runs)
     evaluated = sum(concept.metrics is not None for concept in scan.concepts)
     stdout.print(
-        f"wrote {index}: {len(scan.concepts)} concept(s), {evaluated} with metrics, {len(scan.skipped)} skipped",
+        f"wrote {index}: {len(scan.concepts)} concept(s), {evaluated} with metrics, {len(scan.skipped)} skipped"
+        + (f", {len(imagine_runs)} imagine run(s)" if imagine_runs else ""),
         highlight=False,
         soft_wrap=True,
         markup=False,

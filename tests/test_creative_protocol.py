@@ -17,7 +17,7 @@ from conceptlab.engine.protocols.creative import (
 )
 from conceptlab.plugins.clip import TinyClipEvaluator
 
-METHOD_NAMES = ["concept", "plain", "kandinsky-neg", "sd-neg"]
+METHOD_NAMES = ["concept", "imagine", "plain", "kandinsky-neg", "sd-neg"]
 
 
 def test_creative_protocol_is_the_follow_ups_design():
@@ -57,12 +57,18 @@ def test_quick_creative_protocol_writes_every_method_and_resumes(run_cli, tmp_pa
     assert (out / "rows.csv").read_text().count("\n") == 1 + len(METHOD_NAMES)
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
 
+    # imagine ran on the same backend, with its own record of the negatives each image gathered.
+    record = json.loads((out / "images" / "imagine" / "pet" / "imagine.json").read_text())
+    assert [image["seed"] for image in record["images"]] == list(range(8))
+    imagined = out / "images" / "imagine" / "pet" / "0.png"
+
     image = out / "images" / "concept" / "pet-seed0" / "0000.png"
-    before = image.stat().st_mtime_ns
+    before, imagined_before = image.stat().st_mtime_ns, imagined.stat().st_mtime_ns
     plot = tmp_path / "creative.svg"
     code, stdout, err = run_cli(*args, "--json", "--plot", plot)
     assert code == 0, err
     assert image.stat().st_mtime_ns == before and plot.read_bytes().startswith(b"<?xml")
+    assert imagined.stat().st_mtime_ns == imagined_before
     printed = json.loads(stdout)
     assert printed["judge"]["name"] == "clip-zeroshot" and len(printed["rows"]) == len(METHOD_NAMES)
     assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
@@ -72,6 +78,10 @@ def test_creative_protocol_refuses_what_it_sets_itself_and_unknown_judges(run_cl
     base = ("eval", "--protocol", "creative", "--quick", "--model", "tiny", "--out", tmp_path / "run")
     code, _, err = run_cli(*base, "--category", "fruit")
     assert code == 2 and "--protocol creative sets its own --category" in err
+    code, _, err = run_cli(
+        "eval", "--protocol", "creative", "--quick", "--model", "kandinsky-2.1", "--out", tmp_path / "run"
+    )
+    assert code == 2 and "imagine cannot steer kandinsky-2.1" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(*base, "--judge", "gpt-9")
     assert code == 2 and "gpt-9" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("eval", "--protocol", "paper", "--quick", "--judge", "blip2", "--out", tmp_path / "p")

@@ -310,7 +310,10 @@ def card_html(concept: GalleryConcept, links: Sequence[PictureLink], anchors: se
 
 
 def gallery_html(
-    concepts: Sequence[GalleryConcept], graph: FamilyGraph, links: dict[str, Sequence[PictureLink]]
+    concepts: Sequence[GalleryConcept],
+    graph: FamilyGraph,
+    links: dict[str, Sequence[PictureLink]],
+    extra_sections: str = "",
 ) -> str:
     """The whole page; `links`: each concept's copied pictures, by sha256."""
     anchors = {concept.anchor for concept in concepts}
@@ -327,7 +330,7 @@ def gallery_html(
         f"<title>conceptlab gallery</title><style>{STYLE}</style></head><body>"
         f"<header><h1>Concept gallery</h1><p>{_text(summary)} · {evaluated} with metrics</p></header>"
         f'<section><h2>Family</h2><div class="graph">{graph_svg(graph, anchors)}</div></section>'
-        f'<section><h2>Concepts</h2><div class="cards">{cards}</div></section>'
+        f'<section><h2>Concepts</h2><div class="cards">{cards}</div></section>{extra_sections}'
         "<footer>Made by <code>conceptlab gallery</code>. Dashed nodes: ancestors recorded in a child's lineage "
         "whose own file is not in the folder.</footer></body></html>\n"
     )

@@ -18,6 +18,7 @@ from conceptlab.engine.concept.lineage import lineage_tree
 from conceptlab.engine.errors import ConceptFileError, UsageError
 from conceptlab.engine.evaluation.evaluate import concept_negatives
 from conceptlab.engine.gallery.html import gallery_html
+from conceptlab.engine.gallery.imagine_runs import ImagineRun, copy_run_images, imagine_section_html
 from conceptlab.engine.gallery.layout import FamilyGraph, family_graph
 from conceptlab.engine.gallery.model import GalleryConcept, GalleryScan, Pictures, SkippedFile
 from conceptlab.engine.gallery.pictures import copy_pictures
@@ -229,16 +230,20 @@ def check_output_folder(out: Path, force: bool) -> None:
         refuse_existing([out], force, "--out")
 
 
-def write_gallery(concepts: Sequence[GalleryConcept], out: Path, force: bool) -> Path:
+def write_gallery(
+    concepts: Sequence[GalleryConcept], out: Path, force: bool, imagine_runs: Sequence[ImagineRun] = ()
+) -> Path:
     """Write `out/index.html` and the pictures it shows under `out/images/`; returns the index path.
 
     Every file is written atomically and the index last, so the page never refers to a missing picture.
     """
     out = Path(out)
     check_output_folder(out, force)
-    if not concepts:
+    if not concepts and not imagine_runs:
         raise UsageError("No concepts to put in the gallery; give a folder holding .safetensors concept files.")
     links = {concept.sha256: copy_pictures(concept, out) for concept in concepts}
+    pictures = [copy_run_images(run, index, out) for index, run in enumerate(imagine_runs)]
     index = out / "index.html"
-    write_text(index, gallery_html(concepts, gallery_graph(concepts), links))
+    imagined = imagine_section_html(list(imagine_runs), pictures)
+    write_text(index, gallery_html(concepts, gallery_graph(concepts), links, imagined))
     return index

@@ -6,6 +6,7 @@ import io
 import json
 import stat
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,13 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def load_images(folder: Path) -> list[Image.Image]:
+    return open_images(image_files(folder), folder)
+
+
+def open_images(paths: Sequence[Path], folder: Path) -> list[Image.Image]:
+    """`paths` (files of `folder`) as RGB images; one line naming the file that cannot be one."""
     images = []
-    for path in image_files(folder):
+    for path in paths:
         problem = image_problem(path)
         if problem:
             raise UsageError(f"{path} {problem}; remove it from {folder}.")

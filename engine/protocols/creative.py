@@ -47,8 +47,10 @@ from conceptlab.engine.evaluation.metrics import (
     vendi_score,
 )
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
+from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
+from conceptlab.engine.imagine.models import resolve_family
 from conceptlab.engine.io.atomic import write_json, write_text
-from conceptlab.engine.io.images import load_images, save_renders
+from conceptlab.engine.io.images import load_images, open_images, save_renders
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
@@ -87,7 +89,7 @@ class CreativeConfig:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return ("concept", "plain", *self.baselines)
+        return ("concept", "imagine", "plain", *self.baselines)
 
     @property
     def concept_seeds(self) -> range:
@@ -261,13 +263,45 @@ def baseline_rows(run: CreativeRun, category: str, name: str) -> list[ImageSet]:
     return [ImageSet(f"{name} {category}", name, images, target, costs=costs)]
 
 
+def imagine_rows(run: CreativeRun, category: str) -> list[ImageSet]:
+    """`imagine`: the training-free method (VLM-guided adaptive negatives) on the same backend and render settings,
+    with its own default oracle; its record makes a rerun skip every finished image."""
+    config = run.config
+    request = ImagineRequest(
+        category=category,
+        n=config.images,
+        seed=config.image_seed,
+        model=run.model.model,
+        backend=run.model.backend,
+        steps=config.render_steps,
+        size=config.size,
+        device=run.model.device,
+        dtype=run.model.dtype,
+        out=run.out / "images" / "imagine" / slug(category),
+        force=run.force,
+    )
+    on_image = run.on_task(f"imagine {slug(category)}", config.images)
+
+    def progress(event: ImagineProgress) -> None:
+        if event.skipped or event.step == event.steps:
+            on_image(event.image)
+
+    result = imagine(request, progress, kandinsky=run.loaded())
+    images = open_images(result.paths, result.out)
+    # as imagine.json records them (rounded), so a rerun that reads them back reports the same costs
+    seconds = [round(image.seconds_denoising, 4) + round(image.seconds_asking, 4) for image in result.images]
+    costs = {"render-seconds": seconds}
+    return [ImageSet(f"imagine {category}", "imagine", images, run.target(category), costs=costs)]
+
+
 METHODS: dict[str, Callable[[CreativeRun, str], list[ImageSet]]] = {
     "concept": concept_rows,
+    "imagine": imagine_rows,
     "plain": plain_rows,
     "kandinsky-neg": lambda run, category: baseline_rows(run, category, "kandinsky-neg"),
     "sd-neg": lambda run, category: baseline_rows(run, category, "sd-neg"),
 }
-"""Method name -> its rows for one category. The `imagine` method plugs in here: one function, one entry."""
+"""Method name -> its rows for one category: adding a method is one function and one entry."""
 
 
 def pooled_set_metrics(evaluator: Evaluator, sets: list[ImageSet]) -> dict[str, Summary]:
@@ -293,13 +327,15 @@ def creative_summary(rows: list[EvaluationRow], sets: list[ImageSet], evaluator:
     return summary
 
 
-def check_creative(config: CreativeConfig, judge: str) -> None:
+def check_creative(config: CreativeConfig, model: ModelChoice, judge: str) -> None:
     """Refuse what would fail late (an unknown method or baseline, a judge that cannot judge a category) now."""
     for method in config.methods:
         if method not in METHODS:
             raise UsageError(f"Unknown method {method!r} for --protocol creative; known: {', '.join(METHODS)}.")
     for name in config.baselines:
         load_baseline(name)
+    if "imagine" in config.methods:
+        resolve_family(model.model, model.backend)
     check_judge(judge, config.categories, None)
 
 
@@ -318,7 +354,7 @@ def run_creative(
     """
     run = CreativeRun(config, model, Path(out), on_task or no_progress, force)
     judge_name = config.judge or run.backend.default_oracle
-    check_creative(config, judge_name)
+    check_creative(config, model, judge_name)
     trained, reused = run.train(batch_options or {})
     sets = [s for category in config.categories for method in config.methods for s in METHODS[method](run, category)]
     judge = load_judge(judge_name, run.models.prior(model), None)

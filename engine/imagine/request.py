@@ -1,0 +1,163 @@
+"""`conceptlab imagine`: what is asked (one field per option) and what comes back, checked before weights load."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.options import COMMAND_LINE_ONLY
+
+DEFAULT_PROMPT = "a photo of a new type of {}"
+DEFAULT_QUESTION = "What kind of {} is this?"
+
+
+@dataclass(frozen=True)
+class ImagineRequest:
+    """One image per seed (`seed`, `seed + 1`, ...), each with its own negative list grown by the oracle."""
+
+    category: str
+    n: int = 4
+    seed: int = 0
+    prompt: str = DEFAULT_PROMPT
+    model: str = "kandinsky-2.2"
+    backend: str | None = None
+    oracle: str | None = None
+    """None: the model's default (vilt; the tiny Kandinsky backend: clip-zeroshot)."""
+    oracle_model: str | None = None
+    question: str = DEFAULT_QUESTION
+    ask_from: float = 0.0
+    ask_until: float = 0.5
+    ask_every: int = 1
+    neg: tuple[str, ...] = ()
+    max_negatives: int | None = None
+    steps: int | None = None
+    """Denoising steps (None: the model's default, e.g. 28 for SD3.5 as the paper)."""
+    guidance: float | None = None
+    size: int | None = None
+    preview: str = "tiny"
+    """How x̂0 is decoded for the oracle: "tiny" (a tiny autoencoder where the family has one) or "full"."""
+    seeds: tuple[int, ...] = ()
+    """Only these seeds (instead of `seed`..`seed + n - 1`)."""
+    device: str = "auto"
+    dtype: str = "auto"
+    out: Path | None = field(default=None, metadata=COMMAND_LINE_ONLY)
+    """None: `runs/imagine-<category>`."""
+    force: bool = field(default=False, metadata=COMMAND_LINE_ONLY)
+
+    @property
+    def image_seeds(self) -> tuple[int, ...]:
+        return self.seeds or tuple(range(self.seed, self.seed + self.n))
+
+    @property
+    def out_folder(self) -> Path:
+        return self.out or Path("runs") / f"imagine-{self.category.replace(' ', '-')}"
+
+    def filled_prompt(self) -> str:
+        return self.prompt.replace("{}", self.category)
+
+    def check(self) -> None:
+        """Refuse in one line what no model could run; called before any weights load."""
+        if not self.category.strip():
+            raise UsageError("--category is empty; name what to imagine a new member of, e.g. --category pet.")
+        if self.n < 1:
+            raise UsageError(f"-n {self.n}: give a positive number of images.")
+        if self.seed < 0 or any(seed < 0 for seed in self.seeds):
+            raise UsageError("--seed must be a non-negative integer.")
+        if any(not word.strip() for word in self.neg):
+            raise UsageError("--neg has an empty item; write the words separated by commas, e.g. --neg cat,dog.")
+        if "{}" not in self.question:
+            raise UsageError(
+                f"--question {self.question!r} has no {{}}; write where the category goes, e.g. {DEFAULT_QUESTION!r}."
+            )
+        if self.prompt.count("{}") != 1:
+            raise UsageError(f"--prompt {self.prompt!r} needs one {{}} for the category, e.g. {DEFAULT_PROMPT!r}.")
+        for option, value in (("--ask-from", self.ask_from), ("--ask-until", self.ask_until)):
+            if not math.isfinite(value) or not 0 <= value <= 1:
+                raise UsageError(
+                    f"{option} {value} is outside the steps; give a fraction of them from 0 to 1 (0.5: halfway)."
+                )
+        if self.ask_until < self.ask_from:
+            raise UsageError(
+                f"--ask-until {self.ask_until} comes before --ask-from {self.ask_from}; give an end after the start."
+            )
+        if self.ask_every < 1:
+            raise UsageError(f"--ask-every {self.ask_every}: ask every 1 or more steps.")
+        if self.max_negatives is not None and self.max_negatives < len(self.neg) + 1:
+            raise UsageError(
+                f"--max-negatives {self.max_negatives} leaves no room after the {len(self.neg)} given; raise it."
+            )
+        if self.steps is not None and self.steps < 1:
+            raise UsageError(f"--steps must be at least 1 (got {self.steps}).")
+        if self.guidance is not None and (not math.isfinite(self.guidance) or self.guidance <= 1):
+            raise UsageError(
+                f"--guidance {self.guidance}: negatives act through classifier-free guidance; give more than 1."
+            )
+        if self.size is not None and self.size <= 0:
+            raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
+        if self.preview not in ("tiny", "full"):
+            raise UsageError(f"--preview {self.preview!r}: choose tiny (a tiny autoencoder) or full (the model's).")
+
+
+def ask_steps(total: int, ask_from: float, ask_until: float, every: int) -> set[int]:
+    """The step indices whose estimate the oracle sees: `int(from·N) <= i < int(until·N)`, every `every`-th (the
+    reference code's window)."""
+    start, stop = int(ask_from * total), int(ask_until * total)
+    return set(range(start, stop, every))
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One finished image: its file, its negatives (`word`, `step` in force from, `source`), the oracle's raw
+    answers (`step`, `answer`) and the seconds spent denoising and asking."""
+
+    seed: int
+    path: Path
+    negatives: tuple[dict[str, object], ...]
+    answers: tuple[dict[str, object], ...]
+    seconds_denoising: float
+    seconds_asking: float
+    skipped: bool = False
+    """Found finished from an earlier run, not redone."""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "seed": self.seed,
+            "file": self.path.name,
+            "negatives": list(self.negatives),
+            "answers": list(self.answers),
+            "seconds_denoising": round(self.seconds_denoising, 4),
+            "seconds_asking": round(self.seconds_asking, 4),
+        }
+
+
+@dataclass(frozen=True)
+class ImagineResult:
+    out: Path
+    images: tuple[ImageRecord, ...]
+    grid: Path
+    record: Path
+    """`imagine.json`."""
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(image.path for image in self.images)
+
+    @property
+    def negatives(self) -> dict[int, list[str]]:
+        """Per seed, its negative words in order."""
+        return {image.seed: [str(entry["word"]) for entry in image.negatives] for image in self.images}
+
+
+@dataclass(frozen=True)
+class ImagineProgress:
+    """One denoising step of one image; `added` are the negatives the oracle named at this step."""
+
+    image: int
+    images: int
+    seed: int
+    step: int
+    steps: int
+    added: tuple[str, ...] = ()
+    skipped: bool = False

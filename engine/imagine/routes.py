@@ -1,0 +1,149 @@
+"""How each model family samples with a negative list that grows: the stock diffusers pipeline, called once per
+image with `callback_on_step_end`, which swaps the unconditional branch of classifier-free guidance.
+
+* Kandinsky 2.2 (and the tiny backend): the decoder's guidance runs on `[negative image embedding, image
+  embedding]`; the negative image embedding becomes the prior's output for the joined negatives.
+* SDXL: `[negative, positive]` prompt embeddings and pooled embeddings, the negatives encoded by the pipeline's own
+  `encode_prompt`. SD3: the same with its three text encoders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from conceptlab.engine.models.loading import LoadedPrior
+from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, seeded_generator
+
+NEGATIVE_SEED = 0
+"""The prior's seed for every negative list's image embedding (see `KandinskyRoute.negative_embeds`)."""
+
+
+def to_pil(pixels: torch.Tensor) -> PIL.Image.Image:
+    """A `[1, 3, H, W]` tensor in [-1, 1] as an RGB image."""
+    array = ((pixels[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return PIL.Image.fromarray(np.ascontiguousarray(array))
+
+
+@dataclass
+class Settings:
+    steps: int
+    guidance: float
+    size: int
+
+
+class Route:
+    """One family's pipeline: its call, how a new negative prompt enters it, how x̂0 becomes a picture."""
+
+    pipeline: Any
+    tensor_inputs: tuple[str, ...]
+    preview_decoder: Any = None
+    """A tiny autoencoder for previews, or None: the model's own."""
+
+    def arguments(self, prompt: str, seed: int, negative: str, settings: Settings) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def with_negative(self, tensors: dict[str, torch.Tensor], negative: str) -> dict[str, torch.Tensor]:
+        """The callback's tensors with the unconditional half replaced by `negative`'s encoding."""
+        raise NotImplementedError
+
+    def preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        raise NotImplementedError
+
+
+class KandinskyRoute(Route):
+    tensor_inputs = ("image_embeds",)
+
+    def __init__(self, loaded: LoadedPrior, decoder: Any, render: RenderSettings):
+        self.loaded, self.decoder, self.render = loaded, decoder, render
+        self.pipeline = decoder.pipeline
+        self.pipeline.set_progress_bar_config(disable=True)
+        self.negative_cache: dict[str, torch.Tensor] = {}
+
+    def negative_embeds(self, negative: str) -> torch.Tensor:
+        """The prior's image embedding for the joined negatives, sampled from one fixed seed whatever the image's,
+        so images that reach the same list share it (computed once per list and run)."""
+        if negative not in self.negative_cache:
+            self.negative_cache[negative] = prior_image_embeds(
+                self.loaded.stack, [negative], NEGATIVE_SEED, self.render
+            )[0]
+        return self.negative_cache[negative]
+
+    def arguments(self, prompt: str, seed: int, negative: str, settings: Settings) -> dict[str, Any]:
+        image_embeds, plain_negative = prior_image_embeds(self.loaded.stack, [prompt], seed, self.render)
+        negative_embeds = self.negative_embeds(negative) if negative else plain_negative
+        return {
+            "image_embeds": image_embeds.to(self.decoder.device, self.decoder.dtype),
+            "negative_image_embeds": negative_embeds.to(self.decoder.device, self.decoder.dtype),
+            "height": settings.size,
+            "width": settings.size,
+            "num_inference_steps": settings.steps,
+            "guidance_scale": settings.guidance,
+            "generator": seeded_generator(seed),
+        }
+
+    def with_negative(self, tensors: dict[str, torch.Tensor], negative: str) -> dict[str, torch.Tensor]:
+        both = tensors["image_embeds"]
+        positive = both.chunk(2)[1]
+        new = self.negative_embeds(negative).to(both.device, both.dtype)
+        return {"image_embeds": torch.cat([new, positive])}
+
+    @torch.inference_mode()
+    def preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        movq = self.pipeline.movq
+        return to_pil(movq.decode(x0.to(movq.dtype), force_not_quantize=True).sample)
+
+
+class StableDiffusionRoute(Route):
+    """SDXL and SD3: the pipeline's own `encode_prompt` encodes the negatives, its VAE (or a tiny one) decodes."""
+
+    def __init__(self, pipeline: Any, pooled_name: str, preview_decoder: Any = None):
+        self.pipeline = pipeline
+        self.pooled_name = pooled_name
+        self.tensor_inputs = ("prompt_embeds", pooled_name)
+        self.preview_decoder = preview_decoder
+
+    def arguments(self, prompt: str, seed: int, negative: str, settings: Settings) -> dict[str, Any]:
+        return {
+            "prompt": prompt,
+            "negative_prompt": negative or None,
+            "height": settings.size,
+            "width": settings.size,
+            "num_inference_steps": settings.steps,
+            "guidance_scale": settings.guidance,
+            "generator": seeded_generator(seed),
+        }
+
+    @torch.inference_mode()
+    def encode_negative(self, negative: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """`negative` encoded as the pipeline encodes a negative prompt (same text encoders, padding, layers)."""
+        encoded = self.pipeline.encode_prompt(
+            prompt=negative,
+            device=self.pipeline._execution_device,
+            do_classifier_free_guidance=False,
+            **_more_prompts(self.pipeline),
+        )
+        return encoded[0], encoded[2]
+
+    def with_negative(self, tensors: dict[str, torch.Tensor], negative: str) -> dict[str, torch.Tensor]:
+        embeds, pooled = self.encode_negative(negative)
+        both, both_pooled = tensors["prompt_embeds"], tensors[self.pooled_name]
+        return {
+            "prompt_embeds": torch.cat([embeds.to(both.dtype), both.chunk(2)[1]]),
+            self.pooled_name: torch.cat([pooled.to(both_pooled.dtype), both_pooled.chunk(2)[1]]),
+        }
+
+    @torch.inference_mode()
+    def preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        vae = self.preview_decoder or self.pipeline.vae  # as the pipeline decodes, whichever autoencoder it has
+        latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
+        return to_pil(vae.decode(latents.to(vae.device, vae.dtype)).sample)
+
+
+def _more_prompts(pipeline: Any) -> dict[str, Any]:
+    """SD3's `encode_prompt` also takes its second and third prompts (None: the first)."""
+    return {"prompt_2": None, "prompt_3": None} if hasattr(pipeline, "text_encoder_3") else {}

@@ -1,0 +1,329 @@
+"""`imagine`: sample images whose negative prompt grows as an oracle names what each one is turning into
+(VLM-guided adaptive negative prompting, Golan et al., arXiv 2510.10715), with no training.
+
+Writes `OUT/<seed>.png` per image, `OUT/imagine-grid.png` (captioned) and `OUT/imagine.json`, which is rewritten
+after every image, so an interrupted run keeps what it finished and a rerun with the same settings skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+import PIL.ImageDraw
+import torch
+
+from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, Question, check_oracle_inputs, load_oracle
+from conceptlab.engine.errors import BackendError, UsageError
+from conceptlab.engine.imagine.estimate import StepRecorder
+from conceptlab.engine.imagine.models import PipelineModel, resolve_family
+from conceptlab.engine.imagine.negatives import NegativeList
+from conceptlab.engine.imagine.request import (
+    ImageRecord,
+    ImagineProgress,
+    ImagineRequest,
+    ImagineResult,
+    ask_steps,
+)
+from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, StableDiffusionRoute
+from conceptlab.engine.io.atomic import refuse_existing, write_json
+from conceptlab.engine.io.images import write_png
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
+from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.rendering.render import RenderSettings, render_settings
+
+RECORD = "imagine.json"
+GRID = "imagine-grid.png"
+FORMAT = 1
+CAPTION_HEIGHT = 14
+PER_RUN_FIELDS = ("n", "seed", "seeds", "out", "force", "device", "dtype")
+"""Request fields that do not change an image (which seeds, where, on which device): left out of its settings."""
+
+
+def imagine_question(request: ImagineRequest) -> Question:
+    """The oracle's question ("What kind of {} is this?" with the category in place), shaped as oracles expect."""
+    return Question(request.category, wording=request.question.replace("{}", request.category))
+
+
+@dataclass(frozen=True)
+class DeviceHost:
+    """What an oracle of its own weights needs from the generating model when that is no Kandinsky prior."""
+
+    device: torch.device
+
+    @property
+    def stack(self) -> DeviceHost:
+        return self
+
+
+@dataclass
+class Loaded:
+    """A loaded route and its settings, reusable across calls (`imagine(..., loaded=...)`)."""
+
+    route: Route
+    settings: Settings
+    oracle_host: Any
+    entry: PipelineModel | None
+
+
+def oracle_choice(request: ImagineRequest, entry: PipelineModel | None) -> tuple[str, str | None]:
+    """The oracle's name and weights: what was asked, else the model's default."""
+    if entry is not None:
+        name = request.oracle or entry.default_oracle
+        weights = request.oracle_model or (entry.default_oracle_model if request.oracle is None else None)
+        return name, weights
+    default = "clip-zeroshot" if request.model == "tiny" else "vilt"
+    return request.oracle or default, request.oracle_model
+
+
+def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | None]:
+    """Everything that needs no weights: the request, the model's family, the oracle and its inputs."""
+    request.check()
+    entry, _ = resolve_family(request.model, request.backend)
+    name, weights = oracle_choice(request, entry)
+    if entry is not None and name == "clip-zeroshot":
+        raise UsageError(
+            f"--oracle clip-zeroshot uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle vilt."
+        )
+    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights))
+    return entry, name, weights
+
+
+def resolved_settings(request: ImagineRequest, entry: PipelineModel | None) -> tuple[Settings, RenderSettings | None]:
+    """Steps, guidance and size as asked, else the model's; Kandinsky also gets its prior's render settings. Known
+    before any weights load."""
+    if entry is not None:
+        steps, guidance, size = (
+            request.steps or entry.steps,
+            request.guidance or entry.guidance,
+            request.size or entry.size,
+        )
+        return Settings(steps, guidance, size), None
+    backend, _ = resolve_model(request.model, request.backend)
+    render = render_settings(backend, size=request.size, steps=request.steps, guidance=request.guidance)
+    return Settings(render.steps, render.guidance, render.size), render
+
+
+def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = None) -> Loaded:
+    """Load the model (and a preview autoencoder) the request names; `kandinsky`: a prior and decoder already
+    loaded for a Kandinsky request (a protocol shares them with its other methods)."""
+    entry, model = resolve_family(request.model, request.backend)
+    settings, render = resolved_settings(request, entry)
+    choice = ModelChoice(model=model, backend=request.backend, device=request.device, dtype=request.dtype)
+    if entry is None:
+        if kandinsky is None:
+            prior = load_prior(choice)
+            kandinsky = prior, load_decoder(prior)
+        prior, decoder = kandinsky
+        return Loaded(KandinskyRoute(prior, decoder, render), settings, prior, None)
+    device, dtype = choice.placement()
+    pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    preview = entry.preview_autoencoder() if request.preview == "tiny" else None
+    preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
+    pooled = "add_text_embeds" if entry.family == "sdxl" else "pooled_prompt_embeds"
+    return Loaded(StableDiffusionRoute(pipeline, pooled, preview_decoder), settings, DeviceHost(device), entry)
+
+
+def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionXLPipeline
+
+    pipeline_class = StableDiffusionXLPipeline if entry.family == "sdxl" else StableDiffusion3Pipeline
+    try:
+        return pipeline_class.from_pretrained(reference, torch_dtype=dtype, **_absent_components(reference))
+    except (OSError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise BackendError(
+            f"Could not load {reference!r} as {pipeline_class.__name__} ({reason[:160]}); download it, give a folder "
+            "saved with save_pretrained, or try --model tiny-sdxl offline."
+        ) from None
+
+
+def _absent_components(reference: str) -> dict[str, None]:
+    """Components a local folder saved as null (a pipeline without T5): diffusers loads them only when named."""
+    index = Path(reference) / "model_index.json"
+    if not index.is_file():
+        return {}
+    saved = json.loads(index.read_text(encoding="utf-8"))
+    return {name: None for name, value in saved.items() if value == [None, None]}
+
+
+def _tiny_autoencoder(reference: str, device: torch.device, dtype: torch.dtype) -> Any:
+    from diffusers import AutoencoderTiny
+
+    try:
+        return AutoencoderTiny.from_pretrained(reference, torch_dtype=dtype).to(device).eval()
+    except (OSError, ValueError):
+        raise BackendError(
+            f"Could not load the preview autoencoder {reference!r}; download it or add --preview full."
+        ) from None
+
+
+def image_settings(request: ImagineRequest, settings: Settings, oracle: str, oracle_model: str | None) -> dict:
+    """What decides an image besides its seed: a rerun with other settings must not mix with this one."""
+    chosen = {f.name: getattr(request, f.name) for f in fields(request) if f.name not in PER_RUN_FIELDS}
+    chosen.update(oracle=oracle, oracle_model=oracle_model, neg=list(request.neg))
+    chosen.update(steps=settings.steps, guidance=settings.guidance, size=settings.size)
+    return chosen
+
+
+def _earlier_run(out: Path, settings: dict, force: bool) -> dict[int, dict]:
+    """The finished images of an earlier run in `out` with the same settings (none with `force`)."""
+    record = out / RECORD
+    if force or not record.exists():
+        return {}
+    try:
+        earlier = json.loads(record.read_text(encoding="utf-8"))
+        same = earlier.get("settings") == json.loads(json.dumps(settings, default=str))
+        images = {int(entry["seed"]): entry for entry in earlier["images"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UsageError(f"{record} is not an imagine record; choose another --out or add --force.") from None
+    if not same:
+        raise UsageError(f"{record} holds a run with other settings; choose another --out or add --force to redo it.")
+    return {seed: entry for seed, entry in images.items() if (out / str(entry.get("file"))).is_file()}
+
+
+def imagine(
+    request: ImagineRequest,
+    progress: Callable[[ImagineProgress], None] | None = None,
+    *,
+    oracle: Oracle | None = None,
+    loaded: Loaded | None = None,
+    kandinsky: tuple[LoadedPrior, Any] | None = None,
+) -> ImagineResult:
+    """`conceptlab imagine` in one call: check, load (or use `loaded`), sample each seed, write the files.
+
+    `oracle` replaces the named one (tests and protocols pass their own); `kandinsky` shares an already loaded
+    prior and decoder (see `load`). Everything about the outputs (an earlier
+    run with other settings, files in the way) is checked before any weights load; a rerun with every image done
+    loads nothing."""
+    entry, oracle_name, oracle_model = check(request)
+    out = request.out_folder
+    seeds = request.image_seeds
+    steps = loaded.settings if loaded else resolved_settings(request, entry)[0]
+    if oracle is not None:
+        oracle_name, oracle_model = getattr(oracle, "name", type(oracle).__name__), None
+    settings = image_settings(request, steps, oracle_name, oracle_model)
+    finished = _earlier_run(out, settings, request.force)
+    todo = [seed for seed in seeds if seed not in finished]
+    has_record = (out / RECORD).exists() and not request.force
+    refuse_existing(
+        [out / f"{seed}.png" for seed in todo] + ([] if has_record else [out / GRID]), request.force, "--out"
+    )
+    if todo:
+        loaded = loaded or load(request, kandinsky)
+        oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, OracleOptions(model=oracle_model))
+    records: dict[int, ImageRecord] = {seed: _record_of(out, image) for seed, image in finished.items()}
+    for index, seed in enumerate(seeds):
+        if seed in records:
+            if progress:
+                progress(ImagineProgress(index, len(seeds), seed, 0, steps.steps, skipped=True))
+            continue
+        image, record = sample_one(request, loaded, oracle, seed, out, _step_reporter(progress, index, seeds))
+        write_png(record.path, image)
+        records[seed] = record
+        _write_record(out, settings, records)
+    ordered = tuple(records[seed] for seed in seeds)
+    write_png(out / GRID, grid_image(ordered, request.filled_prompt()))
+    _write_record(out, settings, records)
+    return ImagineResult(out, ordered, out / GRID, out / RECORD)
+
+
+def _step_reporter(
+    progress: Callable[[ImagineProgress], None] | None, index: int, seeds: tuple[int, ...]
+) -> Callable[[tuple[int, int, tuple[str, ...]]], None]:
+    def report(event: tuple[int, int, tuple[str, ...]]) -> None:
+        if progress:
+            progress(ImagineProgress(index, len(seeds), seeds[index], *event))
+
+    return report
+
+
+def _record_of(out: Path, entry: dict) -> ImageRecord:
+    return ImageRecord(
+        int(entry["seed"]),
+        out / str(entry["file"]),
+        tuple(entry["negatives"]),
+        tuple(entry["answers"]),
+        float(entry["seconds_denoising"]),
+        float(entry["seconds_asking"]),
+        skipped=True,
+    )
+
+
+def _write_record(out: Path, settings: dict, records: dict[int, ImageRecord]) -> None:
+    images = [records[seed].as_json() for seed in sorted(records)]
+    write_json(
+        out / RECORD, {"format": FORMAT, "settings": json.loads(json.dumps(settings, default=str)), "images": images}
+    )
+
+
+def sample_one(
+    request: ImagineRequest,
+    loaded: Loaded,
+    oracle: Oracle,
+    seed: int,
+    out: Path,
+    on_step: Callable[[tuple[int, int, tuple[str, ...]]], Any] | None = None,
+) -> tuple[PIL.Image.Image, ImageRecord]:
+    """One image: at each step of the window, x̂0 is decoded and shown to the oracle; what it names joins the
+    negatives, re-encoded into the unconditional branch from the next step on."""
+    route, settings = loaded.route, loaded.settings
+    negatives = NegativeList(request.category, tuple(request.neg), request.max_negatives)
+    question = imagine_question(request)
+    window = ask_steps(settings.steps, request.ask_from, request.ask_until, request.ask_every)
+    recorder = StepRecorder(route.pipeline.scheduler)
+    answers: list[dict[str, object]] = []
+    asking = 0.0
+
+    def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, torch.Tensor]) -> dict:
+        nonlocal asking
+        if step not in window:
+            if on_step:
+                on_step((step + 1, settings.steps, ()))
+            return {}
+        started = time.perf_counter()
+        preview = route.preview(recorder.clean_estimate())
+        raw = oracle.ask([preview], question, negatives.words)
+        answers.extend({"step": step, "answer": answer} for answer in raw)
+        added = negatives.add_answers(raw, step + 1)
+        update = route.with_negative(tensors, negatives.prompt()) if added and step + 1 < settings.steps else {}
+        asking += time.perf_counter() - started
+        if on_step:
+            on_step((step + 1, settings.steps, tuple(added)))
+        return update
+
+    started = time.perf_counter()
+    with recorder.active(), torch.inference_mode():
+        output = route.pipeline(
+            **route.arguments(request.filled_prompt(), seed, negatives.prompt(), settings),
+            output_type="pil",
+            callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=list(route.tensor_inputs),
+        )
+    total = time.perf_counter() - started
+    record = ImageRecord(seed, out / f"{seed}.png", tuple(negatives.entries), tuple(answers), total - asking, asking)
+    return output.images[0], record
+
+
+def grid_image(records: tuple[ImageRecord, ...], caption: str) -> PIL.Image.Image:
+    """The images in a row-major grid, each under its seed and negatives, below the prompt."""
+    images = [PIL.Image.open(record.path).convert("RGB") for record in records]
+    columns = min(4, len(images))
+    rows = -(-len(images) // columns)
+    width, height = images[0].size
+    cell = height + CAPTION_HEIGHT
+    grid = PIL.Image.new("RGB", (max(columns * width, 8 * len(caption) + 8), CAPTION_HEIGHT + rows * cell), "white")
+    draw = PIL.ImageDraw.Draw(grid)
+    draw.text((4, 1), caption, fill="black")
+    for index, (image, record) in enumerate(zip(images, records, strict=True)):
+        x, y = (index % columns) * width, CAPTION_HEIGHT + (index // columns) * cell
+        words = ", ".join(str(entry["word"]) for entry in record.negatives) or "-"
+        draw.text((x + 2, y + 1), f"{record.seed}: {words}"[: max(4, width // 6)], fill="black")
+        grid.paste(image, (x, y + CAPTION_HEIGHT))
+    return grid
