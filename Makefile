@@ -11,6 +11,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "== installing torch and conceptlab's dependencies into $(VENV) (first time only: minutes, mostly torch's download)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
 	$(PIP) install -e '.[dev]'

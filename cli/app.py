@@ -14,6 +14,7 @@ from conceptlab.cli.breed import BREED_EXAMPLES, breed_command
 from conceptlab.cli.convert import CONVERT_EXAMPLES, convert_command
 from conceptlab.cli.create import CREATE_EXAMPLES, MIX_EXAMPLES, create_command, mix_command
 from conceptlab.cli.demo import demo_command
+from conceptlab.cli.doctor import DOCTOR_EXAMPLES, doctor_command
 from conceptlab.cli.embed import EMBED_EXAMPLES, embed_command
 from conceptlab.cli.evaluate import EVALUATE_EXAMPLES, evaluate_command
 from conceptlab.cli.evolve import EVOLVE_EXAMPLES, evolve_command
@@ -74,7 +75,12 @@ app.command("breed", help="Evolve a population of concepts over generations.", e
 app.command("gallery", help="Write a static web page of concepts and their family graph.", epilog=GALLERY_EXAMPLES)(
     gallery_command
 )
-app.command("demo", help="A new pet on the tiny offline backend, in under a minute.")(demo_command)
+app.command("demo", help="A new pet on the tiny offline backend (a first run also builds the tiny world).")(
+    demo_command
+)
+app.command("doctor", help="Check torch, devices and which models are present, loading none.", epilog=DOCTOR_EXAMPLES)(
+    doctor_command
+)
 
 
 @app.callback(invoke_without_command=True)

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import description_column, progress_bar, shown, stderr, stdout
+from conceptlab.cli.output import description_column, progress_bar, show_table, shown, stderr
 from conceptlab.engine.batch.plan import read_plan
 from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
 from conceptlab.engine.io.printable import printable
@@ -107,7 +107,7 @@ def print_summary(result: BatchResult) -> None:
             shown(record.where),
             shown(record.error or record.concept or record.summary),
         )
-    stdout.print(table)
+    show_table(table)
 
 
 def batch_command(

@@ -1,4 +1,4 @@
-"""`conceptlab bench`: per-step time and peak memory of `create`, ours against the official code's step.
+"""`conceptlab bench`: per-step time and peak memory of `create`, ours (eager and compiled) against the official step.
 
 conceptlab bench
 conceptlab bench --stacks kandinsky-2.1 --repeats 5 --out bench.json
@@ -21,11 +21,14 @@ from conceptlab.engine.adaptive.oracle import OracleOptions, load_oracle
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.benchmark import time_imagine
 from conceptlab.engine.io.atomic import refuse_existing, write_json
+from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
 from conceptlab.engine.models.loading import ModelChoice, load_decoder, load_prior
 from conceptlab.engine.rendering.render import render_prompts, render_settings
 from conceptlab.engine.training.benchmark import (
     BenchSettings,
+    ConstraintFactory,
+    StackFactory,
     StackReport,
     bench_report,
     benchmark_stack,
@@ -56,33 +59,59 @@ def _depth(name: str, full: bool, text_layers: int, prior_layers: int) -> dict[s
     from conceptlab.plugins.real_width import REAL_WIDTH_STACKS
 
     shape = REAL_WIDTH_STACKS[name]
+    mclip = shape.constraint_text["num_hidden_layers"] if shape.constraint_text else None
     if full:
-        return {"text_encoder_layers": shape.text_layers, "prior_layers": shape.prior_layers, "cut": "none (full)"}
-    return {
-        "text_encoder_layers": text_layers,
-        "prior_layers": prior_layers,
-        "cut": f"text {text_layers}/{shape.text_layers}, prior {prior_layers}/{shape.prior_layers} layers",
-    }
+        depth = {"text_encoder_layers": shape.text_layers, "prior_layers": shape.prior_layers, "cut": "none (full)"}
+        return depth | ({"mclip_layers": mclip} if mclip else {})
+    cut = f"text {text_layers}/{shape.text_layers}, prior {prior_layers}/{shape.prior_layers} layers"
+    depth = {"text_encoder_layers": text_layers, "prior_layers": prior_layers, "cut": cut}
+    if mclip:
+        depth |= {"mclip_layers": text_layers, "cut": f"{cut}, M-CLIP {text_layers}/{mclip}"}
+    return depth
+
+
+def _ratio_text(ratio: dict) -> str:
+    verdict = "[bold red]unstable[/] (the interval holds 1.0)" if ratio["unstable"] else ""
+    return (
+        f"[bold]{ratio['median']:.2f}x[/] (95% interval {ratio['low']:.2f} to {ratio['high']:.2f}, "
+        f"{ratio['pairs']} paired steps) {verdict}"
+    )
 
 
 def _table(reports: list[StackReport], settings: BenchSettings, memory_kind: str) -> None:
     for report in reports:
         stdout.print(f"[bold]{report.name}[/] (random weights, real widths; depth: {report.depth['cut']})")
-        stdout.print(f"  {'':<10}{'dtype':>10}{'ms/step':>10}{'peak MB':>10}{'2500 steps':>12}")
-        for side in ("baseline", "ours"):
-            part = getattr(report, side)
+        stdout.print(f"  {'':<10}{'dtype':>10}{'ms/step':>10}{'peak MB':>10}{'2500 steps':>12}  constraints")
+        for side, part in report.sides.items():
+            compiled = f", compile {part.compile_s:.0f} s" if part.compile_s is not None else ""
             stdout.print(
                 f"  {side:<10}{part.dtype:>10}{part.step_ms:>10.0f}{part.peak_memory_mb:>10.0f}"
-                f"{part.create_estimate_s / 60:>10.1f} min"
+                f"{part.create_estimate_s / 60:>8.1f} min  {part.constraint_encoder}{compiled}"
             )
-        stdout.print(f"  ratio (baseline / ours) with {settings.negatives} negatives: [bold]{report.ratio:.2f}x[/]")
-        counts = list(report.ours.step_ms_by_negatives)
-        stdout.print("  ms/step by negatives " + "".join(f"{c:>8}" for c in counts) + "   64/1")
+        for side, ratio in report.ratios.items():
+            stdout.print(f"  baseline / {side} with {settings.negatives} negatives: {_ratio_text(ratio)}")
+        counts = list(report.sides["ours"].step_ms_by_negatives)
+        stdout.print("  ms/step by negatives " + "".join(f"{c:>8}" for c in counts) + "   last/first")
         for side in ("baseline", "ours"):
-            values = getattr(report, side).step_ms_by_negatives.values()
+            values = report.sides[side].step_ms_by_negatives.values()
             line = "".join(f"{v:>8.0f}" for v in values)
             stdout.print(f"  {side:<21}{line}   {report.growth(side):.2f}x")
     stdout.print(f"  memory: {memory_kind}")
+
+
+def _builders(name: str, cut: dict) -> tuple[StackFactory, ConstraintFactory]:
+    """The stack of `name` and the official constraint encoder for it (2.1: M-CLIP, cut like the text encoder)."""
+    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_constraint_encoder, build_real_width_stack
+    from conceptlab.plugins.tiny import TinyBackend
+
+    if name == "tiny":
+        return (lambda device, dtype: TinyBackend().load_prior("tiny", device, dtype)), (lambda _: None)
+    shape = REAL_WIDTH_STACKS[name]
+
+    def build(device: torch.device, dtype: torch.dtype) -> PriorStack:
+        return build_real_width_stack(shape, device, dtype, **cut)
+
+    return build, lambda stack: build_constraint_encoder(shape, stack, layers=cut.get("text_layers"))
 
 
 def _render_and_oracle(device: torch.device, dtype: torch.dtype, repeats: int) -> tuple[dict, dict]:
@@ -122,11 +151,16 @@ def bench_command(
     full: Annotated[bool, typer.Option("--full", help="Full depth (for a GPU); default cuts the depth.")] = False,
     text_layers: Annotated[int, typer.Option(help="Text-encoder layers when the depth is cut.")] = 1,
     prior_layers: Annotated[int, typer.Option(help="Prior layers when the depth is cut.")] = 1,
-    repeats: Annotated[int, typer.Option(help="Timed steps per measurement (median reported).")] = 3,
+    repeats: Annotated[
+        int, typer.Option(help="Interleaved rounds (one step of each side each): medians and paired ratios.")
+    ] = BenchSettings.repeats,
     warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 1,
     negatives: Annotated[int, typer.Option(help="Negatives in the main comparison.")] = 3,
     negative_counts: Annotated[str, typer.Option(help="Negative counts of the growth sweep.")] = "1,4,16,64",
     sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count, after one warm-up.")] = 7,
+    compiled: Annotated[
+        bool, typer.Option("--compiled/--no-compiled", help="Also time the compiled step (compiles first: minutes).")
+    ] = True,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     render: Annotated[
@@ -154,7 +188,7 @@ def bench_command(
     counts = integer_list("--negative-counts", negative_counts)
     if min(counts) < 1:
         raise UsageError(f"--negative-counts must all be at least 1 (got {negative_counts}), e.g. 1,4,16,64.")
-    settings = BenchSettings(repeats, warmup, negatives, counts, sweep_repeats)
+    settings = BenchSettings(repeats, warmup, negatives, counts, sweep_repeats, compiled=compiled)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     reports = []
@@ -163,15 +197,10 @@ def bench_command(
             depth = _depth(name, full, text_layers, prior_layers)
             cut = {} if full else {"text_layers": text_layers, "prior_layers": prior_layers, "vision_layers": 1}
 
-            def build(device: torch.device, dtype: torch.dtype, name: str = name, cut: dict = cut):
-                from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_real_width_stack
-                from conceptlab.plugins.tiny import TinyBackend
-
-                if name == "tiny":
-                    return TinyBackend().load_prior("tiny", device, dtype)
-                return build_real_width_stack(REAL_WIDTH_STACKS[name], device, dtype, **cut)
-
-            reports.append(benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update))
+            build, constraints = _builders(name, cut)
+            reports.append(
+                benchmark_stack(name, build, depth, torch_device, torch_dtype, settings, status.update, constraints)
+            )
         timings = _render_and_oracle(torch_device, torch_dtype, repeats) if render else (None, None)
         imagine_rows = [
             time_imagine(model, str(torch_device), dtype_name(torch_dtype), repeats)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from conceptlab.cli import options
 from conceptlab.cli.batch import STATUS_STYLE, batch_progress
-from conceptlab.cli.output import shown, stderr, stdout
+from conceptlab.cli.output import show_table, shown, stderr, stdout
 from conceptlab.engine.batch.breed import BREED_FILE, BreedConfig, Member, breed
 from conceptlab.engine.batch.runner import BatchEvent
 
@@ -41,7 +41,7 @@ def print_population(number: int, members: list[Member]) -> None:
             f"{member.positive:.3f}",
             f"[bold]{member.fitness:.3f}[/]",
         )
-    stdout.print(table)
+    show_table(table)
 
 
 def _first_report_only(on_event: Callable[[BatchEvent], None]) -> Callable[[BatchEvent], None]:
@@ -75,6 +75,12 @@ def breed_command(
     eval_images: Annotated[int, typer.Option("-n", help="Images of each child that evaluate scores.")] = 8,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Render each child at its checkpoints.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the pairing and of each child's training.")] = 0,
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
+    clip: options.ClipOpt = None,
+    clip_revision: options.ClipRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the run (resumable).")] = Path("runs/breed"),
@@ -86,6 +92,9 @@ def breed_command(
     job_options = {"device": device, "dtype": dtype, "images": images}
     job_options |= {"steps": steps} if steps else {}
     job_options |= {"images_per_parent": images_per_parent} if images_per_parent else {}
+    named = {"image_size": image_size, "image_steps": image_steps, "decoder": decoder, "clip": clip}
+    named |= {"decoder_revision": decoder_revision, "clip_revision": clip_revision}
+    job_options |= {key: value for key, value in named.items() if value is not None}
     config = BreedConfig(population, generations, children, seed, category, eval_images, job_options)
     run_options = {
         "default_model": options.DEFAULT_MODEL,

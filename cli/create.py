@@ -109,7 +109,7 @@ def train_with_progress(total: int, label: str, command: str, train: Train) -> C
 
 
 def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
-    return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image)
+    return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image, display.on_compile)
 
 
 def run_training(
@@ -174,10 +174,8 @@ def create_command(
         str | None,
         typer.Option(help="blip2 (the paper's) or clip-zeroshot (light; the backend's CLIP). Default: the backend's."),
     ] = None,
-    oracle_model: Annotated[
-        str | None,
-        typer.Option(help="The oracle's weights: a BLIP-2 hub id or folder (default Salesforce/blip2-flan-t5-xl)."),
-    ] = None,
+    oracle_model: options.OracleModelOpt = None,
+    oracle_revision: options.OracleRevisionOpt = None,
     ask_every: Annotated[int | None, typer.Option(help="Ask the oracle every N steps (default: --every).")] = None,
     max_negatives: Annotated[
         int | None,
@@ -220,6 +218,8 @@ def create_command(
     ] = CreateConfig.positive_lambda,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
     offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
@@ -229,9 +229,13 @@ def create_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
+    pad_prompts: options.PadPromptsOpt = None,
+    compile_step: options.CompileOpt = False,
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
@@ -253,6 +257,7 @@ def create_command(
         style=style,
         oracle=oracle,
         oracle_model=oracle_model,
+        oracle_revision=oracle_revision,
         ask_every=ask_every,
         max_negatives=max_negatives,
         vocab_file=vocab,
@@ -264,14 +269,19 @@ def create_command(
         template_set=templates,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
+        image_size=image_size,
+        image_steps=image_steps,
         steps=steps,
         learning_rate=lr,
         seed=seed,
         checkpoint_every=every,
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
+        pad_prompts=pad_prompts,
+        compile=compile_step,
     )
-    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    model = options.model_or_default(model)
+    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
     run_training(config, model_choice, out, force, offload)
 
 
@@ -286,6 +296,8 @@ def mix_command(
     templates: options.TemplatesOpt = CreateConfig.template_set,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
+    image_size: options.ImageSizeOpt = None,
+    image_steps: options.ImageStepsOpt = None,
     offload: options.OffloadOpt = None,
     token: options.TokenOpt = None,
     init: options.InitOpt = None,
@@ -295,9 +307,13 @@ def mix_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
+    pad_prompts: options.PadPromptsOpt = None,
+    compile_step: options.CompileOpt = False,
     model: options.ModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     out: options.OutOpt = None,
@@ -318,12 +334,17 @@ def mix_command(
         template_set=templates,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
+        image_size=image_size,
+        image_steps=image_steps,
         steps=steps,
         learning_rate=lr,
         seed=seed,
         checkpoint_every=every,
         prior_steps=prior_steps,
         prior_guidance=prior_guidance,
+        pad_prompts=pad_prompts,
+        compile=compile_step,
     )
-    model_choice = ModelChoice(options.model_or_default(model), backend, device, dtype, revision)
+    model = options.model_or_default(model)
+    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
     run_training(config, model_choice, out, force, offload)

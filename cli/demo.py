@@ -1,4 +1,5 @@
-"""`conceptlab demo`: a new pet on the tiny backend, offline, in under a minute on 2 CPU cores.
+"""`conceptlab demo`: a new pet on the tiny backend, offline; it says which phase it is in (a first run builds the
+tiny world, about 40 s, before training).
 
 conceptlab demo
 """
@@ -12,6 +13,7 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.create import run_training
+from conceptlab.cli.output import stderr
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.training.config import create_config
 
@@ -36,4 +38,14 @@ def demo_command(
 ) -> None:
     """Invent a new pet (unlike a cat or a dog) on the tiny offline backend and show where its files are."""
     config = create_config("pet", ("cat", "dog"), steps=steps, seed=seed, checkpoint_every=100)
+    from conceptlab.plugins.tiny import tiny_world_built  # here: importing diffusers' pipelines logs (see app._root)
+
+    if not tiny_world_built():
+        phase("building the tiny world: small models of the real architectures, trained once and cached (~40 s)")
+    phase(f"training a new pet, unlike a cat or a dog: {steps} steps on the CPU")
     run_training(config, ModelChoice(model="tiny", device="cpu"), _free_folder(out), force=False)
+
+
+def phase(text: str) -> None:
+    """Say what the demo is doing now, so a first run is never a silent wait."""
+    stderr.print(f"[bold]==[/] {text}", highlight=False)

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, shown, stderr, stdout
+from conceptlab.cli.output import print_json, show_table, shown, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import task_progress
 from conceptlab.engine.errors import UsageError
@@ -34,7 +34,7 @@ from conceptlab.engine.evaluation.request import EvaluateRequest, evaluate
 from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.protocols.creative import creative_protocol, run_creative
+from conceptlab.engine.protocols.creative import check_creative, creative_protocol, run_creative
 from conceptlab.engine.protocols.paper import paper_protocol, run_protocol
 
 EVALUATE_EXAMPLES = """
@@ -73,21 +73,24 @@ METRIC_COLUMN_WIDTH = 15
 NAME_COLUMNS_WIDTH = 40
 
 
-def print_table(rows: list[EvaluationRow], clip_name: str, judge: dict | None = None) -> None:
-    """The rows with every metric they have, in as many tables side by side as the terminal's width needs."""
+def print_table(rows: list[EvaluationRow], clip_name: str, judge: dict | None = None, plain: bool = False) -> None:
+    """The rows with every metric they have: in as many tables side by side as a terminal's width needs; in one
+    table at its full width where stdout is a pipe or a file, or as TSV with `plain`."""
     metrics = [metric for metric in METRIC_NAMES if any(metric in row.metrics.metrics for row in rows)]
     judged = f", judge {judge['name']}" if judge else ""
-    stdout.print(
-        f"CLIP metrics ({clip_name}{judged}): mean ± std over n images (vendi, variance: of the whole set)",
-        highlight=False,
-        markup=False,
-    )
-    per_table = max(1, (stdout.width - NAME_COLUMNS_WIDTH) // METRIC_COLUMN_WIDTH)
+    if not plain:  # TSV is the table alone
+        stdout.print(
+            f"CLIP metrics ({clip_name}{judged}): mean ± std over n images (vendi, variance: of the whole set)",
+            highlight=False,
+            markup=False,
+        )
+    fits = stdout.is_terminal and not plain  # a pipe, a file or TSV take every column at once
+    per_table = max(1, (stdout.width - NAME_COLUMNS_WIDTH) // METRIC_COLUMN_WIDTH) if fits else max(1, len(metrics))
     for start in range(0, len(metrics), per_table):
-        _print_metrics_table(rows, metrics[start : start + per_table], with_count=start == 0)
+        _print_metrics_table(rows, metrics[start : start + per_table], start == 0, plain)
 
 
-def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_count: bool) -> None:
+def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_count: bool, plain: bool) -> None:
     table = Table()
     for column in ("row", "category"):
         table.add_column(column, style="bold" if column == "row" else None, overflow="fold", min_width=8)
@@ -99,7 +102,7 @@ def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_cou
         cells = [_cell(row, metric) for metric in metrics]
         cells += [str(row.metrics.metrics["positive"].n)] if with_count else []
         table.add_row(shown(row.metrics.name), shown(row.metrics.category or ""), *cells)
-    stdout.print(table)
+    show_table(table, plain)
 
 
 def write_outputs(rows: list[EvaluationRow], clip_name: str, csv_path: Path | None, plot: Path | None) -> None:
@@ -142,23 +145,29 @@ class ProtocolOutputs:
     csv_path: Path | None
     plot: Path | None
     force: bool
+    plain: bool = False
 
 
 def run_paper_protocol(
-    quick: bool, choice: ModelChoice, clip: str | None, outputs: ProtocolOutputs, options_: dict, batch_options: dict
+    quick: bool,
+    choice: ModelChoice,
+    clip: tuple[str | None, str | None],
+    outputs: ProtocolOutputs,
+    options_: dict,
+    batch_options: dict,
 ) -> None:
     if outputs.out is None:
         raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
     refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
     config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
-    evaluator = evaluating_clip(clip, choice)
+    evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_protocol(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
     write_outputs(result.summary, evaluator.name, outputs.csv_path, outputs.plot)
     if outputs.as_json:
         print_json(results_json(result.summary, evaluator.name))
         return
-    print_table(result.summary, evaluator.name)
+    print_table(result.summary, evaluator.name, plain=outputs.plain)
     print_files(result.trained, result.reused, result.files)
 
 
@@ -169,14 +178,20 @@ def print_files(trained: int, reused: int, files: dict[str, Path]) -> None:
 
 
 def run_creative_protocol(
-    quick: bool, choice: ModelChoice, clip: str | None, outputs: ProtocolOutputs, options_: dict, batch_options: dict
+    quick: bool,
+    choice: ModelChoice,
+    clip: tuple[str | None, str | None],
+    outputs: ProtocolOutputs,
+    options_: dict,
+    batch_options: dict,
 ) -> None:
     """`--protocol creative`: the follow-up's methods and metrics on one table, one figure."""
     if outputs.out is None:
         raise UsageError("--protocol creative needs --out DIR (where concepts, images and the summary go).")
     refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
     config = creative_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
-    evaluator = evaluating_clip(clip, choice)
+    check_creative(config, choice)
+    evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
         result = run_creative(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
     if outputs.csv_path:
@@ -186,7 +201,7 @@ def run_creative_protocol(
     if outputs.as_json:
         print_json(results_json(result.summary, evaluator.name, result.judge))
         return
-    print_table(result.summary, evaluator.name, result.judge)
+    print_table(result.summary, evaluator.name, result.judge, outputs.plain)
     print_files(result.trained, result.reused, result.files)
 
 
@@ -238,10 +253,10 @@ def evaluate_command(
     model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,
     revision: options.RevisionOpt = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(help="Evaluating CLIP: hub id, folder or evaluator name (default openai/clip-vit-large-patch14)."),
-    ] = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
+    clip: options.ClipOpt = None,
+    clip_revision: options.ClipRevisionOpt = None,
     judge: Annotated[
         str | None,
         typer.Option(
@@ -267,6 +282,7 @@ def evaluate_command(
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
     as_json: options.JsonOpt = False,
+    plain: options.PlainOpt = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
     plot: Annotated[
         Path | None,
@@ -294,10 +310,11 @@ def evaluate_command(
         extra = {"size": size, "render_steps": steps, "sd_model": sd_model, "image_seed": seed}
         extra |= {"baselines": tuple(baselines)} if baselines else {}
         extra |= {"judge": judge} if judge else {}
-        choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision)
+        choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision, decoder, decoder_revision)
         batch = {"ray": ray is not None, "address": options.ray_address(ray)}
-        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force)
-        return PROTOCOLS[protocol](quick, choice, clip, outputs, extra, {**batch, "max_parallel": max_parallel})
+        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force, plain)
+        clips = (clip, clip_revision)
+        return PROTOCOLS[protocol](quick, choice, clips, outputs, extra, {**batch, "max_parallel": max_parallel})
     if quick or out or ray or max_parallel:
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper or creative; add one or drop them."
@@ -322,8 +339,11 @@ def evaluate_command(
         revision=revision,
         device=device,
         dtype=dtype,
+        decoder=decoder,
+        decoder_revision=decoder_revision,
         clip=clip,
         judge=judge,
+        clip_revision=clip_revision,
     )
     with task_progress() as on_task:
         result = evaluate(request, on_task=on_task)
@@ -333,4 +353,4 @@ def evaluate_command(
     if as_json:
         print_json(results_json(result.rows, result.clip, result.judge))
     else:
-        print_table(list(result.rows), result.clip, result.judge)
+        print_table(list(result.rows), result.clip, result.judge, plain)

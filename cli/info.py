@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, stdout
+from conceptlab.cli.output import print_json, show_table
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.io.printable import printable
 
@@ -37,6 +37,10 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend",
             "model",
             "model_revision",
+            "decoder",
+            "decoder_revision",
+            "oracle_model",
+            "oracle_revision",
             "embedding_dim",
             "text_encoder_fingerprint",
             "device",
@@ -89,7 +93,7 @@ def info_command(
     _add_section(table, "Other", [(key, metadata[key]) for key in sorted(set(metadata) - shown)])
     config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
     _add_section(table, "Config (as run)", [(key, value) for key, value in config.items() if key not in metadata])
-    stdout.print(table)
+    show_table(table)
 
 
 def _add_section(table: Table, section: str, rows: list[tuple[str, Any]]) -> None:

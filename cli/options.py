@@ -36,6 +36,39 @@ BackendOpt = Annotated[
     typer.Option(help="Backend for a hub id or folder given to --model (tiny, kandinsky-2.1, kandinsky-2.2)."),
 ]
 RevisionOpt = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) of --model.")]
+DecoderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Decoder hub id or local folder (default: the one the concept records, the settings file's, else the "
+        "backend's)."
+    ),
+]
+DecoderRevisionOpt = Annotated[str | None, typer.Option(help="Hub revision of --decoder.")]
+OracleModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The oracle's weights: a BLIP-2 hub id or folder (default: the settings file's, else "
+        "Salesforce/blip2-flan-t5-xl)."
+    ),
+]
+OracleRevisionOpt = Annotated[str | None, typer.Option(help="Hub revision of --oracle-model.")]
+ClipOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Evaluating CLIP: hub id, folder or evaluator name (default: the settings file's, else the backend's: "
+        "openai/clip-vit-large-patch14 for Kandinsky)."
+    ),
+]
+ClipRevisionOpt = Annotated[str | None, typer.Option(help="Hub revision of --clip.")]
+ImageSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Side in pixels of checkpoint, oracle and parent renders (default: the decoder's, 512 for Kandinsky)."
+    ),
+]
+ImageStepsOpt = Annotated[
+    int | None, typer.Option(help="Decoder steps of those renders (default: the decoder's, 50 for Kandinsky).")
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 DtypeOpt = Annotated[
     str, typer.Option(help="auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16 or bfloat16.")
@@ -68,7 +101,30 @@ LearningRateOpt = Annotated[
 EveryOpt = Annotated[int, typer.Option(help="Write a checkpoint concept every N steps.")]
 PriorStepsOpt = Annotated[int, typer.Option(help="Prior sampling steps per training step.")]
 PriorGuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance of the prior.")]
+PadPromptsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--pad-prompts/--no-pad-prompts",
+        help="Give the prior every prompt at the full 77 tokens (one shape for every template; same result). "
+        "Default: on CUDA and with --compile, off on a CPU (where it is several times the work).",
+        show_default=False,
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Compile the training step once with torch.compile (CUDA graphs on a GPU); pads the prompts. "
+        "The first step takes minutes; meant for long runs on a GPU.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+PlainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--plain", help="Print tables as tab-separated values (a header row, then one line per row; no markup)."
+    ),
+]
 ImagesOpt = Annotated[
     bool, typer.Option("--images/--no-images", help="Render the concept at every checkpoint (loads the decoder).")
 ]

@@ -45,6 +45,7 @@ class TrainingDisplay:
     on_step: Callable[[StepRecord], None]
     on_negative: Callable[[Negative], None]
     on_parent_image: Callable[[str, int, int], None]
+    on_compile: Callable[[float], None]
 
 
 @contextmanager
@@ -79,8 +80,12 @@ def training_progress(total: int, label: str) -> Iterator[TrainingDisplay]:
     def on_parent_image(parent: str, done: int, total: int) -> None:
         status.update(f"Rendering parent {parent}: image {done}/{total}…")
 
+    def on_compile(seconds: float) -> None:
+        progress.console.print(f"training step compiled in {seconds:.1f} s (first step; one shape for every template)")
+        progress.update(task, description=f"{label} (compiled in {seconds:.0f} s)")
+
     try:
-        yield TrainingDisplay(on_step, on_negative, on_parent_image)
+        yield TrainingDisplay(on_step, on_negative, on_parent_image, on_compile)
     finally:
         status.stop()
         progress.stop()

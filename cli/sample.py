@@ -71,10 +71,8 @@ def sample_command(
             "as in the official code; --negative-prompt '' gives the prior's output for the empty prompt)."
         ),
     ] = SampleRequest.negative_prompt,
-    decoder: Annotated[
-        str | None, typer.Option(help="Decoder hub id or local folder (default: the backend's decoder).")
-    ] = None,
-    decoder_revision: Annotated[str | None, typer.Option(help="Hub revision of --decoder.")] = None,
+    decoder: options.DecoderOpt = None,
+    decoder_revision: options.DecoderRevisionOpt = None,
     grid: Annotated[
         bool, typer.Option("--grid/--no-grid", help="Also write a grid with the prompt as caption.")
     ] = SampleRequest.grid,

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
 from conceptlab.engine.adaptive.oracle import OracleOptions, Question
-from conceptlab.engine.errors import BackendError, UsageError
+from conceptlab.engine.errors import BackendError, UsageError, short_reason
 from conceptlab.engine.models.loading import LoadedPrior
 from conceptlab.engine.models.offload import module_bytes
 from conceptlab.plugins.tiny import cached_build
@@ -83,6 +83,7 @@ def tiny_blip2_folder() -> Path:
 
 class Blip2Oracle:
     name = "blip2"
+    default_model = DEFAULT_MODEL
 
     @staticmethod
     def check_inputs(question: Question, options: OracleOptions) -> None:
@@ -95,6 +96,7 @@ class Blip2Oracle:
 
     def __init__(self, loaded: LoadedPrior, options: OracleOptions):
         self.model_ref = options.model or DEFAULT_MODEL
+        self.revision = options.revision
         self.device = loaded.stack.device
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self._processor: Blip2Processor | None = None
@@ -116,13 +118,12 @@ class Blip2Oracle:
     def _load(self) -> None:
         reference = self._reference()
         try:
-            self._processor = Blip2Processor.from_pretrained(reference)
-            model = Blip2ForConditionalGeneration.from_pretrained(reference, dtype=self.dtype)
+            self._processor = Blip2Processor.from_pretrained(reference, revision=self.revision)
+            model = Blip2ForConditionalGeneration.from_pretrained(reference, dtype=self.dtype, revision=self.revision)
         except (OSError, ValueError) as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise BackendError(
-                f"Could not load the BLIP-2 oracle {self.model_ref!r} ({reason[:160]}); download it, pass a folder "
-                "with --oracle-model, or use --oracle clip-zeroshot."
+                f"Could not load the BLIP-2 oracle {self.model_ref!r} ({short_reason(error)}); download it, pass a "
+                "folder with --oracle-model, or use --oracle clip-zeroshot."
             ) from None
         self._model = model.to(self.device).eval()
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import CLIPModel, CLIPProcessor
 
-from conceptlab.engine.errors import BackendError
+from conceptlab.engine.errors import BackendError, short_reason
 from conceptlab.plugins.kandinsky import LOAD_ERRORS
 
 
@@ -37,16 +37,15 @@ class HuggingFaceClip:
 
 
 def load_hugging_face_clip(
-    model: str, device: torch.device, dtype: torch.dtype, name: str | None = None
+    model: str, device: torch.device, dtype: torch.dtype, name: str | None = None, revision: str | None = None
 ) -> HuggingFaceClip:
     """Load a `CLIPModel` and its processor from a hub id or a folder; `name` is how results call it."""
     try:
-        clip = CLIPModel.from_pretrained(model, dtype=dtype)
-        processor = CLIPProcessor.from_pretrained(model)
+        clip = CLIPModel.from_pretrained(model, dtype=dtype, revision=revision)
+        processor = CLIPProcessor.from_pretrained(model, revision=revision)
     except LOAD_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BackendError(
-            f"Could not load the CLIP {model!r} for evaluation ({reason[:160]}). Download it where the hub is "
+            f"Could not load the CLIP {model!r} for evaluation ({short_reason(error)}). Download it where the hub is "
             "reachable or pass a local folder with --clip; --clip tiny runs offline."
         ) from None
     return HuggingFaceClip(name or model, clip.to(device).eval(), processor, device)
@@ -58,8 +57,10 @@ class ClipEvaluator:
     name = "clip"
     default_model = "openai/clip-vit-large-patch14"
 
-    def load(self, model: str, device: torch.device, dtype: torch.dtype) -> HuggingFaceClip:
-        return load_hugging_face_clip(model, device, dtype)
+    def load(
+        self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> HuggingFaceClip:
+        return load_hugging_face_clip(model, device, dtype, revision=revision)
 
 
 class TinyClipEvaluator:
@@ -68,8 +69,10 @@ class TinyClipEvaluator:
     name = "tiny"
     default_model = "tiny"
 
-    def load(self, model: str, device: torch.device, dtype: torch.dtype) -> HuggingFaceClip:
+    def load(
+        self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> HuggingFaceClip:
         from conceptlab.plugins.tiny_clip import tiny_clip_folder
 
         folder = str(tiny_clip_folder()) if model == "tiny" else model
-        return load_hugging_face_clip(folder, device, dtype, name=model)
+        return load_hugging_face_clip(folder, device, dtype, name=model, revision=revision)

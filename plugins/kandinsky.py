@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from diffusers import KandinskyPipeline, KandinskyPriorPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from conceptlab.engine.errors import BackendError, UsageError
+from conceptlab.engine.errors import BackendError, UsageError, short_reason
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.portability.routes import ImageSpace
 
@@ -20,15 +20,18 @@ VIT_BIGG_14 = ImageSpace("OpenCLIP ViT-bigG/14", 1280)
 LOAD_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
 
-def _from_pretrained(pipeline_class: type, what: str, model: str, dtype: torch.dtype, revision: str | None) -> Any:
-    """Load a pipeline; a missing or unreadable model is one line naming it and the offline alternative."""
+def _from_pretrained(
+    pipeline_class: type, what: str, model: str, dtype: torch.dtype, revision: str | None, option: str = "--model"
+) -> Any:
+    """Load a pipeline; a missing or unreadable model is one line naming it, the option that names another, and
+    the offline alternative."""
     try:
         return pipeline_class.from_pretrained(model, dtype=dtype, revision=revision)
     except LOAD_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BackendError(
-            f"Could not load the {what} {model!r} ({reason[:160]}). Download it where the "
-            "Hugging Face hub is reachable, or pass a local folder; --model tiny runs offline."
+            f"Could not load the {what} {model!r} ({short_reason(error)}). Download it where the "
+            f"Hugging Face hub is reachable, or pass a local folder with {option} (or in conceptlab.toml); "
+            "--model tiny runs offline."
         ) from None
 
 
@@ -68,7 +71,8 @@ class KandinskyBackend:
         self, model: str | None, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> DecoderStack:
         model = model or self.default_decoder
-        pipeline = _from_pretrained(self.decoder_pipeline_class, f"{self.name} decoder", model, dtype, revision)
+        what = f"{self.name} decoder"
+        pipeline = _from_pretrained(self.decoder_pipeline_class, what, model, dtype, revision, "--decoder")
         pipeline.to(device)
         for module in pipeline.components.values():
             if isinstance(module, torch.nn.Module):

@@ -19,7 +19,8 @@ class KandinskyNegativeBaseline:
 
     def render(self, request: BaselineRequest) -> list[Image.Image]:
         loaded = request.loaded or load_prior(request.backend)
-        decoder = request.decoder or load_decoder(loaded)
+        choice = request.backend
+        decoder = request.decoder or load_decoder(loaded, choice.decoder, choice.decoder_revision)
         settings = render_settings(
             loaded.backend, size=request.size, steps=request.steps, prior_steps=request.prior_steps
         )

@@ -2,9 +2,12 @@
 
 No weights are downloaded or written: the models are built in memory from configs that match the hub's
 (`kandinsky-community/kandinsky-2-1-prior` and `-2-2-prior`: `text_encoder/config.json`, `prior/config.json`,
-`image_encoder/config.json`). Timing and memory depend on the shapes, not on the values, so a random stack
-costs what the real one does per step. Depth can be cut (`text_layers`, `prior_layers`, `vision_layers`)
-for a CPU; the widths, the vocabulary and the sequence lengths never are.
+`image_encoder/config.json`; for 2.1 also the decoder's M-CLIP text encoder, XLM-RoBERTa large projected to 768,
+"XLM-Roberta-Large-Vit-L-14 - 560M" in ai-forever/Kandinsky-2's README; ours builds to 560.7 M parameters; the
+official ConceptLab code re-encodes every constraint through it on every step). Timing and memory depend on the
+shapes, not on the values, so a random stack costs what the real one does per step. Depth can be cut
+(`text_layers`, `prior_layers`, `vision_layers`) for a CPU; the widths, the vocabulary and the sequence lengths
+never are.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 from diffusers import PriorTransformer, UnCLIPScheduler
+from diffusers.pipelines.kandinsky.text_encoder import MCLIPConfig, MultilingualCLIP
 from transformers import (
     CLIPImageProcessor,
     CLIPTextConfig,
@@ -36,6 +40,8 @@ class StackShape:
     text: dict = field(default_factory=dict)
     prior: dict = field(default_factory=dict)
     vision: dict = field(default_factory=dict)
+    constraint_text: dict | None = None
+    """The official code's constraint text encoder when it is not the prior's CLIP (2.1: M-CLIP)."""
 
     @property
     def text_layers(self) -> int:
@@ -65,6 +71,20 @@ REAL_WIDTH_STACKS: dict[str, StackShape] = {
             "hidden_act": "quick_gelu",
         },
         prior={**_PRIOR_COMMON, "embedding_dim": 768},
+        # XLM-RoBERTa large (the 2.1 decoder's text_encoder), projected from 1024 to 768 by M-CLIP
+        constraint_text={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "vocab_size": 250002,
+            "max_position_embeddings": 514,
+            "type_vocab_size": 1,
+            "pad_token_id": 1,
+            "layer_norm_eps": 1e-5,
+            "transformerDimSize": 1024,
+            "imageDimSize": 768,
+        },
         vision={
             "hidden_size": 1024,
             "intermediate_size": 4096,
@@ -158,3 +178,36 @@ def build_real_width_stack(
         device=device,
         dtype=dtype,
     )
+
+
+class MclipConstraints:
+    """Unit M-CLIP embeddings of prompts, as the official code's `get_normed_embeds` computes them every step.
+
+    The prompts are tokenized with the stack's CLIP tokenizer to the official 77 tokens with their attention
+    mask: a stand-in for the XLM-R tokenizer (no vocabulary file is at hand), same shapes, so the same cost.
+    """
+
+    def __init__(self, model: MultilingualCLIP, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        embeds, _ = self.model(tokens.input_ids.to(device), tokens.attention_mask.to(device))
+        return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
+
+
+def build_constraint_encoder(
+    shape: StackShape, stack: PriorStack, *, layers: int | None = None, seed: int = 1
+) -> MclipConstraints | None:
+    """The official constraint encoder of `shape` with random weights (None: the prior's own CLIP)."""
+    if shape.constraint_text is None:
+        return None
+    config = dict(shape.constraint_text)
+    config["num_hidden_layers"] = layers or config["num_hidden_layers"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MultilingualCLIP(MCLIPConfig(**config))
+    model.to(device=stack.device, dtype=stack.dtype).requires_grad_(False).eval()
+    return MclipConstraints(model, stack.tokenizer)

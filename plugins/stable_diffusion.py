@@ -6,10 +6,11 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from conceptlab.engine.errors import BackendError
+from conceptlab.engine.errors import BackendError, short_reason
 from conceptlab.engine.evaluation.baselines import BaselineRequest, negative_prompt
 from conceptlab.engine.evaluation.metrics import prompt_for
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
+from conceptlab.engine.models.settings import load_settings
 from conceptlab.plugins.kandinsky import LOAD_ERRORS
 
 DEFAULT_STEPS = 50
@@ -22,9 +23,8 @@ def load_stable_diffusion(model: str, device: torch.device, dtype: torch.dtype) 
             model, dtype=dtype, safety_checker=None, requires_safety_checker=False
         )
     except LOAD_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BackendError(
-            f"Could not load Stable Diffusion {model!r} for the sd-neg baseline ({reason[:160]}). Download it "
+            f"Could not load Stable Diffusion {model!r} for the sd-neg baseline ({short_reason(error)}). Download it "
             "where the hub is reachable or pass a local folder with --sd-model; --model tiny runs offline."
         ) from None
     pipeline.set_progress_bar_config(disable=True)
@@ -38,9 +38,13 @@ class StableDiffusionNegativeBaseline:
     uses_backend = False
 
     def _model(self, request: BaselineRequest) -> str:
+        """`--sd-model`, else the settings file's `sd` for the run's backend, else the default (tiny for tiny)."""
         if request.model:
             return request.model
-        return "tiny" if request.backend.model == "tiny" or request.backend.backend == "tiny" else self.default_model
+        tiny = request.backend.model == "tiny" or request.backend.backend == "tiny"
+        backend = "tiny" if tiny else request.backend.backend or request.backend.model
+        named = load_settings().model(backend, "sd")[0] if backend else None
+        return named or ("tiny" if tiny else self.default_model)
 
     def render(self, request: BaselineRequest) -> list[Image.Image]:
         model = self._model(request)

@@ -27,12 +27,21 @@ def _recipe_fingerprint(recipe_files: Sequence[Path]) -> str:
     return hashlib.sha256(recipe).hexdigest()[:12]
 
 
+def cached_folder(name: str, recipe_files: Sequence[Path]) -> Path:
+    """Where `cached_build` keeps `name` for this recipe (built or not)."""
+    return cache_root() / f"{name}-{_recipe_fingerprint(recipe_files)}"
+
+
+def is_built(folder: Path) -> bool:
+    return (folder / ".complete").exists()
+
+
 def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path], None]) -> Path:
     """`cache_root()/<name>-<recipe hash>`, built on first use by `build(folder)` and moved into place atomically.
 
     `recipe_files` are the sources whose content decides what is built (the builder and what it reads)."""
-    folder = cache_root() / f"{name}-{_recipe_fingerprint(recipe_files)}"
-    if (folder / ".complete").exists():
+    folder = cached_folder(name, recipe_files)
+    if is_built(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
@@ -50,13 +59,23 @@ def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path]
     return folder
 
 
-def tiny_world_folder() -> Path:
-    """The cached tiny world (prior stack), built on first use in about 40 s."""
+def _tiny_world_recipe() -> tuple[Path, ...]:
     from conceptlab.engine.training import templates
     from conceptlab.plugins import tiny_world
 
-    recipe = (Path(tiny_world.__file__), Path(templates.__file__))  # it trains on the prompt templates
-    return cached_build("tiny", recipe, tiny_world.save_tiny_world)
+    return (Path(tiny_world.__file__), Path(templates.__file__))  # it trains on the prompt templates
+
+
+def tiny_world_folder() -> Path:
+    """The cached tiny world (prior stack), built on first use in about 40 s."""
+    from conceptlab.plugins import tiny_world
+
+    return cached_build("tiny", _tiny_world_recipe(), tiny_world.save_tiny_world)
+
+
+def tiny_world_built() -> bool:
+    """Whether the tiny world is already in the cache (a first run builds it)."""
+    return is_built(cached_folder("tiny", _tiny_world_recipe()))
 
 
 def tiny_decoder_folder() -> Path:

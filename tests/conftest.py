@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may download anything
+os.environ.setdefault("CONCEPTLAB_CONFIG", "")  # no settings file of the machine applies (tests set their own)
 
 import pytest
 import torch

@@ -232,3 +232,16 @@ def test_bad_input_is_refused_with_one_line_and_no_change(run_cli, workspace, mo
     assert "Traceback" not in err + out
     assert _hashes(root) == before
     assert not (root / "pwned").exists()
+
+
+def test_a_fresh_process_prints_the_one_error_line_and_nothing_the_libraries_log(tmp_path):
+    """In-process runs share one interpreter, so a library's log-once warning at import would show in only one of
+    them; a new process shows what a user sees."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.safetensors"
+    command = [sys.executable, "-c", "from conceptlab.cli.app import run; run()", "info", str(missing)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {missing}: no such concept file."]

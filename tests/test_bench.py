@@ -1,6 +1,7 @@
 """The benchmark compares like with like, and records what it documents (no timing assertions)."""
 
 import json
+import statistics
 
 import torch
 
@@ -12,6 +13,8 @@ from conceptlab.engine.training.benchmark import (
     bench_config,
     bench_words,
     interleaved_median_ms,
+    official_dtype,
+    paired_ratio,
 )
 from conceptlab.engine.training.loop import start_training
 
@@ -78,6 +81,9 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
         "1",
         "--warmup",
         "0",
+        "--repeats",
+        "3",
+        "--no-compiled",
         "--negatives",
         "2",
         "--negative-counts",
@@ -93,19 +99,29 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
     assert report["memory_kind"] == "peak_rss" and report["create_steps"] == 2500
     (stack_report,) = report["stacks"]
     assert stack_report["name"] == "tiny" and stack_report["depth"]["prior_layers"] == 2
+    assert report["gpu"] is None and report["baseline_dtype"] == "float32"  # float16 on CUDA, as the official code
+    fields = {"dtype", "step_ms", "peak_memory_mb", "create_estimate_s", "steps_ms", "step_ms_by_negatives"}
     for side in ("baseline", "ours"):
         part = stack_report[side]
-        assert set(part) == {"dtype", "step_ms", "peak_memory_mb", "create_estimate_s", "step_ms_by_negatives"}
+        assert set(part) == fields | {"compile_s", "constraint_encoder"} and part["compile_s"] is None
         assert part["step_ms"] > 0 and part["peak_memory_mb"] > 0 and set(part["step_ms_by_negatives"]) == {"1", "2"}
-    assert stack_report["ratio"] == stack_report["baseline"]["step_ms"] / stack_report["ours"]["step_ms"]
-    assert "ratio (baseline / ours) with 2 negatives" in stdout
+        assert len(part["steps_ms"]) == 3 and part["step_ms"] == statistics.median(part["steps_ms"])
+    assert "re-encoded every step" in stack_report["baseline"]["constraint_encoder"]
+    assert "compiled" not in stack_report and set(stack_report["ratio"]) == {"ours"}
+    ratio = stack_report["ratio"]["ours"]
+    pairs = [b / o for b, o in zip(stack_report["baseline"]["steps_ms"], stack_report["ours"]["steps_ms"], strict=True)]
+    assert ratio["median"] == statistics.median(pairs) and ratio["pairs"] == 3
+    assert ratio["low"] <= ratio["median"] <= ratio["high"] and ratio["unstable"] == (
+        ratio["low"] <= 1 <= ratio["high"]
+    )
+    assert "baseline / ours with 2 negatives" in stdout
     assert report["render"]["ms_per_image"] > 0 and report["render"]["size"] == 32
     assert report["oracle"]["clip-zeroshot_ms_per_call"] > 0 and report["oracle"]["blip2_ms_per_call"] > 0
     assert "ms/image" in stdout and "oracle per call on 2 images" in stdout
 
 
 def test_bench_json_prints_the_report_on_stdout_and_out_refuses_an_existing_file(run_cli, tmp_path):
-    quick = ("--stacks", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--no-render")
+    quick = ("--stacks", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--no-render", "--no-compiled")
     code, stdout, _ = run_cli("bench", *quick, "--negative-counts", "1", "--sweep-repeats", "1", "--json")
     assert code == 0, stdout
     report = json.loads(stdout)
@@ -133,3 +149,58 @@ def test_sweep_times_the_negative_counts_round_robin_after_one_warm_up_each():
     medians = interleaved_median_ms(steps, torch.device("cpu"), rounds=3)
     assert calls == ["1", "4", "64"] * 4  # one warm-up round, then three timed rounds
     assert set(medians) == {"1", "4", "64"} and all(value >= 0 for value in medians.values())
+
+
+def test_paired_ratio_is_the_median_of_round_ratios_and_unstable_when_its_interval_holds_one():
+    clear = paired_ratio([300.0, 310, 290, 305, 295, 300], [100.0, 101, 99, 100, 102, 98])
+    assert 2.9 < clear["low"] <= clear["median"] <= clear["high"] < 3.1 and not clear["unstable"]
+    noisy = paired_ratio([100.0, 300, 90, 250, 110, 95], [200.0, 100, 180, 100, 100, 100])
+    assert noisy["low"] < 1 < noisy["high"] and noisy["unstable"]
+
+
+def test_the_baseline_runs_at_the_official_precision_and_re_encodes_through_the_given_encoder(stack):
+    """Half precision on CUDA as `use_fp16=True`; the constraint encoder (M-CLIP for 2.1) is run every step."""
+    assert (
+        official_dtype(torch.device("cuda")) == torch.float16 and official_dtype(torch.device("cpu")) == torch.float32
+    )
+    calls = []
+
+    def encoder(prompts):
+        calls.append(list(prompts))
+        return torch.nn.functional.normalize(torch.ones(len(prompts), stack.embedding_dim), dim=-1)
+
+    settings = BenchSettings(negatives=2, negative_counts=(1, 2))
+    baseline = OfficialBaseline(start_training(stack, bench_config(settings)), encoder)
+    for _ in range(2):
+        baseline.step(["pet"], bench_words(2))
+    assert len(calls) == 4  # positives and negatives, every step
+    assert any("pet" in prompt for prompt in calls[0]) and any("thing1" in prompt for prompt in calls[1])
+
+
+def test_the_mclip_constraint_encoder_has_the_real_width_and_unit_outputs():
+    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_constraint_encoder, build_real_width_stack
+
+    shape = REAL_WIDTH_STACKS["kandinsky-2.1"]
+    assert build_constraint_encoder(REAL_WIDTH_STACKS["kandinsky-2.2"], None) is None  # 2.2 has no M-CLIP
+    stack = build_real_width_stack(
+        shape, torch.device("cpu"), torch.float32, text_layers=1, prior_layers=1, vision_layers=1
+    )
+    encoder = build_constraint_encoder(shape, stack, layers=1)
+    config = encoder.model.config
+    assert (config.vocab_size, config.hidden_size, config.numDims) == (250002, 1024, 768)
+    embeds = encoder(["a photo of a cat", "a photo of a dog"])
+    assert embeds.shape == (2, 768) and torch.allclose(embeds.norm(dim=-1), torch.ones(2))
+
+
+def test_bench_json_has_the_compiled_side_with_its_compile_time(run_cli, tmp_path, monkeypatch):
+    from conceptlab.engine.training import compiled_step
+
+    monkeypatch.setattr(compiled_step, "COMPILE_BACKEND", "eager")  # dynamo's capture only: no code generation
+    quick = ("--stacks", "tiny", "--device", "cpu", "--repeats", "2", "--warmup", "1", "--no-render")
+    code, stdout, stderr = run_cli("bench", *quick, "--negative-counts", "1", "--sweep-repeats", "1", "--json")
+    assert code == 0, stderr
+    (stack_report,) = json.loads(stdout)["stacks"]
+    compiled = stack_report["compiled"]
+    assert compiled["compile_s"] > 0 and len(compiled["steps_ms"]) == 2 and compiled["step_ms_by_negatives"] == {}
+    assert compiled["create_estimate_s"] == compiled["step_ms"] * 2.5 + compiled["compile_s"]
+    assert set(stack_report["ratio"]) == {"ours", "compiled"} and stack_report["ratio"]["compiled"]["pairs"] == 2

@@ -115,7 +115,11 @@ def test_force_replaces_a_run(run_cli, tmp_path):
     assert run_cli(*args, "--steps", "10", "--every", "5")[0] == 0
     assert run_cli(*args, "--steps", "6", "--force")[0] == 0
     assert len(read_log(tmp_path / "log.jsonl")) == 6
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0006.safetensors"]
+    # the old run's checkpoints are gone; the state is the new run's, saved at its last step
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "state.safetensors",
+        "step-0006.safetensors",
+    ]
 
 
 def test_mix_blends_weighted_positives_without_negatives(run_cli, tmp_path):

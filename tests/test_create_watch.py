@@ -120,7 +120,7 @@ def test_no_adaptive_with_an_oracle_option_is_refused(tmp_path, run_cli, option)
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (("--category", "vehicle"), "No built-in vocabulary for category 'vehicle'"),
+        (("--category", "spaceship"), "No built-in vocabulary for category 'spaceship'"),
         (("--category", "pet", "--vocab", "nope.txt"), "--vocab nope.txt: no such file"),
         (("--category", "pet", "--vocab", "EMPTY"), "lists no words"),
         (("--category", "pet", "--oracle", "gpt-vision"), "Unknown oracle 'gpt-vision'"),

@@ -31,6 +31,8 @@ def pets(tmp_path):
 def _concept_file(tmp_path, **metadata):
     path = tmp_path / "concept.safetensors"
     base = {"category": "pet", "negatives": [{"word": "cat", "step": 0}, {"word": "hamster", "step": 250}]}
+    # a file records one lineage entry per parent (a file that does not is refused as damaged)
+    base["lineage"] = [{"token": p["token"], "parents": [], "lineage": []} for p in metadata.get("parents", [])]
     save_concept(Concept("<new-pet>", torch.ones(64), {**base, "backend": "tiny", **metadata}), path)
     return path
 

@@ -10,7 +10,7 @@ COMMAND_LINE_ONLY = {"out", "force", "resume", "offload"}
 """Where a command writes, whether it replaces files, resuming, offloading: a batch decides these for its jobs."""
 EVALUATE_ONLY = {"images", "parent_images", "weights", "baseline", "sd_model"}
 """evaluate's folders to score, its parents' folders and baselines: the batch's evaluate job renders its concepts."""
-REPORTING_ONLY = {"json", "csv", "plot", "protocol", "quick", "ray", "max_parallel"}
+REPORTING_ONLY = {"json", "plain", "csv", "plot", "protocol", "quick", "ray", "max_parallel"}
 """Output formats and evaluate's whole-protocol mode: a job writes metrics.json and rows.csv itself."""
 
 

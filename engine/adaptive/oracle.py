@@ -51,6 +51,8 @@ class OracleOptions:
     model: str | None = None
     """The oracle's own weights (a hub id or folder); None: the oracle's default."""
     vocab_file: Path | None = None
+    revision: str | None = None
+    """Hub revision of `model`."""
 
 
 @runtime_checkable

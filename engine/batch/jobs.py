@@ -71,7 +71,7 @@ def _folder_files(root: Path, folder: Path) -> tuple[str, ...]:
 
 def _decoder(cache: ModelCache, choice: ModelChoice):
     """The decoder waits on the CPU between uses: a batch keeps several models loaded."""
-    return cache.decoder(cache.prior(choice), place=IDLE_DEVICE)
+    return cache.decoder(cache.prior(choice), choice.decoder, choice.decoder_revision, place=IDLE_DEVICE)
 
 
 def _create(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> Any:
@@ -113,10 +113,11 @@ def _evolve(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_
 def _sample(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> str:
     paths = tuple(Path(inputs[name]) for name in job.options["concepts"])
     choice = model_choice(job.options, [load_concept(path) for path in paths], model)
-    request = SampleRequest(
-        **field_values(SampleRequest, job.options)
-        | {"concepts": paths, "model": choice.model, "backend": choice.backend, "out": Path(job.out), "force": True}
-    )
+    values = field_values(SampleRequest, job.options)
+    values |= {"concepts": paths, "model": choice.model, "backend": choice.backend, "revision": choice.revision}
+    if values.get("via") is None:  # a --via route renders without the decoder
+        values |= {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision}
+    request = SampleRequest(**values | {"out": Path(job.out), "force": True})
     result = sample(request, cache=cache, on_image=lambda index: on_progress(index + 1, request.n))
     return f"{len(result.images)} images"
 
@@ -142,7 +143,7 @@ def _evaluate(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, o
             concept_image_set(concept, images, concept_target(concept, category, negatives, vocabulary, path, parents))
         )
         on_progress(index + 1, len(concepts))
-    clip = evaluating_clip(options.get("clip"), choice, cache)
+    clip = evaluating_clip(options.get("clip"), choice, cache, options.get("clip_revision"))
     judge = load_judge(options["judge"], loaded, vocabulary and Path(vocabulary)) if options.get("judge") else None
     rows = evaluate_image_sets(clip, sets, judge=judge)
     write_json(Path(job.out) / METRICS_FILE, results_json(rows, clip.name, judge.record() if judge else None))

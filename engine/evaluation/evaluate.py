@@ -207,7 +207,7 @@ def baseline_images(
         prior_steps,
         on_image=on_image,
         loaded=loaded,
-        decoder=cache.decoder(loaded) if loaded else None,
+        decoder=cache.decoder(loaded, choice.decoder, choice.decoder_revision) if loaded else None,
     )
     return baseline.render(request)
 

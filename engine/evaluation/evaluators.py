@@ -15,6 +15,7 @@ from conceptlab.engine.evaluation.metrics import ClipEmbedder
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import find, names, resolve_model
+from conceptlab.engine.models.settings import configured
 
 EVALUATOR_GROUP = "conceptlab.evaluators"
 GENERIC_EVALUATOR = "clip"
@@ -27,8 +28,8 @@ class ClipLoader(Protocol):
     name: str
     default_model: str
 
-    def load(self, model: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedder:
-        """Load the CLIP `model` (hub id or folder); raise `BackendError` with one line when it is absent."""
+    def load(self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None) -> ClipEmbedder:
+        """Load the CLIP `model` (hub id or folder, at `revision`); raise `BackendError` in one line when absent."""
         ...
 
 
@@ -36,15 +37,15 @@ def _loader(name: str) -> ClipLoader:
     return find(EVALUATOR_GROUP, name)()
 
 
-def load_clip(spec: str, device: torch.device, dtype: torch.dtype) -> ClipEmbedder:
+def load_clip(spec: str, device: torch.device, dtype: torch.dtype, revision: str | None = None) -> ClipEmbedder:
     """`spec` is an evaluator name (its default CLIP), or a CLIP hub id or folder for the generic evaluator."""
     spec = spec.strip()
     if not spec:
         raise UsageError("--clip is empty; give a CLIP hub id, a folder, or an evaluator name.")
     if spec in names(EVALUATOR_GROUP):
         loader = _loader(spec)
-        return loader.load(loader.default_model, device, dtype)
-    return _loader(GENERIC_EVALUATOR).load(spec, device, dtype)
+        return loader.load(loader.default_model, device, dtype, revision)
+    return _loader(GENERIC_EVALUATOR).load(spec, device, dtype, revision)
 
 
 def default_clip(choice: ModelChoice) -> str:
@@ -56,11 +57,23 @@ def default_clip(choice: ModelChoice) -> str:
     return backend.evaluation_clip
 
 
-def evaluating_clip(spec: str | None, choice: ModelChoice, cache: ModelCache | None = None) -> ClipEmbedder:
+def _backend_name(choice: ModelChoice) -> str | None:
+    try:
+        return resolve_model(choice.model, choice.backend)[0].name
+    except UsageError:
+        return None
+
+
+def evaluating_clip(
+    spec: str | None, choice: ModelChoice, cache: ModelCache | None = None, revision: str | None = None
+) -> ClipEmbedder:
     """The CLIP that scores images: `spec` (`--clip`), else the backend's own (`default_clip`), on `choice`'s device."""
+    if spec is None:
+        backend = _backend_name(choice)
+        spec, revision = configured(backend, "clip", None, revision) if backend else (None, revision)
     chosen = spec or default_clip(choice)
 
     def load() -> ClipEmbedder:
-        return load_clip(chosen, *choice.placement())
+        return load_clip(chosen, *choice.placement(), revision)
 
-    return (cache or ModelCache()).other(("clip", chosen, choice.device, choice.dtype), load)
+    return (cache or ModelCache()).other(("clip", chosen, revision, choice.device, choice.dtype), load)

@@ -29,7 +29,7 @@ from conceptlab.engine.evaluation.evaluate import (
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
 from conceptlab.engine.evaluation.judge import check_judge, load_judge
 from conceptlab.engine.evaluation.metrics import EvaluationTarget
-from conceptlab.engine.io.images import load_images
+from conceptlab.engine.io.images import load_images, scored_image_files
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, renamed
@@ -73,9 +73,13 @@ class EvaluateRequest:
     revision: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    decoder: str | None = None
+    """None: the decoder the first concept records, else the backend's."""
+    decoder_revision: str | None = None
     clip: str | None = None
     judge: str | None = None
     """A `conceptlab.oracles` entry that answers validity and vqa-novelty questions (None: those are left out)."""
+    clip_revision: str | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -84,7 +88,8 @@ class EvaluateRequest:
             raise UsageError("Nothing to evaluate; give concept files, --images DIR, --baseline or --protocol paper.")
 
     def model_choice(self, concepts: Sequence[Concept]) -> ModelChoice:
-        return ModelChoice.for_concepts(concepts, self.model, self.backend, self.device, self.dtype, self.revision)
+        model = (self.model, self.backend, self.device, self.dtype, self.revision)
+        return ModelChoice.for_concepts(concepts, *model, self.decoder, self.decoder_revision)
 
 
 @dataclass(frozen=True)
@@ -117,15 +122,16 @@ def evaluate(
         categories = [target.category for target in targets] or [request.category or ""]
         check_judge(request.judge, categories, request.vocab)
     if request.images:
-        sets = _folder_sets(request, concepts, targets)
+        sets, skipped = _folder_sets(request, concepts, targets)
+        notes += skipped
     else:
-        sets = [
-            concept_image_set(concept, *_rendered(request, concept, choice, cache, on_task), target)
-            for concept, target in zip(concepts, targets, strict=True)
-        ]
+        sets = []
+        for concept, target in zip(concepts, targets, strict=True):
+            images, costs = _rendered(request, concept, choice, cache, on_task)
+            sets.append(concept_image_set(concept, images, target, costs))
     baseline_targets = targets or [category_target(request.category, request.negatives, request.vocab, "--baseline")]
     sets += _baseline_sets(request, baseline_targets, choice, cache, on_task)
-    clip = evaluating_clip(request.clip, choice, cache)
+    clip = evaluating_clip(request.clip, choice, cache, request.clip_revision)
     judge = load_judge(request.judge, cache.prior(choice), request.vocab) if request.judge else None
     rows = evaluate_image_sets(clip, sets, judge=judge)
     return EvaluateResult(tuple(rows), clip.name, notes, judge.record() if judge else None)
@@ -162,7 +168,8 @@ def _parents(request: EvaluateRequest, concepts: list[Concept]) -> tuple[Parents
     chosen = chosen or tuple(1 / len(folders) for _ in folders)
     if len(chosen) != len(folders):
         raise UsageError(f"--weights has {len(chosen)} values for {len(folders)} --parent-images; give one each.")
-    return {folder.name: (weight, load_images(folder)) for folder, weight in zip(folders, chosen, strict=True)}, ()
+    pairs = zip(folders, chosen, strict=True)
+    return {folder.name: (weight, load_images(folder, scored_image_files(folder)[0])) for folder, weight in pairs}, ()
 
 
 def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[EvaluationTarget]:
@@ -171,15 +178,26 @@ def _with_parents(targets: list[EvaluationTarget], parents: Parents) -> list[Eva
     return [with_parents(target, parents) for target in targets]
 
 
-def _folder_sets(request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]) -> list[ImageSet]:
-    """Rows scored on given images: one concept's target on one folder, or each folder against --category."""
+def _folder_sets(
+    request: EvaluateRequest, concepts: list[Concept], targets: list[EvaluationTarget]
+) -> tuple[list[ImageSet], tuple[str, ...]]:
+    """Rows scored on given images: one concept's target on one folder, or each folder against --category; and a
+    note per folder whose grids, strips or plots were left out."""
+    images, notes = {}, []
+    for folder in request.images:
+        files, skipped = scored_image_files(folder)
+        images[folder] = load_images(folder, files)
+        if skipped:
+            notes.append(f"{folder}: skipped {skipped} grid/strip/plot file(s) the toolkit wrote; scored {len(files)}.")
     if concepts:
         folder = request.images[0]
-        return [concept_image_set(concepts[0], load_images(folder), targets[0], recorded_costs(folder))]
-    return [
-        ImageSet(folder.name, "images", load_images(folder), target, costs=recorded_costs(folder))
+        image_set = concept_image_set(concepts[0], images[folder], targets[0], recorded_costs(folder))
+        return [image_set], tuple(notes)
+    sets = [
+        ImageSet(folder.name, "images", images[folder], target, costs=recorded_costs(folder))
         for folder, target in zip(request.images, targets, strict=True)
     ]
+    return sets, tuple(notes)
 
 
 def _rendered(
@@ -188,7 +206,7 @@ def _rendered(
     """The concept's images and what they cost ("render-seconds", per image)."""
     loaded = cache.prior(choice)
     settings = render_settings(loaded.backend, size=request.size, steps=request.steps)
-    decoder = cache.decoder(loaded)
+    decoder = cache.decoder(loaded, choice.decoder, choice.decoder_revision)
     clock = RenderClock(on_task(f"Rendering {concept.token}", request.count))
     images = render_concept_images(concept, loaded, decoder, request.count, request.seed, settings, clock)
     return images, {"render-seconds": clock.seconds_per_image}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import stat
@@ -65,14 +66,32 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_images(folder: Path) -> list[Image.Image]:
-    return open_images(image_files(folder), folder)
+TOOLKIT_PICTURES = ("*-grid.png", "strip.png", "similarities.png")
+"""What the toolkit writes beside its images (sample's grids, create's strip, the similarity plot): not images of a
+concept, so never scored as one."""
 
 
-def open_images(paths: Sequence[Path], folder: Path) -> list[Image.Image]:
-    """`paths` (files of `folder`) as RGB images; one line naming the file that cannot be one."""
+def _toolkit_picture(path: Path) -> bool:
+    return any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in TOOLKIT_PICTURES)
+
+
+def scored_image_files(folder: Path) -> tuple[list[Path], int]:
+    """The images of `folder` to score and how many toolkit pictures (grids, strips, plots) were left out; a folder
+    with none left is refused in one line."""
+    files = image_files(folder)
+    kept = [path for path in files if not _toolkit_picture(path)]
+    if not kept:
+        raise UsageError(
+            f"Image folder {folder} holds only grids, strips or plots the toolkit wrote ({len(files)}); "
+            "give the folder of the images themselves."
+        )
+    return kept, len(files) - len(kept)
+
+
+def load_images(folder: Path, files: Sequence[Path] | None = None) -> list[Image.Image]:
+    """The images `files` of `folder` (default: all of them), as RGB; one line naming a file that cannot be one."""
     images = []
-    for path in paths:
+    for path in image_files(folder) if files is None else files:
         problem = image_problem(path)
         if problem:
             raise UsageError(f"{path} {problem}; remove it from {folder}.")

@@ -10,6 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+BACKEND_GROUP = "conceptlab.backends"
+"""The entry-point group backends register under."""
+
 
 @dataclass
 class PriorStack:
@@ -40,6 +43,9 @@ class DecoderStack:
     pipeline: Any
     device: torch.device
     dtype: torch.dtype
+    source: str | None = None
+    """The hub id, backend name or local folder it was loaded from (what a concept records as its decoder)."""
+    revision: str | None = None
 
     @property
     def image_embedding_dim(self) -> int:

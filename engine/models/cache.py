@@ -25,9 +25,10 @@ class ModelCache:
         self._others: dict[Hashable, Any] = {}
 
     def prior(self, choice: ModelChoice) -> LoadedPrior:
-        if choice not in self._priors:
-            self._priors[choice] = load_prior(choice)
-        return self._priors[choice]
+        key = choice.prior_only
+        if key not in self._priors:
+            self._priors[key] = load_prior(key)
+        return self._priors[key]
 
     def decoder(
         self,

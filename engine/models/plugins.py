@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.backend import Backend
-
-BACKEND_GROUP = "conceptlab.backends"
+from conceptlab.engine.models.backend import BACKEND_GROUP, Backend
+from conceptlab.engine.models.settings import load_settings
 
 
 def names(group: str) -> list[str]:
@@ -45,11 +44,16 @@ def load_backend(name: str) -> Backend:
     return find(BACKEND_GROUP, name)()
 
 
+def default_prior(backend: Backend) -> str:
+    """What a backend's name means as `--model`: the prior the settings file names for it, else its default."""
+    return load_settings().model(backend.name, "prior")[0] or backend.default_model
+
+
 def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]:
     """Map `--model` (a backend name, a hub id or a folder) and `--backend` to a backend and a model reference.
 
-    A backend name alone means that backend's default model. A hub id or folder needs `--backend`, unless it is
-    some backend's default model id.
+    A backend name alone means that backend's default model (or the prior the settings file names for it). A hub id
+    or folder needs `--backend`, unless it is some backend's default model id.
     """
     model = model.strip()
     if not model:
@@ -57,10 +61,10 @@ def resolve_model(model: str, backend: str | None = None) -> tuple[Backend, str]
     names = backend_names()
     if backend is not None:
         chosen = load_backend(backend)
-        return chosen, chosen.default_model if model == chosen.name else model
+        return chosen, default_prior(chosen) if model == chosen.name else model
     if model in names:
         chosen = load_backend(model)
-        return chosen, chosen.default_model
+        return chosen, default_prior(chosen)
     for name in names:
         candidate = load_backend(name)
         if candidate.default_model == model:

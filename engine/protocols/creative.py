@@ -50,7 +50,7 @@ from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.models import resolve_family
 from conceptlab.engine.io.atomic import write_json, write_text
-from conceptlab.engine.io.images import load_images, open_images, save_renders
+from conceptlab.engine.io.images import load_images, save_renders
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
@@ -287,7 +287,7 @@ def imagine_rows(run: CreativeRun, category: str) -> list[ImageSet]:
             on_image(event.image)
 
     result = imagine(request, progress, kandinsky=run.loaded())
-    images = open_images(result.paths, result.out)
+    images = load_images(result.out, result.paths)
     # as imagine.json records them (rounded), so a rerun that reads them back reports the same costs
     seconds = [round(image.seconds_denoising, 4) + round(image.seconds_asking, 4) for image in result.images]
     costs = {"render-seconds": seconds}
@@ -327,8 +327,11 @@ def creative_summary(rows: list[EvaluationRow], sets: list[ImageSet], evaluator:
     return summary
 
 
-def check_creative(config: CreativeConfig, model: ModelChoice, judge: str) -> None:
-    """Refuse what would fail late (an unknown method or baseline, a judge that cannot judge a category) now."""
+def check_creative(config: CreativeConfig, model: ModelChoice) -> str:
+    """Refuse what would fail late (an unknown method or baseline, a model imagine cannot steer, a judge that cannot
+    judge a category) before anything loads; return the judge's name (None in the config: the backend's oracle)."""
+    backend, _ = resolve_model(model.model, model.backend)
+    judge = config.judge or backend.default_oracle
     for method in config.methods:
         if method not in METHODS:
             raise UsageError(f"Unknown method {method!r} for --protocol creative; known: {', '.join(METHODS)}.")
@@ -337,6 +340,7 @@ def check_creative(config: CreativeConfig, model: ModelChoice, judge: str) -> No
     if "imagine" in config.methods:
         resolve_family(model.model, model.backend)
     check_judge(judge, config.categories, None)
+    return judge
 
 
 def run_creative(
@@ -353,8 +357,7 @@ def run_creative(
     The concepts train as a batch plan (`batch_options` go to `run_plan`: `ray`, `address`, `max_parallel`).
     """
     run = CreativeRun(config, model, Path(out), on_task or no_progress, force)
-    judge_name = config.judge or run.backend.default_oracle
-    check_creative(config, model, judge_name)
+    judge_name = check_creative(config, model)
     trained, reused = run.train(batch_options or {})
     sets = [s for category in config.categories for method in config.methods for s in METHODS[method](run, category)]
     judge = load_judge(judge_name, run.models.prior(model), None)

@@ -131,7 +131,9 @@ def concept_name(category: str, pair: tuple[str, ...], seed: int) -> str:
 def training_plan(config: ProtocolConfig, model: ModelChoice, out: Path) -> Plan:
     """One `create` job per category, pair of negatives and seed: the batch runner trains them, here or on Ray."""
     model_options = {"model": model.model, "device": model.device, "dtype": model.dtype}
-    model_options |= {key: value for key, value in (("backend", model.backend), ("revision", model.revision)) if value}
+    named = {"backend": model.backend, "revision": model.revision}
+    named |= {"decoder": model.decoder, "decoder_revision": model.decoder_revision}
+    model_options |= {key: value for key, value in named.items() if value}
     steps = {"steps": config.train_steps} if config.train_steps else {}
     jobs = tuple(
         Job(
@@ -199,7 +201,9 @@ class ProtocolRun:
         )
 
     def _model_source(self) -> dict[str, Any]:
-        return {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
+        source = {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
+        named = {"decoder": self.model.decoder, "decoder_revision": self.model.decoder_revision}
+        return source | {key: value for key, value in named.items() if value}
 
     def concept_set(self, category: str, pair: tuple[str, ...], seed: int) -> ImageSet:
         name = concept_name(category, pair, seed)
@@ -211,7 +215,7 @@ class ProtocolRun:
         source |= {"render": asdict(settings), **self._model_source()}
         if not already_rendered(images_dir, source, self.force):
             loaded = self.models.prior(self.model)
-            decoder = self.models.decoder(loaded)
+            decoder = self.models.decoder(loaded, self.model.decoder, self.model.decoder_revision)
             clock = RenderClock(self.on_task(f"render {name}", count))
             images = render_concept_images(concept, loaded, decoder, count, self.config.image_seed, settings, clock)
             record_costs(images_dir, {"render-seconds": clock.seconds_per_image})

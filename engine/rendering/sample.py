@@ -115,10 +115,12 @@ def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed:
     return fill_prompt(prompt, [concept.token for concept in concepts])
 
 
-def check_size(decoder: DecoderStack, size: int) -> None:
+def check_size(decoder: DecoderStack, size: int, option: str = "--size") -> None:
     multiple = decoder.size_multiple
     if size <= 0 or size % multiple:
-        raise UsageError(f"--size {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8}).")
+        raise UsageError(
+            f"{option} {size}: this decoder needs a positive multiple of {multiple} (e.g. {multiple * 8})."
+        )
 
 
 def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
@@ -224,11 +226,12 @@ def sample(
     RenderSettings(**{key: value for key, value in chosen.items() if value is not None})
     cache = cache or ModelCache()
     model = (request.model, request.backend, request.device, request.dtype, request.revision)
-    loaded = cache.prior(ModelChoice.for_concepts(concepts, *model))
+    choice = ModelChoice.for_concepts(concepts, *model, request.decoder, request.decoder_revision)
+    loaded = cache.prior(choice)
     for path, concept in zip(request.concepts, concepts, strict=True):
         check_concept_fits(concept, loaded.info, source=str(path))
     place = None if request.offload is False else IDLE_DEVICE
-    decoder = cache.decoder(loaded, request.decoder, request.decoder_revision, place=place)
+    decoder = cache.decoder(loaded, choice.decoder, choice.decoder_revision, place=place)
     return render_samples(
         concepts,
         request.prompt,

@@ -1,16 +1,21 @@
-"""The benchmark: the engine's `create` step against a faithful re-implementation of the official code's step.
+"""The benchmark: the engine's `create` step, eager and compiled, against a re-implementation of the official step.
 
-Both sides run on prior stacks built by the caller (a backend or random weights of the real widths), in the
-same process. The baseline does the official per-step work (kfirgoldberg/ConceptLab, `training/coach.py`):
-float32; the prompt and the empty prompt encoded together every step; the full 81-token prior context;
-every positive and negative constraint re-encoded through the text encoder every step; AdamW over the whole
-token-embedding matrix, with every other row restored afterwards. Ours is `TrainingSession.step`, as shipped.
+The sides run on prior stacks built by the caller (a backend or random weights of the real widths), in the same
+process, timed interleaved step by step (baseline, ours, compiled, baseline, ...) so that drift on a shared machine
+falls on every side alike; each round's ratio is a paired sample. The baseline does the official per-step work
+(kfirgoldberg/ConceptLab, `training/coach.py`, with `use_fp16=True` in `kandinsky2/load_utils.py`): half precision
+on CUDA (float32 elsewhere, as there); the prompt and the empty prompt encoded together every step; the full
+81-token prior context; every positive and negative constraint re-encoded every step (`get_normed_embeds`, through
+the 2.1 decoder's M-CLIP text encoder when the caller gives one, else the prior's CLIP); AdamW over the whole
+token-embedding matrix, with every other row restored afterwards. Ours is `TrainingSession.step`, as shipped;
+compiled is the same with `config.compile`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import random
 import resource
 import statistics
 import time
@@ -32,7 +37,11 @@ from conceptlab.engine.training.loop import TrainingSession, start_training
 from conceptlab.engine.training.objectives import conceptlab_loss
 
 StackFactory = Callable[[torch.device, torch.dtype], PriorStack]
+ConstraintEncoder = Callable[[list[str]], torch.Tensor]
+"""Prompts -> unit text embeddings, run every step by the baseline (the official code's `get_normed_embeds`)."""
+ConstraintFactory = Callable[[PriorStack], ConstraintEncoder | None]
 ProgressCallback = Callable[[str], None]
+SIDES = ("baseline", "ours", "compiled")
 
 NEGATIVE_COUNTS = (1, 4, 16, 64)
 CREATE_STEPS = 2500
@@ -42,14 +51,17 @@ SECTIONS = ("step", "negatives", "render", "oracle")
 
 @dataclass(frozen=True)
 class BenchSettings:
-    repeats: int = 3
-    """Timed steps per measurement; the median is reported."""
+    repeats: int = 10
+    """Timed rounds of the main comparison (one step of each side per round); medians and paired ratios."""
     warmup: int = 1
     negatives: int = 3
     negative_counts: tuple[int, ...] = NEGATIVE_COUNTS
     sweep_repeats: int = 7
     """Timed steps per negative count (round-robin over the counts), after one warm-up step each."""
     seed: int = 0
+    compiled: bool = True
+    """Also time the compiled step (its first step, compiling included, is reported apart)."""
+    bootstrap: int = 2000
 
 
 def bench_words(count: int) -> list[str]:
@@ -57,11 +69,16 @@ def bench_words(count: int) -> list[str]:
     return [f"thing{index}" for index in range(count)]
 
 
-def bench_config(settings: BenchSettings) -> CreateConfig:
+def bench_config(settings: BenchSettings, token: str = "<bench-pet>", **extra) -> CreateConfig:
     negatives = tuple(bench_words(max(settings.negatives, *settings.negative_counts)))
     return create_config(
-        "pet", negatives, token="<bench-pet>", steps=CREATE_STEPS, learning_rate=1e-4, seed=settings.seed
+        "pet", negatives, token=token, steps=CREATE_STEPS, learning_rate=1e-4, seed=settings.seed, **extra
     )
+
+
+def official_dtype(device: torch.device) -> torch.dtype:
+    """The official code's precision: `use_fp16=True` halves the prior and text encoders; on a CPU, float32."""
+    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 class OfficialBaseline:
@@ -71,8 +88,9 @@ class OfficialBaseline:
     swapped into the text encoder while it runs.
     """
 
-    def __init__(self, session: TrainingSession):
+    def __init__(self, session: TrainingSession, constraints: ConstraintEncoder | None = None):
         self.stack, self.config = session.stack, session.config
+        self.constraints = constraints
         self.token_id = session.placeholder.token_id
         embeddings = self.stack.text_encoder.text_model.embeddings
         self._ours = embeddings.token_embedding
@@ -93,6 +111,8 @@ class OfficialBaseline:
         )
 
     def _normed_embeds(self, prompts: list[str]) -> torch.Tensor:
+        if self.constraints is not None:
+            return self.constraints(prompts).float()
         with torch.no_grad():
             embeds = encode_prompts(self.stack.tokenizer, self.stack.text_encoder, prompts).text_embeds.float()
         return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
@@ -154,6 +174,16 @@ class PeakMemory:
         with contextlib.suppress(OSError):  # Linux: writing 5 resets the peak RSS (VmHWM) to the current RSS
             Path("/proc/self/clear_refs").write_text("5")
 
+    def current_mb(self) -> float:
+        """Allocated CUDA memory, or the resident set size, now."""
+        if self.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.device) / 2**20
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
     def peak_mb(self) -> float:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -203,31 +233,82 @@ def interleaved_median_ms(
     return {key: 1000 * statistics.median(values) for key, values in times.items()}
 
 
+def interleaved_steps(
+    steps: dict[str, Callable[[], object]], device: torch.device, rounds: int
+) -> dict[str, list[float]]:
+    """Milliseconds of each call, `rounds` rounds of one call of each step in turn (no warm-up here)."""
+    times: dict[str, list[float]] = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            _synchronize(device)
+            start = time.perf_counter()
+            step()
+            _synchronize(device)
+            times[key].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """Median of the per-round ratios with a 95% bootstrap interval (resampling rounds); "unstable" when the
+    interval holds 1.0, i.e. this run cannot tell which side is faster."""
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    draw = random.Random(seed)
+    medians = sorted(statistics.median(draw.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    low, high = medians[int(0.025 * resamples)], medians[min(resamples - 1, int(0.975 * resamples))]
+    return {
+        "median": statistics.median(ratios),
+        "low": low,
+        "high": high,
+        "unstable": low <= 1.0 <= high,
+        "pairs": len(ratios),
+    }
+
+
+def tensor_mb(tensors: list[torch.Tensor]) -> float:
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def stack_tensors(stack: PriorStack) -> list[torch.Tensor]:
+    """Every parameter and buffer of the stack's models (shared ones once)."""
+    seen: dict[int, torch.Tensor] = {}
+    for module in (stack.text_encoder, stack.prior, stack.image_encoder):
+        for tensor in [*module.parameters(), *module.buffers()]:
+            seen.setdefault(id(tensor), tensor)
+    return list(seen.values())
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [value for state in optimizer.state.values() for value in state.values() if torch.is_tensor(value)]
+
+
 @dataclass
 class SideReport:
-    """One side (baseline or ours) on one stack."""
+    """One side (baseline, ours or compiled) on one stack."""
 
     dtype: str
     step_ms: float
+    """Median of the interleaved rounds."""
     peak_memory_mb: float
+    """Its models and state, plus the peak rise during one of its steps (the other sides' models not counted)."""
     create_estimate_s: float
+    steps_ms: list[float] = field(default_factory=list)
     step_ms_by_negatives: dict[str, float] = field(default_factory=dict)
+    compile_s: float | None = None
+    """compiled: the first step's time over a steady step's (tracing, compiling and capturing)."""
+    constraint_encoder: str = "cached"
 
 
 @dataclass
 class StackReport:
     name: str
     depth: dict[str, int | str]
-    baseline: SideReport
-    ours: SideReport
-
-    @property
-    def ratio(self) -> float:
-        return self.baseline.step_ms / self.ours.step_ms
+    sides: dict[str, SideReport]
+    ratios: dict[str, dict]
+    """baseline / side, per round: "ours" and "compiled"."""
 
     def growth(self, side: str) -> float:
         """Step time with the most negatives over the step time with the fewest."""
-        by_negatives = getattr(self, side).step_ms_by_negatives
+        by_negatives = self.sides[side].step_ms_by_negatives
         counts = sorted(by_negatives, key=int)
         return by_negatives[counts[-1]] / by_negatives[counts[0]]
 
@@ -235,45 +316,94 @@ class StackReport:
         return {
             "name": self.name,
             "depth": self.depth,
-            "baseline": asdict(self.baseline),
-            "ours": asdict(self.ours),
-            "ratio": self.ratio,
-            "negatives_growth": {"baseline": self.growth("baseline"), "ours": self.growth("ours")},
+            **{side: asdict(report) for side, report in self.sides.items()},
+            "ratio": self.ratios,
+            "negatives_growth": {side: self.growth(side) for side in ("baseline", "ours")},
         }
 
 
-def _measure_side(
-    stack: PriorStack, settings: BenchSettings, side: str, device: torch.device, progress: ProgressCallback
-) -> SideReport:
-    session = start_training(stack, bench_config(settings))
-    positives = list(session.config.positives)
+@dataclass
+class _Side:
+    step: Callable[[int], object]
+    """step(negative count) runs one step."""
+    dtype: torch.dtype
+    held: Callable[[], list[torch.Tensor]]
+    constraint_encoder: str
+
+
+def _sides(
+    stacks: dict[str, PriorStack],
+    settings: BenchSettings,
+    constraints: ConstraintEncoder | None,
+    compile_backend: str | None,
+) -> dict[str, _Side]:
+    """The three sides' steps; compiled shares ours' stack under its own token."""
+    positives = ["pet"]
     words = bench_words(max(settings.negatives, *settings.negative_counts))
     counter = iter(range(1, 10**9))
-    if side == "baseline":
-        baseline = OfficialBaseline(session)
+    baseline_session = start_training(stacks["baseline"], bench_config(settings))
+    baseline = OfficialBaseline(baseline_session, constraints)
+    ours = start_training(stacks["ours"], bench_config(settings))
+    encoder = "mclip" if constraints is not None else "clip"
+    sides = {
+        "baseline": _Side(
+            lambda count: baseline.step(positives, words[:count]),
+            stacks["baseline"].dtype,
+            lambda: [
+                *stack_tensors(stacks["baseline"]),
+                *_encoder_tensors(constraints),
+                baseline.embedding.weight,
+                baseline.original,
+                *optimizer_tensors(baseline.optimizer),
+            ],
+            f"{encoder}, re-encoded every step",
+        ),
+        "ours": _Side(
+            lambda count: ours.step(next(counter), positives, words[:count]),
+            stacks["ours"].dtype,
+            lambda: [*stack_tensors(stacks["ours"]), ours.placeholder.vector, *optimizer_tensors(ours.optimizer)],
+            "clip, cached once per template and word",
+        ),
+    }
+    if settings.compiled:
+        config = bench_config(settings, token="<bench-pet-compiled>", compile=True)
+        compiled = start_training(stacks["ours"], config, compile_backend=compile_backend)
+        sides["compiled"] = _Side(
+            lambda count: compiled.step(next(counter), positives, words[:count]),
+            stacks["ours"].dtype,
+            lambda: [
+                *stack_tensors(stacks["ours"]),
+                compiled.placeholder.vector,
+                *optimizer_tensors(compiled.optimizer),
+            ],
+            "clip, cached once per template and word",
+        )
+    return sides
 
-        def run(count: int) -> Callable[[], object]:
-            return lambda: baseline.step(positives, words[:count])
-    else:
 
-        def run(count: int) -> Callable[[], object]:
-            return lambda: session.step(next(counter), positives, words[:count])
+def _encoder_tensors(constraints: ConstraintEncoder | None) -> list[torch.Tensor]:
+    model = getattr(constraints, "model", None)
+    return [*model.parameters(), *model.buffers()] if model is not None else []
 
-    progress(f"{side}: {settings.negatives} negatives")
+
+def _first_steps(sides: dict[str, _Side], settings: BenchSettings, device: torch.device) -> dict[str, dict]:
+    """Each side's warm-up steps, one at a time: the first one's time (the compiled side compiles there) and the
+    memory a step adds over what is resident."""
     memory = PeakMemory(device)
-    memory.reset()  # the models and what the side keeps are resident, so they count; setup's transients do not
-    step_seconds = median_seconds(run(settings.negatives), device, settings.warmup, settings.repeats)
-    peak = memory.peak_mb()
-    progress(f"{side}: {', '.join(map(str, settings.negative_counts))} negatives, interleaved")
-    sweep = {str(count): run(count) for count in settings.negative_counts}
-    by_negatives = interleaved_median_ms(sweep, device, settings.sweep_repeats)
-    return SideReport(
-        str(stack.dtype).removeprefix("torch."),
-        1000 * step_seconds,
-        peak,
-        step_seconds * CREATE_STEPS,
-        by_negatives,
-    )
+    measured = {}
+    for name, side in sides.items():
+        memory.reset()
+        before = memory.current_mb()
+        times = []
+        for _ in range(max(1, settings.warmup)):
+            _synchronize(device)
+            start = time.perf_counter()
+            side.step(settings.negatives)
+            _synchronize(device)
+            times.append(1000 * (time.perf_counter() - start))
+        rise = max(0.0, memory.peak_mb() - before)
+        measured[name] = {"first_ms": times[0], "peak_memory_mb": tensor_mb(side.held()) + rise}
+    return measured
 
 
 def benchmark_stack(
@@ -284,16 +414,51 @@ def benchmark_stack(
     dtype: torch.dtype,
     settings: BenchSettings,
     progress: ProgressCallback = lambda _: None,
+    constraint_encoder: ConstraintFactory = lambda _: None,
+    compile_backend: str | None = None,
 ) -> StackReport:
-    """Build the stack for each side in turn (baseline in float32, ours in `dtype`), measure, free it."""
-    sides = {}
-    for side, side_dtype in (("baseline", torch.float32), ("ours", dtype)):
-        progress(f"{name}: building the {side} stack")
-        stack = build(device, side_dtype)
-        sides[side] = _measure_side(stack, settings, side, device, lambda text: progress(f"{name} {text}"))
-        del stack
-        gc.collect()
-    return StackReport(name, depth, sides["baseline"], sides["ours"])
+    """Build the baseline's stack (official precision, with its constraint encoder) and ours (`dtype`), time the
+    sides interleaved round by round, sweep the negative counts, free them."""
+    progress(f"{name}: building the stacks")
+    stacks = {"baseline": build(device, official_dtype(device)), "ours": build(device, dtype)}
+    sides = _sides(stacks, settings, constraint_encoder(stacks["baseline"]), compile_backend)
+    progress(f"{name}: first steps" + (" (compiling)" if settings.compiled else ""))
+    first = _first_steps(sides, settings, device)
+    progress(f"{name}: {settings.repeats} interleaved rounds with {settings.negatives} negatives")
+    times = interleaved_steps(
+        {key: _count_step(side, settings.negatives) for key, side in sides.items()}, device, settings.repeats
+    )
+    sweeps = {}
+    for key in ("baseline", "ours"):
+        progress(f"{name} {key}: {', '.join(map(str, settings.negative_counts))} negatives, interleaved")
+        sweep = {str(count): _count_step(sides[key], count) for count in settings.negative_counts}
+        sweeps[key] = interleaved_median_ms(sweep, device, settings.sweep_repeats)
+    reports = {}
+    for key, side in sides.items():
+        step_ms = statistics.median(times[key])
+        compile_s = (first[key]["first_ms"] - step_ms) / 1000 if key == "compiled" else None
+        reports[key] = SideReport(
+            dtype=str(side.dtype).removeprefix("torch."),
+            step_ms=step_ms,
+            peak_memory_mb=first[key]["peak_memory_mb"],
+            create_estimate_s=step_ms * CREATE_STEPS / 1000 + (compile_s or 0.0),
+            steps_ms=times[key],
+            step_ms_by_negatives=sweeps.get(key, {}),
+            compile_s=compile_s,
+            constraint_encoder=side.constraint_encoder,
+        )
+    ratios = {
+        key: paired_ratio(times["baseline"], times[key], settings.bootstrap, settings.seed)
+        for key in sides
+        if key != "baseline"
+    }
+    del sides, stacks
+    gc.collect()
+    return StackReport(name, depth, reports, ratios)
+
+
+def _count_step(side: _Side, count: int) -> Callable[[], object]:
+    return lambda: side.step(count)
 
 
 def time_render(
@@ -324,6 +489,8 @@ def bench_report(
         "conceptlab_version": conceptlab_version(),
         "torch": torch.__version__,
         "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "baseline_dtype": str(official_dtype(device)).removeprefix("torch."),
         "threads": torch.get_num_threads(),
         "memory_kind": PeakMemory(device).kind,
         "settings": asdict(settings),

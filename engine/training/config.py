@@ -68,6 +68,7 @@ class CreateConfig:
     oracle: str | None = None
     """None: the backend's default oracle."""
     oracle_model: str | None = None
+    oracle_revision: str | None = None
     ask_every: int | None = None
     """None: every `checkpoint_every` steps."""
     max_negatives: int | None = None
@@ -76,11 +77,21 @@ class CreateConfig:
     images: bool = True
     """Render the concept at every checkpoint (needs the backend's decoder)."""
     image_seeds: tuple[int, ...] = (42, 500)
+    image_size: int | None = None
+    """Size of checkpoint, oracle and parent renders; None: the backend's (the decoder's 512 px for Kandinsky)."""
+    image_steps: int | None = None
+    """Decoder steps of those renders; None: the backend's (50 for Kandinsky)."""
     images_per_parent: int = 8
+    """evolve: how many images of each concept parent are rendered to stand for it."""
     space: str = "image"
     """What is compared with the constraints: `image`, the prior's output (the paper); `text`, the prompt's CLIP text
     embedding before the prior, which the official evolution code optimizes (its swapped unpack)."""
-    """evolve: how many images of each concept parent are rendered to stand for it."""
+    pad_prompts: bool | None = None
+    """Give the prior every prompt at the tokenizer's full length (77), the attention mask carrying the padding:
+    one shape for every template. None: on CUDA (and with `compile`); off on a CPU, where it costs several times
+    the work for the same result up to float rounding."""
+    compile: bool = False
+    """Compile the training step once with `torch.compile` (CUDA graphs on a GPU); pads the prompts."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("create", "mix", "evolve"):
@@ -145,8 +156,15 @@ class CreateConfig:
             raise UsageError(f"--images-per-parent must be at least 1 (got {self.images_per_parent}).")
         if self.gradual and not self.negatives:
             raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
+        if self.compile and self.pad_prompts is False:
+            raise UsageError("--compile needs one prompt shape (--pad-prompts); drop --no-pad-prompts.")
+        if self.compile and self.space == "text":
+            raise UsageError("--compile compiles the prior's image-space step; drop --compile to use --space text.")
         if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
             raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
+        for option, value in (("--image-size", self.image_size), ("--image-steps", self.image_steps)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{option} must be at least 1 (got {value}); leave it out for the decoder's default.")
 
     def checkpoint_prompts(self, step: int) -> list[str]:
         """The three prompts rendered at every checkpoint, as the official `save_images` (`training/coach.py`).
@@ -181,6 +199,7 @@ class CreateConfig:
 ORACLE_OPTIONS = {
     "oracle": "--oracle",
     "oracle_model": "--oracle-model",
+    "oracle_revision": "--oracle-revision",
     "ask_every": "--ask-every",
     "max_negatives": "--max-negatives",
     "vocab_file": "--vocab",
@@ -199,6 +218,10 @@ TRAINING_OPTIONS = (
     "images",
     "image_seeds",
     "template_set",
+    "image_size",
+    "image_steps",
+    "pad_prompts",
+    "compile",
 )
 """The `CreateConfig` fields that create, mix and evolve all take as options."""
 COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {

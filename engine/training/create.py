@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from conceptlab.engine.adaptive.oracle import (
+    ORACLE_GROUP,
     OracleOptions,
     OracleWithWeights,
     Question,
@@ -28,13 +29,15 @@ from conceptlab.engine.models.backend import Backend, DecoderStack
 from conceptlab.engine.models.devices import dtype_name
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.models.plugins import find, resolve_model
+from conceptlab.engine.models.settings import configured
 from conceptlab.engine.prior.tokens import check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.rendering.sample import check_size
 from conceptlab.engine.training.config import CreateConfig
 from conceptlab.engine.training.constraints import ImageConstraints, TextEmbedder, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
-from conceptlab.engine.training.loop import StepRecord, negative_schedule, train_token
+from conceptlab.engine.training.loop import StepRecord, negative_schedule, pads_prompts, train_token
 from conceptlab.engine.training.negatives import Negative
 from conceptlab.engine.training.run_folder import RunFolder, default_run_dir, state_path, step_lines, write_log_line
 from conceptlab.engine.training.similarity_plot import save_similarity_plot
@@ -106,9 +109,13 @@ def concept_metadata(config: CreateConfig, loaded: LoadedPrior, **extra: Any) ->
 
 
 def _oracle_choice(config: CreateConfig, backend: Backend) -> tuple[str, OracleOptions]:
-    """The oracle `config` asks (`--oracle`, else the backend's default) and its options."""
-    options = OracleOptions(config.oracle_model, Path(config.vocab_file) if config.vocab_file else None)
-    return config.oracle or backend.default_oracle, options
+    """The oracle `config` asks (`--oracle`, else the backend's default) and its options; the settings file's
+    oracle weights apply only to an oracle that has weights of its own (not clip-zeroshot)."""
+    name = config.oracle or backend.default_oracle
+    model, revision = config.oracle_model, config.oracle_revision
+    if hasattr(find(ORACLE_GROUP, name), "default_model"):
+        model, revision = configured(backend.name, "oracle", model, revision)
+    return name, OracleOptions(model, Path(config.vocab_file) if config.vocab_file else None, revision)
 
 
 def _check_oracle(config: CreateConfig, model: ModelChoice | LoadedPrior) -> None:
@@ -130,10 +137,12 @@ def _decoder(
     decoder: DecoderStack | None,
     offload: bool | None,
     constraints: ImageConstraints | None,
+    choice: tuple[str | None, str | None] = (None, None),
 ) -> DecoderStack | None:
+    """`decoder`, else the chosen one (`choice`: model and revision; None: the backend's) when the run needs one."""
     if decoder or not _needs_decoder(config, constraints):
         return decoder
-    return load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
+    return load_decoder(loaded, *choice, place=None if offload is False else IDLE_DEVICE)
 
 
 def _with_constraint_encoder(
@@ -179,8 +188,9 @@ def _watcher(
     if config.adaptive:
         name, options = _oracle_choice(config, loaded.backend)
         oracle = load_oracle(name, loaded, options)
-    settings = render or render_settings(loaded.backend)
+    settings = render or render_settings(loaded.backend, size=config.image_size, steps=config.image_steps)
     folder_for_images = folder.path if config.images else None
+    check_size(decoder, settings.size, "--image-size")
     oracle_bytes = oracle.expected_bytes() if isinstance(oracle, OracleWithWeights) else 0
     residency = prior_and_decoder_residency(loaded, decoder, offload, oracle_bytes)
     return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency)
@@ -195,6 +205,8 @@ class RunCallbacks:
     should_stop: Callable[[], bool] | None = None
     on_parent_image: Callable[[str, int, int], None] | None = None
     """evolve: (parent, images done, images in all) while a parent's images are rendered."""
+    on_compile: Callable[[float], None] | None = None
+    """`--compile`: the first step's wall time in seconds, compiling included."""
 
 
 def create(
@@ -227,18 +239,37 @@ def create(
     check_new_token(loaded.stack.tokenizer, config.token)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=loaded.backend.recommended_learning_rate)
+    config = dataclasses.replace(config, pad_prompts=pads_prompts(config, loaded.stack.device))
     if constraints is None:  # before the folder is claimed: a refusal leaves no lock and no empty log
         encoder = loaded.stack.text_encoder
         words = len(config.positives) + len(config.negatives)
         check_constraints_fit(words, len(config.templates), encoder.config.projection_dim, encoder.device)
     config = _with_constraint_encoder(config, loaded, constraints)
-    decoder = _decoder(config, loaded, decoder, offload, constraints)
+    choice = model if isinstance(model, ModelChoice) else ModelChoice(None)
+    decoder = _decoder(config, loaded, decoder, offload, constraints, (choice.decoder, choice.decoder_revision))
     embed = _constraint_embedder(config, loaded, decoder, constraints)
     watcher = _watcher(config, loaded, folder, render, decoder, offload)
-    metadata, callbacks = extra_metadata or {}, callbacks or RunCallbacks()
-    run = _Run(config, loaded, folder, watcher, constraints, metadata, callbacks, offload, embed)
+    extra = _decoder_record(decoder, choice) | _oracle_record(watcher)
+    extra |= extra_metadata or {}
+    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks or RunCallbacks(), offload, embed)
     with folder.claim(force):
         return run.train(None, [])
+
+
+def _decoder_record(decoder: DecoderStack | None, choice: ModelChoice) -> dict[str, Any]:
+    """The decoder the concept was rendered with (or, rendering nothing, the one asked for; None: the backend's
+    default), so later commands default to it as they default to its prior."""
+    if decoder is not None:
+        return {"decoder": decoder.source, "decoder_revision": decoder.revision}
+    return {"decoder": choice.decoder, "decoder_revision": choice.decoder_revision}
+
+
+def _oracle_record(watcher: ConceptWatcher | None) -> dict[str, Any]:
+    """The weights the oracle asked with (a BLIP-2 id or folder), when it has weights of its own."""
+    reference = getattr(watcher.oracle, "model_ref", None) if watcher else None
+    return (
+        {"oracle_model": reference, "oracle_revision": getattr(watcher.oracle, "revision", None)} if reference else {}
+    )
 
 
 def resume(
@@ -280,7 +311,9 @@ def resume(
         raise ConceptFileError(f"{folder.state_path}: the saved vector does not fit {choice.model}; {START_AGAIN}")
     rows = state.extra.get("constraints")
     constraints = ImageConstraints.from_json(rows, loaded.stack.device) if rows else None
-    decoder = _decoder(config, loaded, None, offload, constraints)
+    saved = state.extra.get("metadata") or {}
+    decoder_choice = (saved.get("decoder"), saved.get("decoder_revision"))
+    decoder = _decoder(config, loaded, None, offload, constraints, decoder_choice)
     watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), decoder, offload)
     if watcher:
         watcher.resume(state.step, state.extra.get("oracle_answers", []))
@@ -349,6 +382,7 @@ class _Run:
     """The `offload` choice as given (None: decided from free memory), recorded for `resume`."""
     embed: TextEmbedder | None = None
     """The constraints' text encoder when it is not the prior's CLIP (M-CLIP)."""
+    compile_seconds: float | None = None
 
     def train(self, start: TrainingState | None, log: list[bytes]) -> CreateResult:
         """Train (from `start`, after the `log` lines written before it) and write every output of the run."""
@@ -371,6 +405,7 @@ class _Run:
                     on_state=self._write_state,
                     should_stop=callbacks.should_stop,
                     embed=self.embed,
+                    on_compile=self._record_compile,
                 )
             except TrainingInterrupted as stopped:
                 raise TrainingInterrupted(stopped.step, stopped.total, self.folder.path) from None
@@ -391,10 +426,29 @@ class _Run:
         if self.callbacks.on_negative:
             self.callbacks.on_negative(negative)
 
+    def _record_compile(self, seconds: float) -> None:
+        self.compile_seconds = round(seconds, 3)
+        self._write_line(
+            {
+                "event": "compile",
+                "step": self.records[-1].step + 1 if self.records else 1,
+                "seconds": self.compile_seconds,
+            }
+        )
+        if self.callbacks.on_compile:
+            self.callbacks.on_compile(seconds)
+
     def _metadata(self, **extra: Any) -> dict[str, Any]:
         answers = {"oracle_answers": self.watcher.answers} if self.watcher and self.watcher.answers else {}
+        compiled = {"compile_seconds": self.compile_seconds} if self.compile_seconds is not None else {}
         return concept_metadata(
-            self.config, self.loaded, **self.extra_metadata, negatives=self.negatives.records(), **answers, **extra
+            self.config,
+            self.loaded,
+            **self.extra_metadata,
+            negatives=self.negatives.records(),
+            **answers,
+            **compiled,
+            **extra,
         )
 
     def _write_checkpoint(self, step: int, vector: torch.Tensor) -> None:

@@ -31,6 +31,7 @@ from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_deco
 from conceptlab.engine.models.offload import IDLE_DEVICE, Residency, prior_and_decoder_residency
 from conceptlab.engine.prior.tokens import add_placeholder_token, check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts, render_settings
+from conceptlab.engine.rendering.sample import check_size
 from conceptlab.engine.training.config import evolve_config
 from conceptlab.engine.training.constraints import ImageConstraints
 from conceptlab.engine.training.create import CreateResult, RunCallbacks, create
@@ -176,7 +177,8 @@ def _default_model(concepts: list[Concept | None], model: ModelChoice) -> ModelC
     made = [concept for concept in concepts if concept is not None]
     if model.model is None and not made:
         raise UsageError("All parents are image folders; say which prior to train with --model.")
-    return ModelChoice.for_concepts(made, model.model, model.backend, model.device, model.dtype, model.revision)
+    given = (model.model, model.backend, model.device, model.dtype, model.revision)
+    return ModelChoice.for_concepts(made, *given, model.decoder, model.decoder_revision)
 
 
 def _shared_category(concepts: list[Concept | None]) -> str | None:
@@ -222,11 +224,15 @@ def evolve(
     )
     folder = RunFolder(Path(out) if out else default_run_dir(config.token), config.token)
     folder.check(force)
-    loaded = loaded or load_prior(_default_model(concepts, model))
+    choice = _default_model(concepts, model) if loaded is None or model.model is None else model
+    loaded = loaded or load_prior(choice)
     check_new_token(loaded.stack.tokenizer, config.token)
-    settings_used = render or render_settings(loaded.backend)
+    settings_used = render or render_settings(loaded.backend, size=config.image_size, steps=config.image_steps)
     if decoder is None and (first is not None or config.images):
-        decoder = load_decoder(loaded, place=None if offload is False else IDLE_DEVICE)
+        place = None if offload is False else IDLE_DEVICE
+        decoder = load_decoder(loaded, choice.decoder, choice.decoder_revision, place=place)
+    if decoder is not None:
+        check_size(decoder, settings_used.size, "--image-size")
     parents = gather_parents(
         loaded,
         decoder,

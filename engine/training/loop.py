@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,11 +14,12 @@ from conceptlab.engine.errors import TrainingError
 from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import EncodedPrompts, Placeholder, add_placeholder_token, encode_prompts
+from conceptlab.engine.training.compiled_step import CompiledStep
 from conceptlab.engine.training.config import CreateConfig
 from conceptlab.engine.training.constraints import ConstraintBank, TextEmbedder
 from conceptlab.engine.training.interrupt import TrainingInterrupted
 from conceptlab.engine.training.negatives import Negative, NegativeSchedule
-from conceptlab.engine.training.objectives import ObjectiveWeights, conceptlab_loss
+from conceptlab.engine.training.objectives import ObjectiveValue, ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.training.state import TrainingState
 
 
@@ -84,34 +86,48 @@ class TrainingSession:
     unconditional: EncodedPrompts
     weights: ObjectiveWeights
     optimizer: torch.optim.Optimizer
+    pad_prompts: bool = False
+    """Give the prior the full 77-token context (one shape for every prompt) instead of the prompt's own length."""
+    compiled: CompiledStep | None = None
+    compile_seconds: float | None = None
+    """With `compiled`: the wall time of the first step, tracing and compiling forward and backward included."""
 
-    def step(self, step: int, positives: list[str], negatives: list[str]) -> StepRecord:
-        """One optimization step: sample a template, run the prior with gradients, update the token row."""
+    def _forward(self, prompt: str, positive_embeds: torch.Tensor, negative_embeds: torch.Tensor) -> ObjectiveValue:
+        if self.compiled is not None:
+            return self.compiled(prompt, positive_embeds, negative_embeds)
         config, stack = self.config, self.stack
-        template_index = int(torch.randint(len(config.templates), (1,), generator=self.generator))
-        template = config.templates[template_index]
-        prompt = encode_prompts(stack.tokenizer, stack.text_encoder, [template.format(config.token)])
+        encoded = encode_prompts(stack.tokenizer, stack.text_encoder, [prompt])
         image_embed = sample_image_embeds(
             stack.prior,
             stack.scheduler,
-            prompt,
+            encoded,
             self.unconditional,
             num_steps=config.prior_steps,
             guidance_scale=config.prior_guidance,
             generator=self.generator,
+            skip_padding=not self.pad_prompts,
         )[0]
         if config.space == "text":  # the prior still draws its noise, so both spaces consume the generator alike
-            image_embed = prompt.text_embeds[0]
-        value = conceptlab_loss(
-            image_embed,
+            image_embed = encoded.text_embeds[0]
+        return conceptlab_loss(image_embed, positive_embeds, negative_embeds, self.weights)
+
+    def step(self, step: int, positives: list[str], negatives: list[str]) -> StepRecord:
+        """One optimization step: sample a template, run the prior with gradients, update the token row."""
+        config = self.config
+        started = time.perf_counter()
+        template_index = int(torch.randint(len(config.templates), (1,), generator=self.generator))
+        template = config.templates[template_index]
+        value = self._forward(
+            template.format(config.token),
             self.bank.embeds(template_index, positives),
             self.bank.embeds(template_index, negatives),
-            self.weights,
         )
         self.optimizer.zero_grad(set_to_none=True)
         value.loss.backward()
         _check_finite(step, value.loss, self.placeholder.vector)
         self.optimizer.step()
+        if self.compiled is not None and self.compile_seconds is None:
+            self.compile_seconds = time.perf_counter() - started
         return StepRecord(
             step,
             template,
@@ -148,11 +164,13 @@ def start_training(
     config: CreateConfig,
     constraints: Constraints | None = None,
     embed: TextEmbedder | None = None,
+    compile_backend: str | None = None,
 ) -> TrainingSession:
     """Add the token and prepare what never changes during training (constraints, the empty prompt's encoding).
 
     `constraints` replaces the text constraints (evolve's parent images); `embed` the prior's CLIP as the
-    constraints' text encoder (M-CLIP).
+    constraints' text encoder (M-CLIP). With `config.compile` the step is compiled by `torch.compile` with
+    `compile_backend` (None: inductor; tests use "eager", capture only).
     """
     generator = torch.Generator().manual_seed(config.seed)
     placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
@@ -169,7 +187,23 @@ def start_training(
     optimizer = torch.optim.AdamW(
         [placeholder.vector], lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
     )
-    return TrainingSession(stack, config, generator, placeholder, bank, unconditional, weights, optimizer)
+    pad = pads_prompts(config, stack.device)
+    compiled = None
+    if config.compile:
+        compiled = CompiledStep(
+            stack, unconditional, weights, generator, config.prior_steps, config.prior_guidance, compile_backend
+        )
+    return TrainingSession(
+        stack, config, generator, placeholder, bank, unconditional, weights, optimizer, pad, compiled
+    )
+
+
+def pads_prompts(config: CreateConfig, device: torch.device) -> bool:
+    """`config.pad_prompts`, or when it is None (auto): on CUDA, where one shape lets a step be captured once,
+    and always with `--compile`; on a CPU the prompt's own length is several times less work."""
+    if config.pad_prompts is not None:
+        return config.pad_prompts
+    return device.type == "cuda" or config.compile
 
 
 def negative_schedule(config: CreateConfig, on_add: Callable[[Negative], None] | None = None) -> NegativeSchedule:
@@ -210,6 +244,7 @@ def train_token(
     on_state: StateCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     embed: TextEmbedder | None = None,
+    on_compile: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """Learn `config.token` and return its final embedding (float32, CPU).
 
@@ -218,7 +253,7 @@ def train_token(
     says which negatives apply when; `ask` is called at `ask_steps(config)` to add new ones. `start` resumes
     from a saved state, to the same bytes as an uninterrupted run; `on_state` receives the state at every
     checkpoint and before a requested stop (`should_stop()` is read between steps), which raises
-    `TrainingInterrupted`.
+    `TrainingInterrupted`. With `config.compile`, `on_compile` hears the first step's wall time (compiling included).
     """
     session = start_training(stack, config, constraints, embed)
     negatives = negatives or negative_schedule(config)
@@ -243,6 +278,9 @@ def train_token(
             raise TrainingInterrupted(step - 1, config.steps)
         negatives.activate(step - 1)
         record = session.step(step, positives, negatives.words)
+        if on_compile and session.compiled is not None and session.compile_seconds is not None:
+            on_compile(session.compile_seconds)
+            on_compile = None
         if on_step:
             on_step(record)
         if on_checkpoint and (step % config.checkpoint_every == 0 or step == config.steps):

@@ -1,0 +1,200 @@
+"""`conceptlab doctor`: what to check before a long run, gathered without loading any weights.
+
+Torch and CUDA versions, each device with its free memory, for each backend where each of its models would come
+from (a folder, the hub cache, or missing, with its size on disk), the offload decision `create` would take on the
+GPU and why, and whether the hub is switched off (`HF_HUB_OFFLINE`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from conceptlab.engine.models.backend import Backend
+from conceptlab.engine.models.offload import HEADROOM_BYTES
+from conceptlab.engine.models.plugins import backend_names, find, load_backend
+from conceptlab.engine.models.settings import Settings, load_settings
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelPlace:
+    """Where one model of a backend would be loaded from."""
+
+    role: str
+    """prior, decoder, oracle, clip or sd."""
+    reference: str
+    """The hub id, folder or name that would load (what the settings file names, else the default)."""
+    revision: str | None
+    where: str
+    """folder, hub cache, missing, built on first use, or none (the role loads nothing of its own)."""
+    bytes: int | None = None
+    """Size on disk (of the weights files) when present."""
+    from_settings: bool = False
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    detail: str
+    free_bytes: int | None = None
+    total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class BackendReport:
+    name: str
+    models: tuple[ModelPlace, ...]
+    offload: str
+    """The decision `create --images --adaptive` would take on the default device, and why."""
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    torch: str
+    cuda: str | None
+    devices: tuple[Device, ...]
+    backends: tuple[BackendReport, ...]
+    hub_offline: bool
+    settings_file: str | None
+    hub_cache: str
+    notes: tuple[str, ...] = field(default=())
+
+
+def doctor() -> DoctorReport:
+    """Everything `conceptlab doctor` shows; reads configs, folders and the hub cache, never weights."""
+    from huggingface_hub import constants
+
+    settings = load_settings()
+    devices = tuple(_devices())
+    free = next((device.free_bytes for device in devices if device.free_bytes is not None), None)
+    backends = tuple(_backend_report(load_backend(name), settings, free) for name in backend_names())
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return DoctorReport(
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        devices=devices,
+        backends=backends,
+        hub_offline=offline,
+        settings_file=str(settings.path) if settings.path else None,
+        hub_cache=str(constants.HF_HUB_CACHE),
+    )
+
+
+def _devices() -> list[Device]:
+    devices = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(index)
+            devices.append(Device(f"cuda:{index}", torch.cuda.get_device_name(index), free, total))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append(Device("mps", "Apple GPU (shares the system's memory)"))
+    devices.append(Device("cpu", f"{os.cpu_count()} cores"))
+    return devices
+
+
+def _backend_report(backend: Backend, settings: Settings, free_bytes: int | None) -> BackendReport:
+    models = tuple(_model_places(backend, settings))
+    return BackendReport(backend.name, models, offload_decision(models, free_bytes))
+
+
+def _model_places(backend: Backend, settings: Settings) -> list[ModelPlace]:
+    defaults = {
+        "prior": backend.default_model,
+        "decoder": backend.default_decoder,
+        "oracle": _oracle_default(backend.default_oracle),
+        "clip": _plugin_default("conceptlab.evaluators", backend.evaluation_clip),
+        "sd": _plugin_default("conceptlab.baselines", "sd-neg") if backend.name != "tiny" else "tiny",
+    }
+    places = []
+    for role, default in defaults.items():
+        named, revision = settings.model(backend.name, role)
+        reference = named or default
+        if reference is None:
+            places.append(ModelPlace(role, f"(the prior's own CLIP: {backend.default_oracle})", None, "none"))
+            continue
+        where, size = locate(reference, revision)
+        places.append(ModelPlace(role, reference, revision, where, size, named is not None))
+    return places
+
+
+def _oracle_default(name: str) -> str | None:
+    """The default weights of the oracle `name`; None for one that loads nothing of its own (clip-zeroshot)."""
+    return getattr(find("conceptlab.oracles", name), "default_model", None)
+
+
+def _plugin_default(group: str, name: str) -> str | None:
+    return getattr(find(group, name), "default_model", None)
+
+
+def locate(reference: str, revision: str | None = None) -> tuple[str, int | None]:
+    """Where `reference` would load from, and its weights' size on disk: a local folder, the hub cache, missing,
+    or (a name like `tiny`) built on first use."""
+    path = Path(reference).expanduser()
+    if path.exists():
+        return "folder", _weights_bytes(path)
+    if not HUB_ID.match(reference):
+        return "built on first use", None
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=reference, repo_type="model")
+    snapshot = _snapshot(repo, revision)
+    if snapshot is None:
+        return "missing", None
+    return "hub cache", _weights_bytes(snapshot)
+
+
+def _snapshot(repo: Path, revision: str | None) -> Path | None:
+    snapshots = repo / "snapshots"
+    ref = repo / "refs" / (revision or "main")
+    if ref.is_file():
+        commit = snapshots / ref.read_text().strip()
+        return commit if commit.is_dir() else None
+    if revision and (snapshots / revision).is_dir():
+        return snapshots / revision
+    found = sorted(snapshots.iterdir()) if snapshots.is_dir() and revision is None else []
+    return found[0] if found else None
+
+
+def _weights_bytes(path: Path) -> int:
+    """Bytes of the weight files under `path` (symbolic links followed, as the hub cache links to its blobs)."""
+    if path.is_file():
+        return path.stat().st_size
+    files = {file.resolve() for file in path.rglob("*") if file.suffix in WEIGHT_SUFFIXES and file.is_file()}
+    return sum(file.stat().st_size for file in files)
+
+
+def offload_decision(models: tuple[ModelPlace, ...], free_bytes: int | None) -> str:
+    """What `create` with checkpoint images and an oracle would decide on the first GPU (see `offload_needed`):
+    the prior is put on the GPU first; offloading is on when the decoder, the oracle and 2 GiB for activations
+    would not fit in what is left."""
+    if free_bytes is None:
+        return "no offloading: no CUDA GPU (offloading applies only there)"
+    sizes = {place.role: place.bytes for place in models if place.role in ("prior", "decoder", "oracle")}
+    unknown = [role for role, size in sizes.items() if size is None and _place(models, role).where != "none"]
+    if unknown:
+        return f"cannot tell: the {', '.join(unknown)} weights are not on disk to measure"
+    prior, waiting = sizes["prior"] or 0, (sizes["decoder"] or 0) + (sizes.get("oracle") or 0)
+    left = free_bytes - prior
+    needed = waiting + HEADROOM_BYTES
+    verdict = "offload" if needed > left else "keep all resident"
+    sign = ">" if needed > left else "<="
+    return (
+        f"{verdict}: decoder + oracle {_gb(waiting)} + 2 GiB activations = {_gb(needed)} {sign} "
+        f"{_gb(left)} free after the prior ({_gb(prior)}; sizes on disk)"
+    )
+
+
+def _place(models: tuple[ModelPlace, ...], role: str) -> ModelPlace:
+    return next(place for place in models if place.role == role)
+
+
+def _gb(count: int) -> str:
+    return f"{count / 1e9:.1f} GB"
