@@ -63,8 +63,10 @@ CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 """Built-in categories of the tiny world and their known members (also what its oracle and metrics know)."""
 
-TRAINING_TEMPLATES: tuple[str, ...] = TEXTUAL_INVERSION_OBJECT_TEMPLATES + tuple(dict.fromkeys(OBJECT_TEMPLATES))
-"""Both template sets `--templates` offers (the official list without its repeats), so either trains sensibly."""
+TRAINING_TEMPLATES: tuple[str, ...] = tuple(dict.fromkeys(OBJECT_TEMPLATES))
+"""The prior learns the official templates (without their repeats), as the real prior knows such captions."""
+VOCABULARY_TEMPLATES: tuple[str, ...] = TEXTUAL_INVERSION_OBJECT_TEMPLATES + TRAINING_TEMPLATES
+"""The tokenizer knows the words of both template sets `--templates` offers."""
 PHOTO_TEMPLATE = TEXTUAL_INVERSION_OBJECT_TEMPLATES[0]
 """'a photo of a {}': what a photo of a word stands for."""
 
@@ -88,7 +90,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 def _words() -> list[str]:
     """Every whole word the tiny tokenizer knows: templates' words, categories and members."""
     words: set[str] = set()
-    for template in TRAINING_TEMPLATES:
+    for template in VOCABULARY_TEMPLATES:
         words.update(re.findall(r"[a-z]+", template.lower()))
     for category, members in CATEGORY_MEMBERS.items():
         words.update(category.split())
