@@ -22,7 +22,7 @@ from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.cli.progress import TrainingDisplay, training_progress
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.training.config import CreateConfig, create_config, mix_config
+from conceptlab.engine.training.config import STYLE_NEGATIVE_CLAMP, CreateConfig, create_config, mix_config
 from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume, saved_run_config
 from conceptlab.engine.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 
@@ -182,23 +182,40 @@ def create_command(
     ask_every: Annotated[int | None, typer.Option(help="Ask the oracle every N steps (default: --every).")] = None,
     max_negatives: Annotated[
         int | None,
-        typer.Option(help=f"Stop asking once this many negatives apply (default {CreateConfig.max_negatives})."),
+        typer.Option(help="Stop asking once this many negatives apply (default: no cap, as the official code)."),
     ] = None,
     vocab: Annotated[
         str | None, typer.Option(help="clip-zeroshot: a file of candidate words, one per line (default: built-in).")
     ] = None,
     style: Annotated[
-        bool, typer.Option("--style", help="Invent an art style: style templates and the oracle's style question.")
+        bool,
+        typer.Option(
+            "--style",
+            help="Invent an art style: style templates, the content alone as positive, negative clamp 0.15 and the "
+            "oracle's style question (official configs/new_art.yaml).",
+        ),
     ] = False,
     gradual: Annotated[
-        bool, typer.Option("--gradual", help="Add the --neg words one at a time over training.")
+        bool,
+        typer.Option(
+            "--gradual",
+            help="Add the --neg words one at a time, shuffled with --seed: one at step 0, one more every --ask-every "
+            "(default --every) steps.",
+        ),
     ] = False,
     positive_clamp: Annotated[
         float, typer.Option(help="No reward for similarity to the category above this cosine (official code).")
     ] = CreateConfig.positive_clamp,
     negative_clamp: Annotated[
-        float, typer.Option(help="No reward for similarity to a negative below this cosine (official code).")
-    ] = CreateConfig.negative_clamp,
+        float | None,
+        typer.Option(
+            help=f"No reward for similarity to a negative below this cosine (default {CreateConfig.negative_clamp}; "
+            f"{STYLE_NEGATIVE_CLAMP} with --style, as the official code).",
+            show_default=False,
+        ),
+    ] = None,
+    constraint_encoder: options.ConstraintEncoderOpt = None,
+    templates: options.TemplatesOpt = CreateConfig.template_set,
     positive_lambda: Annotated[
         float, typer.Option("--lambda", help="Weight of the positive term against the negatives' in the loss.")
     ] = CreateConfig.positive_lambda,
@@ -251,6 +268,8 @@ def create_command(
         positive_clamp=positive_clamp,
         negative_clamp=negative_clamp,
         positive_lambda=positive_lambda,
+        constraint_encoder=constraint_encoder,
+        template_set=templates,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
         image_size=image_size,
@@ -276,6 +295,8 @@ def mix_command(
         str | None, typer.Option(help="Comma-separated weight per word (default equal), e.g. 0.6,0.4.")
     ] = None,
     category: Annotated[str | None, typer.Option(help="Category the hybrid belongs to (recorded).")] = None,
+    constraint_encoder: options.ConstraintEncoderOpt = None,
+    templates: options.TemplatesOpt = CreateConfig.template_set,
     images: options.ImagesOpt = True,
     image_seeds: options.ImageSeedsOpt = "42,500",
     image_size: options.ImageSizeOpt = None,
@@ -312,6 +333,8 @@ def mix_command(
         initializer=init,
         token=token,
         category=category,
+        constraint_encoder=constraint_encoder,
+        template_set=templates,
         images=images,
         image_seeds=integer_list("--image-seeds", image_seeds),
         image_size=image_size,

@@ -50,6 +50,14 @@ def evolve_command(
     every: options.EveryOpt = CreateConfig.checkpoint_every,
     prior_steps: options.PriorStepsOpt = CreateConfig.prior_steps,
     prior_guidance: options.PriorGuidanceOpt = CreateConfig.prior_guidance,
+    space: Annotated[
+        str,
+        typer.Option(
+            help="image: optimize the prior's output toward the parents' images (the paper); text: the prompt's CLIP "
+            "text embedding before the prior, as the official evolution code does (it unpacks the two swapped).",
+        ),
+    ] = CreateConfig.space,
+    templates: options.TemplatesOpt = CreateConfig.template_set,
     pad_prompts: options.PadPromptsOpt = None,
     compile_step: options.CompileOpt = False,
     images: options.ImagesOpt = True,
@@ -98,6 +106,8 @@ def evolve_command(
             image_size=image_size,
             image_steps=image_steps,
             images_per_parent=images_per_parent,
+            template_set=templates,
+            space=space,
             offload=offload,
         )
 

@@ -128,6 +128,22 @@ PlainOpt = Annotated[
 ImagesOpt = Annotated[
     bool, typer.Option("--images/--no-images", help="Render the concept at every checkpoint (loads the decoder).")
 ]
+TemplatesOpt = Annotated[
+    str,
+    typer.Option(
+        "--templates",
+        help="Training prompts: official (the official code's lists: 3 standard prompts x3 and 9 edits, with "
+        "a/the/my) or textual-inversion (12 'a photo of a {}'-style prompts).",
+    ),
+]
+ConstraintEncoderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="What embeds the constraint prompts: mclip (the Kandinsky 2.1 decoder's M-CLIP, as the official code) or "
+        "prior (the prior's CLIP text embeds). Default: mclip on kandinsky-2.1, prior on kandinsky-2.2 and tiny.",
+        show_default=False,
+    ),
+]
 ImageSeedsOpt = Annotated[str, typer.Option(help="Seeds of the checkpoint images, comma-separated.")]
 OffloadOpt = Annotated[
     bool | None,

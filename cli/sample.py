@@ -51,7 +51,11 @@ def sample_command(
         float | None, typer.Option(help=f"Decoder classifier-free guidance (default {DEFAULTS.guidance}).")
     ] = None,
     prior_steps: Annotated[
-        int | None, typer.Option(help=f"Prior sampling steps (default {DEFAULTS.prior_steps}).")
+        int | None,
+        typer.Option(
+            help=f"Prior sampling steps (default {DEFAULTS.prior_steps}, as the official scripts/infer.py: the "
+            "sampler the token was optimized against during training)."
+        ),
     ] = None,
     prior_guidance: Annotated[
         float | None, typer.Option(help=f"Prior classifier-free guidance (default {DEFAULTS.prior_guidance}).")
@@ -60,7 +64,12 @@ def sample_command(
         str | None, typer.Option(help="The decoder's own text prompt (Kandinsky 2.1 only; default empty).")
     ] = None,
     negative_prompt: Annotated[
-        str, typer.Option(help="Negative prompt of the prior (its image embedding is the decoder's negative).")
+        str | None,
+        typer.Option(
+            help="Negative prompt of the prior; its image embedding becomes the decoder's negative (default: none, "
+            "the prior guides against the empty prompt and the decoder's negative is the zero image's embedding, "
+            "as in the official code; --negative-prompt '' gives the prior's output for the empty prompt)."
+        ),
     ] = SampleRequest.negative_prompt,
     decoder: options.DecoderOpt = None,
     decoder_revision: options.DecoderRevisionOpt = None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from diffusers import KandinskyPipeline, KandinskyPriorPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from conceptlab.engine.errors import BackendError, short_reason
+from conceptlab.engine.errors import BackendError, UsageError, short_reason
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.portability.routes import ImageSpace
 
@@ -46,6 +47,7 @@ class KandinskyBackend:
     default_oracle = "blip2"
     recommended_render: dict[str, Any] = {}  # noqa: RUF012 (read-only class default)
     evaluation_clip = "clip"
+    default_constraint_encoder = "prior"
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
@@ -78,6 +80,12 @@ class KandinskyBackend:
         pipeline.set_progress_bar_config(disable=True)
         return DecoderStack(pipeline=pipeline, device=device, dtype=dtype)
 
+    def constraint_embedder(self, decoder: DecoderStack, device: torch.device) -> Callable[[list[str]], torch.Tensor]:
+        raise UsageError(
+            f"--constraint-encoder mclip needs Kandinsky 2.1's decoder M-CLIP, which {self.name} has not; "
+            "use --constraint-encoder prior."
+        )
+
 
 class Kandinsky21Backend(KandinskyBackend):
     name = "kandinsky-2.1"
@@ -86,6 +94,32 @@ class Kandinsky21Backend(KandinskyBackend):
     pipeline_class = KandinskyPriorPipeline
     decoder_pipeline_class = KandinskyPipeline
     image_space = VIT_L_14
+    default_constraint_encoder = "mclip"
+    """The official code embeds constraints with the 2.1 decoder's M-CLIP (`get_normed_embeds`, `training/coach.py`)."""
+
+    def constraint_embedder(self, decoder: DecoderStack, device: torch.device) -> Callable[[list[str]], torch.Tensor]:
+        """M-CLIP's projected, mask-averaged output for each prompt, tokenized as the official `get_normed_embeds`
+        does (XLM-R, padded to 77). It runs where its weights are (the CPU when offloaded)."""
+        tokenizer, text_encoder = decoder.pipeline.tokenizer, decoder.pipeline.text_encoder
+
+        @torch.no_grad()
+        def embed(prompts: list[str]) -> torch.Tensor:
+            tokens = tokenizer(
+                prompts,
+                padding="max_length",
+                truncation=True,
+                max_length=77,
+                return_attention_mask=True,
+                add_special_tokens=True,
+                return_tensors="pt",
+            )
+            where = next(text_encoder.parameters()).device
+            projected, _ = text_encoder(
+                input_ids=tokens.input_ids.to(where), attention_mask=tokens.attention_mask.to(where)
+            )
+            return projected.to(device, torch.float32)
+
+        return embed
 
 
 class Kandinsky22Backend(KandinskyBackend):

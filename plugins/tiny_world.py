@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.engine.training.templates import OBJECT_TEMPLATES
+from conceptlab.engine.training.templates import OBJECT_TEMPLATES, TEXTUAL_INVERSION_OBJECT_TEMPLATES
 
 EMBED_DIM = 64
 SEED = 1234
@@ -62,6 +63,13 @@ CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 """Built-in categories of the tiny world and their known members (also what its oracle and metrics know)."""
 
+TRAINING_TEMPLATES: tuple[str, ...] = tuple(dict.fromkeys(OBJECT_TEMPLATES))
+"""The prior learns the official templates (without their repeats), as the real prior knows such captions."""
+VOCABULARY_TEMPLATES: tuple[str, ...] = TEXTUAL_INVERSION_OBJECT_TEMPLATES + TRAINING_TEMPLATES
+"""The tokenizer knows the words of both template sets `--templates` offers."""
+PHOTO_TEMPLATE = TEXTUAL_INVERSION_OBJECT_TEMPLATES[0]
+"""'a photo of a {}': what a photo of a word stands for."""
+
 _SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
 
 
@@ -82,8 +90,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 def _words() -> list[str]:
     """Every whole word the tiny tokenizer knows: templates' words, categories and members."""
     words: set[str] = set()
-    for template in OBJECT_TEMPLATES:
-        words.update(template.replace("{}", " ").replace(",", " ").split())
+    for template in VOCABULARY_TEMPLATES:
+        words.update(re.findall(r"[a-z]+", template.lower()))
     for category, members in CATEGORY_MEMBERS.items():
         words.update(category.split())
         words.update(members)
@@ -170,7 +178,7 @@ def _encode(
 
 def _training_prompts(directions: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
     prompts, targets = [], []
-    for template, word in itertools.product(OBJECT_TEMPLATES, [w for w in directions if w]):
+    for template, word in itertools.product(TRAINING_TEMPLATES, [w for w in directions if w]):
         prompts.append(template.format(word))
         targets.append(directions[word])
     prompts.append("")
@@ -306,7 +314,7 @@ def _photo_targets(pipeline: KandinskyV22PriorPipeline, words: list[str]) -> dic
     a few seeds, with the sampling that training uses (5 steps, guidance 4: the tiny prior's outputs are most
     distinct there)."""
     pipeline.set_progress_bar_config(disable=True)
-    prompts = [OBJECT_TEMPLATES[0].format(word) for word in words]
+    prompts = [PHOTO_TEMPLATE.format(word) for word in words]
     with torch.no_grad():
         runs = [
             pipeline(prompts, num_inference_steps=5, generator=torch.Generator().manual_seed(seed)).image_embeds

@@ -1,5 +1,7 @@
 """Adaptive negatives: answer normalization, the schedule, the oracles, and the loop that asks them."""
 
+import random
+
 import pytest
 import torch
 from PIL import Image
@@ -63,22 +65,28 @@ def test_possessive_answer_names_the_owner():
     assert new_negative("cat's", "pet", ["cat"]) is None  # the known negative, not a new "cat s"
 
 
-def test_gradual_schedule_adds_given_negatives_one_at_a_time():
+def test_gradual_schedule_adds_shuffled_negatives_one_per_interval():
+    """As the official code: shuffled (here with the seed), one at step 0, one more after every interval."""
+    words = ("cat", "dog", "owl", "frog", "crab")
     added = []
-    schedule = NegativeSchedule(("cat", "dog", "owl"), gradual=True, steps=90, on_add=added.append)
-    assert schedule.activate(0) == ["cat"] and schedule.words == ["cat"]
+    schedule = NegativeSchedule(words, gradual=True, interval=30, seed=3, on_add=added.append)
+    order = list(words)
+    random.Random(3).shuffle(order)
+    assert schedule.activate(0) == order[:1] and schedule.words == order[:1]
     assert schedule.activate(29) == []
-    assert schedule.activate(30) == ["dog"]
-    assert schedule.activate(89) == ["owl"]
+    assert schedule.activate(30) == [order[1]]
+    assert schedule.activate(89) == [order[2]]
     assert [(n.word, n.step, n.source) for n in added] == [
-        ("cat", 0, "gradual"),
-        ("dog", 30, "gradual"),
-        ("owl", 60, "gradual"),
+        (order[0], 0, "gradual"),
+        (order[1], 30, "gradual"),
+        (order[2], 60, "gradual"),
     ]
+    orders = {tuple(NegativeSchedule(words, gradual=True, interval=1, seed=seed).activate(9)) for seed in range(6)}
+    assert len(orders) > 1 and all(sorted(order) == sorted(words) for order in orders)  # the seed decides the order
 
 
 def test_schedule_adds_only_new_words():
-    schedule = NegativeSchedule(("cat",), gradual=False, steps=10)
+    schedule = NegativeSchedule(("cat",), gradual=False, interval=10)
     assert schedule.add(["cat", "owl", "owl"], 5) == ["owl"]
     assert schedule.records()[-1] == {"word": "owl", "step": 5, "source": "oracle"}
 
@@ -104,7 +112,7 @@ def test_config_refuses_meaningless_combinations():
         ({"oracle": "clip-zeroshot"}, "--oracle"),
         ({"oracle_model": "tiny"}, "--oracle-model"),
         ({"ask_every": 5}, "--ask-every"),
-        ({"max_negatives": 10}, "--max-negatives"),  # the default value, given: still asks
+        ({"max_negatives": 10}, "--max-negatives"),
         ({"vocab_file": "pets.txt"}, "--vocab"),
     ],
 )
@@ -118,7 +126,7 @@ def test_an_oracle_setting_with_given_negatives_asks_the_oracle(setting, option)
 def test_oracle_settings_left_as_none_change_nothing():
     unset = dict(oracle=None, oracle_model=None, ask_every=None, max_negatives=None, vocab_file=None)
     config = create_config("pet", ("cat",), **unset)
-    assert not config.adaptive and config.max_negatives == 10
+    assert not config.adaptive and config.max_negatives is None  # no cap, as the official code
     assert not create_config("pet", ("cat",), adaptive=False, **unset).adaptive
 
 
@@ -237,7 +245,7 @@ def test_training_loop_adds_oracle_answers_as_negatives_at_ask_steps(stack):
         asked.append((step, list(known)))
         return [word for word in answers[step] if word not in known]
 
-    schedule = NegativeSchedule((), gradual=False, steps=12)
+    schedule = NegativeSchedule((), gradual=False, interval=4)
     train_token(stack, config, on_step=records.append, ask=ask, negatives=schedule)
     assert asked == [(0, []), (4, ["hamster"]), (8, ["hamster", "rabbit"])]
     assert schedule.records() == [
@@ -258,6 +266,6 @@ def test_max_negatives_stops_the_questions(stack):
         asked.append(step)
         return [f"thing{step}a", f"thing{step}b", f"thing{step}c"]
 
-    schedule = NegativeSchedule((), gradual=False, steps=8)
+    schedule = NegativeSchedule((), gradual=False, interval=2)
     train_token(stack, config, ask=ask, negatives=schedule)
     assert asked == [0] and schedule.words == ["thing0a", "thing0b"]

@@ -8,12 +8,13 @@ from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 from torch._dynamo.utils import counters
 
 from conceptlab.engine.concept.file import load_concept
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.loading import ModelChoice, load_prior
 from conceptlab.engine.prior.drawn_noise import draw_noise, prior_schedule, sample_with_noise
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import encode_prompts, initializer_vector
 from conceptlab.engine.training import compiled_step
-from conceptlab.engine.training.config import create_config
+from conceptlab.engine.training.config import create_config, evolve_config
 from conceptlab.engine.training.loop import start_training
 from conceptlab.engine.training.objectives import conceptlab_loss
 
@@ -133,3 +134,11 @@ def test_compile_without_padding_is_refused(run_cli, command, tmp_path):
     words = ("--category", "pet", "--neg", "cat") if command == "create" else ("lobster", "turtle")
     code, _, stderr = run_cli(command, *words, "--model", "tiny", "--compile", "--no-pad-prompts", "--out", tmp_path)
     assert code == 2 and stderr.count("\n") == 1 and "--no-pad-prompts" in stderr and "Traceback" not in stderr
+
+
+def test_compile_with_text_space_is_refused():
+    """The compiled step samples the prior's output; evolve's `--space text` compares the text embedding instead."""
+    with pytest.raises(UsageError, match="--space text") as refusal:
+        evolve_config(("a", "b"), None, initializer="pet", token="<evo>", space="text", compile=True)
+    assert "\n" not in str(refusal.value)
+    assert evolve_config(("a", "b"), None, initializer="pet", token="<evo>", space="text").space == "text"

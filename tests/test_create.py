@@ -55,7 +55,7 @@ def test_create_lowers_max_negative_similarity_and_loss(pet_run):
     assert statistics.fmean(max_negative[-30:]) < statistics.fmean(max_negative[:30]) - 0.03
     assert statistics.fmean(r["loss"] for r in tail) < statistics.fmean(r["loss"] for r in head)
     assert set(log[0]["positive"]) == {"pet"} and set(log[0]["negative"]) == {"cat", "dog"}
-    assert {r["template"] for r in log} > {"a photo of a {}"}
+    assert len({r["template"] for r in log}) > 1  # one of the official templates drawn per step
 
 
 def test_create_writes_concept_checkpoints_and_plot(pet_run):

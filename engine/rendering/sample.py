@@ -46,7 +46,8 @@ class SampleRequest:
     prior_steps: int | None = field(default=None, metadata=JOB_ONLY)
     prior_guidance: float | None = field(default=None, metadata=JOB_ONLY)
     decoder_prompt: str | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
+    """None: the decoder's negative is the zero image's embedding (official); a prompt (even ""): the prior's output."""
     decoder: str | None = None
     decoder_revision: str | None = None
     grid: bool = True
@@ -169,7 +170,7 @@ def render_samples(
     out: Path | str = "samples",
     force: bool = False,
     *,
-    negative_prompt: str = "",
+    negative_prompt: str | None = None,
     grid: bool = True,
     offload: bool | None = None,
     on_image: Callable[[int], None] | None = None,

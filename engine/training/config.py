@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
+from conceptlab.engine.adaptive.oracle import STYLE_CONTENT
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.options import renamed
 from conceptlab.engine.prior.tokens import check_token_text
-from conceptlab.engine.training.templates import OBJECT_TEMPLATES, STYLE_TEMPLATES
+from conceptlab.engine.training.templates import EDIT_TEMPLATES, TEMPLATE_SETS, templates_for
+
+STYLE_NEGATIVE_CLAMP = 0.15
+"""The negative clamp of style mode (official `configs/new_art.yaml`: `min_cosine_thr: 0.15`)."""
+CONSTRAINT_ENCODERS = ("mclip", "prior")
 
 
 def _check_words(option: str, words: tuple[str, ...]) -> None:
@@ -46,11 +52,17 @@ class CreateConfig:
     negative_clamp: float = 0.2
     seed: int = 0
     checkpoint_every: int = renamed("every", default=250)
-    templates: tuple[str, ...] = OBJECT_TEMPLATES
+    template_set: str = renamed("templates", default="official")
+    """`official` (the official code's lists) or `textual-inversion`; `templates` holds the list that ran."""
+    templates: tuple[str, ...] = ()
+    """Empty: the `template_set`'s object (or, in style mode, style) templates."""
     style: bool = False
-    """Style mode: style templates, and the oracle asks which art style the images show."""
+    """Style mode: style templates, a content-only positive, and the oracle asks which art style the images show."""
     gradual: bool = False
-    """Add the given negatives one at a time, evenly over training, instead of all from the start."""
+    """Add the given negatives one at a time (shuffled with the seed): one at step 0, one more every `ask_interval`."""
+    constraint_encoder: str | None = None
+    """How constraint prompts are embedded: `mclip` (the 2.1 decoder's M-CLIP, as the official code) or `prior`
+    (the prior's CLIP `text_embeds`); None: the backend's default, resolved (and recorded) when training starts."""
     adaptive: bool = False
     """Ask an oracle what the concept's images show and add its answers to the negatives."""
     oracle: str | None = None
@@ -59,7 +71,8 @@ class CreateConfig:
     oracle_revision: str | None = None
     ask_every: int | None = None
     """None: every `checkpoint_every` steps."""
-    max_negatives: int = 10
+    max_negatives: int | None = None
+    """None: no cap, as the official code."""
     vocab_file: str | None = renamed("vocab", default=None)
     images: bool = True
     """Render the concept at every checkpoint (needs the backend's decoder)."""
@@ -70,6 +83,9 @@ class CreateConfig:
     """Decoder steps of those renders; None: the backend's (50 for Kandinsky)."""
     images_per_parent: int = 8
     """evolve: how many images of each concept parent are rendered to stand for it."""
+    space: str = "image"
+    """What is compared with the constraints: `image`, the prior's output (the paper); `text`, the prompt's CLIP text
+    embedding before the prior, which the official evolution code optimizes (its swapped unpack)."""
     pad_prompts: bool | None = None
     """Give the prior every prompt at the tokenizer's full length (77), the attention mask carrying the padding:
     one shape for every template. None: on CUDA (and with `compile`); off on a CPU, where it costs several times
@@ -90,6 +106,12 @@ class CreateConfig:
             raise UsageError(f"{', '.join(overlap)} is both a positive and a negative; drop it from --neg.")
         self._check_weights()
         self._check_numbers()
+        if self.template_set not in TEMPLATE_SETS:
+            raise UsageError(f"--templates {self.template_set!r} is unknown; choose {' or '.join(TEMPLATE_SETS)}.")
+        if self.constraint_encoder not in (None, *CONSTRAINT_ENCODERS):
+            raise UsageError(f"--constraint-encoder {self.constraint_encoder!r} is unknown; choose mclip or prior.")
+        if not self.templates:
+            object.__setattr__(self, "templates", templates_for(self.template_set, self.style))
         if not self.templates or any(t.count("{}") != 1 for t in self.templates):
             raise UsageError("Every template needs exactly one {} where the concept goes.")
 
@@ -124,21 +146,45 @@ class CreateConfig:
             raise UsageError("--init is empty; give a word to start the token from (default: the category).")
         if self.ask_every is not None and self.ask_every <= 0:
             raise UsageError(f"--ask-every must be at least 1 (got {self.ask_every}).")
-        if self.max_negatives < 0:
+        if self.max_negatives is not None and self.max_negatives < 0:
             raise UsageError(f"--max-negatives must be 0 or more (got {self.max_negatives}).")
         if self.adaptive and self.kind != "create":
             raise UsageError(f"{self.kind} has no negatives, so --adaptive does not apply; drop it.")
+        if self.space not in ("image", "text"):
+            raise UsageError(f"--space {self.space!r} is unknown; choose image or text.")
         if self.images_per_parent <= 0:
             raise UsageError(f"--images-per-parent must be at least 1 (got {self.images_per_parent}).")
         if self.gradual and not self.negatives:
             raise UsageError("--gradual adds the --neg words one at a time; give some with --neg.")
         if self.compile and self.pad_prompts is False:
             raise UsageError("--compile needs one prompt shape (--pad-prompts); drop --no-pad-prompts.")
+        if self.compile and self.space == "text":
+            raise UsageError("--compile compiles the prior's image-space step; drop --compile to use --space text.")
         if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
             raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
         for option, value in (("--image-size", self.image_size), ("--image-steps", self.image_steps)):
             if value is not None and value <= 0:
                 raise UsageError(f"{option} must be at least 1 (got {value}); leave it out for the decoder's default.")
+
+    def checkpoint_prompts(self, step: int) -> list[str]:
+        """The three prompts rendered at every checkpoint, as the official `save_images` (`training/coach.py`).
+
+        The first is the one the oracle is shown. The third is an edit template drawn anew at each checkpoint (there
+        with Python's global `random`; here from the seed and the step, so a resumed run draws the same one).
+        """
+        token = self.token
+        if self.style:
+            return [
+                f"a painting of {STYLE_CONTENT} in a valley in the style of {token}",
+                f"a painting of a dog in the style of {token}",
+                f"a painting of fruit bowl in the style of {token}",
+            ]
+        edit = random.Random(f"{self.seed}:{step}").choice(EDIT_TEMPLATES)
+        return [
+            f"Professional high-quality art of a {token}. photorealistic, 4k, HQ",
+            f"a photo of a {token}",
+            edit.format(token),
+        ]
 
     @property
     def ask_interval(self) -> int:
@@ -171,6 +217,7 @@ TRAINING_OPTIONS = (
     "prior_guidance",
     "images",
     "image_seeds",
+    "template_set",
     "image_size",
     "image_steps",
     "pad_prompts",
@@ -188,10 +235,11 @@ COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
         "positive_clamp",
         "negative_clamp",
         "positive_lambda",
+        "constraint_encoder",
         *TRAINING_OPTIONS,
     ),
-    "mix": ("positives", "weights", "category", *TRAINING_OPTIONS),
-    "evolve": ("weights", "images_per_parent", *TRAINING_OPTIONS),
+    "mix": ("positives", "weights", "category", "constraint_encoder", *TRAINING_OPTIONS),
+    "evolve": ("weights", "images_per_parent", "space", *TRAINING_OPTIONS),
 }
 """The `CreateConfig` fields each training command takes as options (a field's option name: `option_name`)."""
 
@@ -223,6 +271,9 @@ def create_config(
     """
     oracle_settings = {field: settings.pop(field, None) for field in ORACLE_OPTIONS}
     oracle_settings = {field: value for field, value in oracle_settings.items() if value is not None}
+    settings = {field: value for field, value in settings.items() if value is not None}
+    if style:
+        settings.setdefault("negative_clamp", STYLE_NEGATIVE_CLAMP)
     category = category.strip()
     if not category:
         raise UsageError("--category is empty; name a broad category such as pet, fruit or furniture.")
@@ -235,7 +286,6 @@ def create_config(
         negatives=negatives,
         category=category,
         style=style,
-        templates=STYLE_TEMPLATES if style else OBJECT_TEMPLATES,
         adaptive=_adaptive(adaptive, negatives, oracle_settings),
         **oracle_settings,
         **settings,

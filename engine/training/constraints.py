@@ -6,16 +6,21 @@ once, up front, instead of on every step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.prior.tokens import encode_prompts
+from conceptlab.engine.training.templates import style_content
+
+TextEmbedder = Callable[[list[str]], torch.Tensor]
+"""Prompts -> `[n, dim]` embeddings in the prior's image-embedding space (M-CLIP's, or the prior's CLIP's)."""
 
 ENCODE_BATCH = 192
-"""Prompts the text encoder takes at once (16 words under 12 templates): its activations, about 3.5 MB a prompt at
-ViT-L width, stay bounded however many words there are."""
+"""Prompts the text encoder takes at once (3 words under the 54 official templates): its activations, about 3.5 MB
+a prompt at ViT-L width, stay bounded however many words there are."""
 MEMORY_SHARE = 0.5
 """The most of the free memory (of the device the text encoder is on) the constraint embeddings may take."""
 
@@ -51,15 +56,30 @@ class ConstraintBank:
 
     Only the projected embeddings are kept (4 bytes x width per template and word); the prompts are encoded
     `ENCODE_BATCH` at a time, so the text encoder's activations never scale with the number of words.
+    `embed` replaces the prior's own CLIP `text_embeds` (the 2.1 decoder's M-CLIP). A word in `content_only`
+    (style mode's positive) stands for the template without its style phrase, as in the official code.
     """
 
-    def __init__(self, tokenizer: Any, text_encoder: Any, templates: tuple[str, ...]):
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        templates: tuple[str, ...],
+        *,
+        embed: TextEmbedder | None = None,
+        content_only: frozenset[str] = frozenset(),
+    ):
         self._tokenizer = tokenizer
         self._text_encoder = text_encoder
+        self._embed = embed or (lambda prompts: encode_prompts(tokenizer, text_encoder, prompts).text_embeds)
         self.templates = templates
+        self.content_only = content_only
         self.words: list[str] = []
         self._columns: dict[str, int] = {}
         self._embeds = torch.empty(len(templates), 0, 0)
+
+    def prompt(self, template: str, word: str) -> str:
+        return style_content(template) if word in self.content_only else template.format(word)
 
     @torch.no_grad()
     def add_words(self, words: list[str]) -> None:
@@ -79,8 +99,8 @@ class ConstraintBank:
 
     def _encode(self, words: list[str]) -> torch.Tensor:
         """`[templates, len(words), width]` unit embeddings of `words` under every template (only these are kept)."""
-        prompts = [template.format(word) for template in self.templates for word in words]
-        embeds = encode_prompts(self._tokenizer, self._text_encoder, prompts).text_embeds.float()
+        prompts = [self.prompt(template, word) for template in self.templates for word in words]
+        embeds = self._embed(prompts).float()
         return torch.nn.functional.normalize(embeds, dim=-1).reshape(len(self.templates), len(words), -1)
 
     def embeds(self, template_index: int, words: list[str]) -> torch.Tensor:

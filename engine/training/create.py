@@ -35,10 +35,10 @@ from conceptlab.engine.prior.tokens import check_new_token
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
 from conceptlab.engine.rendering.sample import check_size
 from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.constraints import ImageConstraints, check_constraints_fit
+from conceptlab.engine.training.constraints import ImageConstraints, TextEmbedder, check_constraints_fit
 from conceptlab.engine.training.interrupt import TrainingInterrupted
-from conceptlab.engine.training.loop import StepRecord, pads_prompts, train_token
-from conceptlab.engine.training.negatives import Negative, NegativeSchedule
+from conceptlab.engine.training.loop import StepRecord, negative_schedule, pads_prompts, train_token
+from conceptlab.engine.training.negatives import Negative
 from conceptlab.engine.training.run_folder import RunFolder, default_run_dir, state_path, step_lines, write_log_line
 from conceptlab.engine.training.similarity_plot import save_similarity_plot
 from conceptlab.engine.training.state import (
@@ -126,6 +126,49 @@ def _check_oracle(config: CreateConfig, model: ModelChoice | LoadedPrior) -> Non
         check_oracle_inputs(name, Question(config.category, config.style), options)
 
 
+def _needs_decoder(config: CreateConfig, constraints: ImageConstraints | None) -> bool:
+    """Renders, an oracle (it looks at renders) and M-CLIP constraints (the 2.1 decoder's text encoder) need it."""
+    return config.images or config.adaptive or (constraints is None and config.constraint_encoder == "mclip")
+
+
+def _decoder(
+    config: CreateConfig,
+    loaded: LoadedPrior,
+    decoder: DecoderStack | None,
+    offload: bool | None,
+    constraints: ImageConstraints | None,
+    choice: tuple[str | None, str | None] = (None, None),
+) -> DecoderStack | None:
+    """`decoder`, else the chosen one (`choice`: model and revision; None: the backend's) when the run needs one."""
+    if decoder or not _needs_decoder(config, constraints):
+        return decoder
+    return load_decoder(loaded, *choice, place=None if offload is False else IDLE_DEVICE)
+
+
+def _with_constraint_encoder(
+    config: CreateConfig, loaded: LoadedPrior, constraints: ImageConstraints | None
+) -> CreateConfig:
+    """`config` with the constraint encoder that will run (the backend's default unless chosen); evolve's image
+    constraints have none."""
+    default = loaded.backend.default_constraint_encoder
+    if config.constraint_encoder == "mclip" and default != "mclip":  # checked before the decoder loads
+        raise UsageError(
+            f"--constraint-encoder mclip needs Kandinsky 2.1's decoder M-CLIP, which {loaded.backend.name} has not; "
+            "use --constraint-encoder prior."
+        )
+    if constraints is not None or config.constraint_encoder is not None:
+        return config
+    return dataclasses.replace(config, constraint_encoder=default)
+
+
+def _constraint_embedder(
+    config: CreateConfig, loaded: LoadedPrior, decoder: DecoderStack | None, constraints: ImageConstraints | None
+) -> TextEmbedder | None:
+    if constraints is not None or config.constraint_encoder != "mclip":
+        return None
+    return loaded.backend.constraint_embedder(decoder, loaded.stack.device)
+
+
 def _watcher(
     config: CreateConfig,
     loaded: LoadedPrior,
@@ -133,9 +176,8 @@ def _watcher(
     render: RenderSettings | None,
     decoder: DecoderStack | None,
     offload: bool | None,
-    decoder_choice: tuple[str | None, str | None] = (None, None),
 ) -> ConceptWatcher | None:
-    """Loads the decoder (and the oracle) only when the run renders or asks.
+    """Loads the oracle only when the run asks; `decoder` is loaded (`_decoder`) when the run renders or asks.
 
     `offload` None decides from what is still to come onto the device: the decoder (loaded on the CPU) and the
     weights an oracle will load on its first question (`expected_bytes`; BLIP-2 is as big as the prior).
@@ -148,7 +190,6 @@ def _watcher(
         oracle = load_oracle(name, loaded, options)
     settings = render or render_settings(loaded.backend, size=config.image_size, steps=config.image_steps)
     folder_for_images = folder.path if config.images else None
-    decoder = decoder or load_decoder(loaded, *decoder_choice, place=None if offload is False else IDLE_DEVICE)
     check_size(decoder, settings.size, "--image-size")
     oracle_bytes = oracle.expected_bytes() if isinstance(oracle, OracleWithWeights) else 0
     residency = prior_and_decoder_residency(loaded, decoder, offload, oracle_bytes)
@@ -203,11 +244,14 @@ def create(
         encoder = loaded.stack.text_encoder
         words = len(config.positives) + len(config.negatives)
         check_constraints_fit(words, len(config.templates), encoder.config.projection_dim, encoder.device)
+    config = _with_constraint_encoder(config, loaded, constraints)
     choice = model if isinstance(model, ModelChoice) else ModelChoice(None)
-    watcher = _watcher(config, loaded, folder, render, decoder, offload, (choice.decoder, choice.decoder_revision))
-    extra = _decoder_record(watcher.decoder if watcher else decoder, choice) | _oracle_record(watcher)
+    decoder = _decoder(config, loaded, decoder, offload, constraints, (choice.decoder, choice.decoder_revision))
+    embed = _constraint_embedder(config, loaded, decoder, constraints)
+    watcher = _watcher(config, loaded, folder, render, decoder, offload)
+    extra = _decoder_record(decoder, choice) | _oracle_record(watcher)
     extra |= extra_metadata or {}
-    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks or RunCallbacks(), offload)
+    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks or RunCallbacks(), offload, embed)
     with folder.claim(force):
         return run.train(None, [])
 
@@ -265,15 +309,17 @@ def resume(
     loaded = load_prior(choice)
     if state.vector.numel() != loaded.stack.embedding_dim:
         raise ConceptFileError(f"{folder.state_path}: the saved vector does not fit {choice.model}; {START_AGAIN}")
-    saved = state.extra.get("metadata") or {}
-    decoder_choice = (saved.get("decoder"), saved.get("decoder_revision"))
-    watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), None, offload, decoder_choice)
-    if watcher:
-        watcher.resume(state.step, state.extra.get("oracle_answers", []))
     rows = state.extra.get("constraints")
     constraints = ImageConstraints.from_json(rows, loaded.stack.device) if rows else None
+    saved = state.extra.get("metadata") or {}
+    decoder_choice = (saved.get("decoder"), saved.get("decoder_revision"))
+    decoder = _decoder(config, loaded, None, offload, constraints, decoder_choice)
+    watcher = _watcher(config, loaded, folder, RenderSettings(**state.extra["render"]), decoder, offload)
+    if watcher:
+        watcher.resume(state.step, state.extra.get("oracle_answers", []))
     metadata = state.extra.get("metadata", {})
-    run = _Run(config, loaded, folder, watcher, constraints, metadata, callbacks or RunCallbacks(), offload)
+    embed = _constraint_embedder(config, loaded, decoder, constraints)
+    run = _Run(config, loaded, folder, watcher, constraints, metadata, callbacks or RunCallbacks(), offload, embed)
     with RunLock(folder.path):
         folder.rewind_log(covered_log)
         return run.train(state, covered_log)
@@ -334,6 +380,8 @@ class _Run:
     callbacks: RunCallbacks
     offload: bool | None
     """The `offload` choice as given (None: decided from free memory), recorded for `resume`."""
+    embed: TextEmbedder | None = None
+    """The constraints' text encoder when it is not the prior's CLIP (M-CLIP)."""
     compile_seconds: float | None = None
 
     def train(self, start: TrainingState | None, log: list[bytes]) -> CreateResult:
@@ -342,9 +390,7 @@ class _Run:
         self.records = [StepRecord(**line) for line in step_lines([json.loads(line) for line in log])]
         self.lines = len(log)
         self.log_sha256 = hashlib.sha256(b"".join(log))
-        self.negatives = NegativeSchedule(
-            config.negatives, gradual=config.gradual, steps=config.steps, on_add=self._record_negative
-        )
+        self.negatives = negative_schedule(config, on_add=self._record_negative)
         with self.folder.open_log(append=start is not None) as self.log:
             try:
                 vector = train_token(
@@ -358,6 +404,7 @@ class _Run:
                     start=start,
                     on_state=self._write_state,
                     should_stop=callbacks.should_stop,
+                    embed=self.embed,
                     on_compile=self._record_compile,
                 )
             except TrainingInterrupted as stopped:

@@ -16,9 +16,9 @@ from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import EncodedPrompts, Placeholder, add_placeholder_token, encode_prompts
 from conceptlab.engine.training.compiled_step import CompiledStep
 from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.constraints import ConstraintBank
+from conceptlab.engine.training.constraints import ConstraintBank, TextEmbedder
 from conceptlab.engine.training.interrupt import TrainingInterrupted
-from conceptlab.engine.training.negatives import NegativeSchedule
+from conceptlab.engine.training.negatives import Negative, NegativeSchedule
 from conceptlab.engine.training.objectives import ObjectiveValue, ObjectiveWeights, conceptlab_loss
 from conceptlab.engine.training.state import TrainingState
 
@@ -96,16 +96,19 @@ class TrainingSession:
         if self.compiled is not None:
             return self.compiled(prompt, positive_embeds, negative_embeds)
         config, stack = self.config, self.stack
+        encoded = encode_prompts(stack.tokenizer, stack.text_encoder, [prompt])
         image_embed = sample_image_embeds(
             stack.prior,
             stack.scheduler,
-            encode_prompts(stack.tokenizer, stack.text_encoder, [prompt]),
+            encoded,
             self.unconditional,
             num_steps=config.prior_steps,
             guidance_scale=config.prior_guidance,
             generator=self.generator,
             skip_padding=not self.pad_prompts,
         )[0]
+        if config.space == "text":  # the prior still draws its noise, so both spaces consume the generator alike
+            image_embed = encoded.text_embeds[0]
         return conceptlab_loss(image_embed, positive_embeds, negative_embeds, self.weights)
 
     def step(self, step: int, positives: list[str], negatives: list[str]) -> StepRecord:
@@ -160,16 +163,21 @@ def start_training(
     stack: PriorStack,
     config: CreateConfig,
     constraints: Constraints | None = None,
+    embed: TextEmbedder | None = None,
     compile_backend: str | None = None,
 ) -> TrainingSession:
     """Add the token and prepare what never changes during training (constraints, the empty prompt's encoding).
 
-    `constraints` replaces the text constraints (evolve's parent images). With `config.compile` the step is
-    compiled by `torch.compile` with `compile_backend` (None: inductor; tests use "eager", capture only).
+    `constraints` replaces the text constraints (evolve's parent images); `embed` the prior's CLIP as the
+    constraints' text encoder (M-CLIP). With `config.compile` the step is compiled by `torch.compile` with
+    `compile_backend` (None: inductor; tests use "eager", capture only).
     """
     generator = torch.Generator().manual_seed(config.seed)
     placeholder = add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
-    bank = constraints or ConstraintBank(stack.tokenizer, stack.text_encoder, config.templates)
+    content_only = frozenset(config.positives) if config.style else frozenset()
+    bank = constraints or ConstraintBank(
+        stack.tokenizer, stack.text_encoder, config.templates, embed=embed, content_only=content_only
+    )
     bank.add_words([*config.positives, *config.negatives])
     with torch.no_grad():
         unconditional = encode_prompts(stack.tokenizer, stack.text_encoder, [""])
@@ -196,6 +204,13 @@ def pads_prompts(config: CreateConfig, device: torch.device) -> bool:
     if config.pad_prompts is not None:
         return config.pad_prompts
     return device.type == "cuda" or config.compile
+
+
+def negative_schedule(config: CreateConfig, on_add: Callable[[Negative], None] | None = None) -> NegativeSchedule:
+    """The run's negatives: the given ones at once, or (`gradual`) one more every `ask_interval` steps."""
+    return NegativeSchedule(
+        config.negatives, gradual=config.gradual, interval=config.ask_interval, seed=config.seed, on_add=on_add
+    )
 
 
 def ask_steps(config: CreateConfig) -> list[int]:
@@ -228,6 +243,7 @@ def train_token(
     start: TrainingState | None = None,
     on_state: StateCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    embed: TextEmbedder | None = None,
     on_compile: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """Learn `config.token` and return its final embedding (float32, CPU).
@@ -239,13 +255,14 @@ def train_token(
     checkpoint and before a requested stop (`should_stop()` is read between steps), which raises
     `TrainingInterrupted`. With `config.compile`, `on_compile` hears the first step's wall time (compiling included).
     """
-    session = start_training(stack, config, constraints)
-    negatives = negatives or NegativeSchedule(config.negatives, gradual=config.gradual, steps=config.steps)
+    session = start_training(stack, config, constraints, embed)
+    negatives = negatives or negative_schedule(config)
     positives, questions = list(config.positives), set(ask_steps(config))
 
     def consult_oracle(step: int) -> None:
-        if ask and step in questions and len(negatives.active) < config.max_negatives:
-            room = config.max_negatives - len(negatives.active)
+        cap = config.max_negatives
+        if ask and step in questions and (cap is None or len(negatives.active) < cap):
+            room = None if cap is None else cap - len(negatives.active)
             session.bank.add_words(negatives.add(ask(step, negatives.words)[:room], step))
 
     if start is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -23,14 +24,19 @@ class NegativeSchedule:
         given: tuple[str, ...],
         *,
         gradual: bool,
-        steps: int,
+        interval: int,
+        seed: int = 0,
         on_add: Callable[[Negative], None] | None = None,
     ):
+        """`gradual`: as the official code (`training/coach.py`), the given words are shuffled (here with `seed`),
+        the first applies from the start and one more after every `interval` steps (its image/oracle interval)."""
         self.on_add = on_add
         self.active: list[Negative] = []
         self._pending: list[Negative] = []
         if gradual:
-            self._pending = [Negative(word, index * steps // len(given), "gradual") for index, word in enumerate(given)]
+            order = list(given)
+            random.Random(seed).shuffle(order)
+            self._pending = [Negative(word, index * interval, "gradual") for index, word in enumerate(order)]
         else:
             self.active = [Negative(word, 0, "given") for word in given]
 
