@@ -76,9 +76,10 @@ def stored_parameters(reference: str) -> int | None:
 
 
 def tiny_blip2_folder() -> Path:
-    from conceptlab.plugins import tiny_blip2
+    from conceptlab.plugins import clip_vocab, tiny_blip2, tiny_world
 
-    return cached_build("tiny-blip2", (Path(tiny_blip2.__file__),), tiny_blip2.save_tiny_blip2)
+    recipe = (Path(tiny_blip2.__file__), Path(tiny_world.__file__), Path(clip_vocab.__file__))  # its tokenizer's
+    return cached_build("tiny-blip2", recipe, tiny_blip2.save_tiny_blip2)
 
 
 class Blip2Oracle:

@@ -60,14 +60,15 @@ def cached_build(name: str, recipe_files: Sequence[Path], build: Callable[[Path]
 
 
 def _tiny_world_recipe() -> tuple[Path, ...]:
+    """The tiny world's sources: its builder, the CLIP vocabulary it pins, the prompt templates it trains on."""
     from conceptlab.engine.training import templates
-    from conceptlab.plugins import tiny_world
+    from conceptlab.plugins import clip_vocab, tiny_world
 
-    return (Path(tiny_world.__file__), Path(templates.__file__))  # it trains on the prompt templates
+    return Path(tiny_world.__file__), Path(clip_vocab.__file__), Path(templates.__file__)
 
 
 def tiny_world_folder() -> Path:
-    """The cached tiny world (prior stack), built on first use in about 40 s."""
+    """The cached tiny world (prior stack), built on first use."""
     from conceptlab.plugins import tiny_world
 
     return cached_build("tiny", _tiny_world_recipe(), tiny_world.save_tiny_world)

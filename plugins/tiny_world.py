@@ -39,6 +39,7 @@ from transformers import (
 )
 
 from conceptlab.engine.training.templates import OBJECT_TEMPLATES, TEXTUAL_INVERSION_OBJECT_TEMPLATES
+from conceptlab.plugins.clip_vocab import clip_vocab_and_merges
 
 EMBED_DIM = 64
 SEED = 1234
@@ -70,25 +71,9 @@ VOCABULARY_TEMPLATES: tuple[str, ...] = TEXTUAL_INVERSION_OBJECT_TEMPLATES + TRA
 PHOTO_TEMPLATE = TEXTUAL_INVERSION_OBJECT_TEMPLATES[0]
 """'a photo of a {}': what a photo of a word stands for."""
 
-_SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte-to-printable-character table of byte-level BPE (as in GPT-2 and CLIP)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars), strict=True))
-
 
 def _words() -> list[str]:
-    """Every whole word the tiny tokenizer knows: templates' words, categories and members."""
+    """Every whole word of the tiny world: templates' words, categories and members."""
     words: set[str] = set()
     for template in VOCABULARY_TEMPLATES:
         words.update(re.findall(r"[a-z]+", template.lower()))
@@ -99,28 +84,15 @@ def _words() -> list[str]:
 
 
 def build_tokenizer() -> CLIPTokenizer:
-    """A CLIP BPE tokenizer whose vocabulary holds every byte plus whole-word merges for the tiny words."""
-    byte_chars = list(_bytes_to_unicode().values())
-    vocab_list = byte_chars + [c + "</w>" for c in byte_chars]
-    merges: list[tuple[str, str]] = []
-    known = set(vocab_list)
-    for word in _words():
-        pieces = [*word[:-1], word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merged = pieces[0] + pieces[1]
-            merge = (pieces[0], pieces[1])
-            if merge not in merges:
-                merges.append(merge)
-            if merged not in known:
-                known.add(merged)
-                vocab_list.append(merged)
-            pieces = [merged, *pieces[2:]]
-    vocab_list += list(_SPECIAL_TOKENS)
-    vocab = {token: index for index, token in enumerate(vocab_list)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    """The real CLIP tokenizer (OpenAI's BPE vocabulary, from the `open_clip_torch` wheel), built locally.
+
+    Token ids, `<|endoftext|>` = 49407, and the id a new placeholder gets (49408) are those of the Kandinsky priors;
+    the padding token is `<|endoftext|>` as in `kandinsky-2-2-prior`'s tokenizer (2.1's pads with "!")."""
+    vocab, merges = clip_vocab_and_merges()
+    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), pad_token="<|endoftext|>", model_max_length=77)
 
 
-def _text_model(vocab_size: int, tokenizer: CLIPTokenizer) -> CLIPTextModelWithProjection:
+def _text_model(vocab_size: int) -> CLIPTextModelWithProjection:
     config = CLIPTextConfig(
         vocab_size=vocab_size,
         hidden_size=EMBED_DIM,
@@ -129,8 +101,10 @@ def _text_model(vocab_size: int, tokenizer: CLIPTokenizer) -> CLIPTextModelWithP
         num_attention_heads=4,
         projection_dim=EMBED_DIM,
         max_position_embeddings=77,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=2,  # the legacy value shipped in the real Kandinsky prior text encoders
+        # The legacy ids of the published kandinsky-2-1-prior and -2-2-prior text encoder configs: with
+        # eos_token_id 2, transformers pools at the largest token id (see engine/prior/tokens.py).
+        bos_token_id=0,
+        eos_token_id=2,
         pad_token_id=1,
     )
     return CLIPTextModelWithProjection(config)
@@ -186,18 +160,41 @@ def _training_prompts(directions: dict[str, torch.Tensor]) -> tuple[list[str], t
     return prompts, torch.stack(targets)
 
 
+class _UsedRows(torch.nn.Module):
+    """A token embedding that holds only the rows of the ids in use, indexed through a vocabulary-wide map.
+
+    The real vocabulary has 49,408 rows and the tiny world's prompts use about a hundred: training the whole table
+    made every step's gradient and AdamW update vocabulary-wide (the text encoder trained 3.6x slower). Rows that no
+    prompt uses get no gradient, so AdamW would leave them as they are anyway: the result is the same."""
+
+    def __init__(self, embedding: torch.nn.Embedding, used: torch.Tensor):
+        super().__init__()
+        self.rows = torch.nn.Parameter(embedding.weight.detach()[used].clone())
+        self.register_buffer("index", torch.zeros(embedding.num_embeddings, dtype=torch.long))
+        self.index[used] = torch.arange(len(used))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(self.index[input_ids], self.rows)
+
+
 def _train_text_encoder(tokenizer, text_encoder, directions, generator: torch.Generator) -> None:
     """Pull each prompt's pooled, projected output towards its word's direction."""
     prompts, targets = _training_prompts(directions)
+    # Causal attention: padding to the longest prompt gives the same pooled output as padding to 77, faster.
+    ids = tokenizer(prompts, padding="longest", return_tensors="pt").input_ids
+    embeddings = text_encoder.text_model.embeddings
+    full, used = embeddings.token_embedding, torch.unique(ids)
+    embeddings.token_embedding = _UsedRows(full, used)
     optimizer = torch.optim.AdamW(text_encoder.parameters(), lr=3e-3, weight_decay=0.0)
     for _ in range(TEXT_TRAIN_STEPS):
         batch = torch.randint(len(prompts), (BATCH,), generator=generator)
-        # Causal attention: padding to the longest prompt gives the same pooled output as padding to 77, faster.
-        embeds, _, _ = _encode(tokenizer, text_encoder, [prompts[i] for i in batch], padding="longest")
-        loss = (1 - F.cosine_similarity(embeds, targets[batch], dim=-1)).mean()
+        loss = (1 - F.cosine_similarity(text_encoder(ids[batch]).text_embeds, targets[batch], dim=-1)).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    with torch.no_grad():
+        full.weight[used] = embeddings.token_embedding.rows
+    embeddings.token_embedding = full
 
 
 def image_embedding_for(text_embeds: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
@@ -269,7 +266,7 @@ def build_tiny_prior_pipeline() -> KandinskyV22PriorPipeline:
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
     tokenizer = build_tokenizer()
-    text_encoder = _text_model(len(tokenizer), tokenizer)
+    text_encoder = _text_model(len(tokenizer))
     directions = _word_directions(generator)
     _train_text_encoder(tokenizer, text_encoder, directions, generator)
 

@@ -22,6 +22,7 @@ from diffusers import (
     UNet2DConditionModel,
     VQModel,
 )
+from stock_priors import build_tokenizer  # byte-level BPE within the fast tests' 1,000-token vocabulary
 from torch import nn
 from transformers import (
     CLIPConfig,
@@ -33,8 +34,6 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
-
-from conceptlab.plugins.tiny_world import build_tokenizer
 
 WIDTH = 32
 TEXT_CONFIG = {

@@ -14,7 +14,9 @@ TOLERANCE = 0.02
 
 def _train(dtype: str) -> tuple[torch.Tensor, list]:
     stack = load_prior(ModelChoice("tiny", device="cpu", dtype=dtype)).stack
-    session = start_training(stack, create_config("pet", ("cat", "dog"), steps=STEPS, learning_rate=1e-3, seed=0))
+    # Seed 1: with seed 0 the two negatives tie at step 4 (cat 0.2280 vs dog 0.2296 in float32, 0.2273 vs 0.2267 in
+    # bfloat16), so `max_neg` takes a different word in each precision and that one step's gradients are unrelated.
+    session = start_training(stack, create_config("pet", ("cat", "dog"), steps=STEPS, learning_rate=1e-3, seed=1))
     start = session.vector()
     records = [session.step(step, ["pet"], ["cat", "dog"]) for step in range(1, STEPS + 1)]
     assert session.placeholder.vector.dtype == torch.float32
