@@ -9,9 +9,10 @@ conceptlab eval --protocol creative --quick --model tiny --out eval/creative
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -149,36 +150,32 @@ class ProtocolOutputs:
     plain: bool = False
 
 
-def run_paper_protocol(
-    quick: bool,
-    choice: ModelChoice,
-    clip: tuple[str | None, str | None],
-    outputs: ProtocolOutputs,
-    options_: dict,
-    batch_options: dict,
-) -> None:
-    if outputs.out is None:
-        raise UsageError("--protocol paper needs --out DIR (where concepts, images and the summary go).")
-    refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
-    config = paper_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
-    evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
-    with task_progress() as on_task:
-        result = run_protocol(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
-    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"CLIP metrics ({evaluator.name})")
-    if outputs.as_json:
-        print_json(results_json(result.summary, evaluator.name))
-        return
-    print_table(result.summary, evaluator.name, plain=outputs.plain)
-    print_files(result.trained, result.reused, result.files)
-
-
 def print_files(trained: int, reused: int, files: dict[str, Path]) -> None:
     stdout.print(f"trained {trained} concept(s), reused {reused}", highlight=False)
     for path in files.values():
         stdout.print(f"  {path}", highlight=False, markup=False)
 
 
-def run_creative_protocol(
+@dataclass(frozen=True)
+class Protocol:
+    """What differs between `--protocol paper` and `--protocol creative`; everything else is `run_protocol_command`."""
+
+    name: str
+    build: Callable[..., Any]
+    run: Callable[..., Any]
+    title: str
+    check: Callable[[Any, ModelChoice], Any] | None = None
+    """Refuses what cannot run, before the evaluating CLIP loads."""
+
+
+PROTOCOLS = {
+    "paper": Protocol("paper", paper_protocol, run_protocol, "CLIP metrics"),
+    "creative": Protocol("creative", creative_protocol, run_creative, "Creative generation", check_creative),
+}
+
+
+def run_protocol_command(
+    protocol: Protocol,
     quick: bool,
     choice: ModelChoice,
     clip: tuple[str | None, str | None],
@@ -186,24 +183,23 @@ def run_creative_protocol(
     options_: dict,
     batch_options: dict,
 ) -> None:
-    """`--protocol creative`: the follow-up's methods and metrics on one table, one figure."""
+    """Run a whole protocol, then write and print its summary (the creative one's with its judge)."""
     if outputs.out is None:
-        raise UsageError("--protocol creative needs --out DIR (where concepts, images and the summary go).")
+        raise UsageError(f"--protocol {protocol.name} needs --out DIR (where concepts, images and the summary go).")
     refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
-    config = creative_protocol(quick, **{key: value for key, value in options_.items() if value is not None})
-    check_creative(config, choice)
+    config = protocol.build(quick, **{key: value for key, value in options_.items() if value is not None})
+    if protocol.check:
+        protocol.check(config, choice)
     evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
     with task_progress() as on_task:
-        result = run_creative(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
-    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"Creative generation ({evaluator.name})")
+        result = protocol.run(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
+    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"{protocol.title} ({evaluator.name})")
+    judge = getattr(result, "judge", None)  # only the creative protocol has a judge
     if outputs.as_json:
-        print_json(results_json(result.summary, evaluator.name, result.judge))
+        print_json(results_json(result.summary, evaluator.name, judge))
         return
-    print_table(result.summary, evaluator.name, result.judge, outputs.plain)
+    print_table(result.summary, evaluator.name, judge, outputs.plain)
     print_files(result.trained, result.reused, result.files)
-
-
-PROTOCOLS = {"paper": run_paper_protocol, "creative": run_creative_protocol}
 
 
 def evaluate_command(
@@ -312,7 +308,9 @@ def evaluate_command(
         batch = {"ray": ray is not None, "address": options.ray_address(ray)}
         outputs = ProtocolOutputs(out, as_json, csv_path, plot, force, plain)
         clips = (clip, clip_revision)
-        return PROTOCOLS[protocol](quick, choice, clips, outputs, extra, {**batch, "max_parallel": max_parallel})
+        return run_protocol_command(
+            PROTOCOLS[protocol], quick, choice, clips, outputs, extra, {**batch, "max_parallel": max_parallel}
+        )
     if quick or out or ray or max_parallel:
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper or creative; add one or drop them."
