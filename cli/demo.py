@@ -1,5 +1,6 @@
 """`conceptlab demo`: a new pet on the tiny backend, offline; it says which phase it is in (a first run builds the
-tiny world, about 40 s, before training).
+tiny world and trains its decoder, about two and a half minutes, before training), and ends with the strip of renders,
+what the oracle named and how much the renders read as each negative.
 
 conceptlab demo
 """
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from PIL import Image
 
 from conceptlab.cli import options
 from conceptlab.cli.create import run_training
-from conceptlab.cli.output import stderr
-from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.cli.output import stderr, stdout
+from conceptlab.engine.models.loading import ModelChoice, load_prior
 from conceptlab.engine.training.config import create_config
+from conceptlab.engine.training.create import CreateResult
 
 DEMO_STEPS = 300
 
@@ -36,14 +39,42 @@ def demo_command(
     steps: options.StepsOpt = DEMO_STEPS,
     seed: options.SeedOpt = 0,
 ) -> None:
-    """Invent a new pet (unlike a cat or a dog) on the tiny offline backend and show where its files are."""
-    config = create_config("pet", ("cat", "dog"), steps=steps, seed=seed, checkpoint_every=100)
+    """Invent a new pet (unlike a cat, a dog, and what the oracle sees in its renders) on the tiny offline backend;
+    show where its files are, what the oracle named and how much the renders read as each negative."""
+    config = create_config("pet", ("cat", "dog"), adaptive=True, steps=steps, seed=seed, checkpoint_every=100)
     from conceptlab.plugins.tiny import tiny_world_built  # here: importing diffusers' pipelines logs (see app._root)
 
     if not tiny_world_built():
-        phase("building the tiny world: small models of the real architectures, trained once and cached (~40 s)")
-    phase(f"training a new pet, unlike a cat or a dog: {steps} steps on the CPU")
-    run_training(config, ModelChoice(model="tiny", device="cpu"), _free_folder(out), force=False)
+        phase("building the tiny world: small models of the real architectures, trained once and cached (~2.5 min)")
+    phase(f"training a new pet, unlike a cat, a dog and what the oracle names: {steps} steps on the CPU")
+    model = ModelChoice(model="tiny", device="cpu")
+    print_drift(run_training(config, model, _free_folder(out), force=False), model)
+
+
+def print_drift(result: CreateResult, model: ModelChoice) -> None:
+    """Where the strip is, what the oracle named, and how much the first and last renders the oracle is shown read
+    as each negative (clip-zeroshot's score)."""
+    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
+
+    negatives = result.concept.metadata["negatives"]
+    named = [f"{n['word']} (step {n['step']})" for n in negatives if n["source"] == "oracle"]
+    _say(f"Strip of renders: {result.strip_path}")
+    _say(f"The oracle named: {', '.join(named) or 'nothing'}")
+    seed = result.config.image_seeds[0]
+    images = sorted((result.run_dir / "images").glob(f"step-*-seed-{seed}.png"))
+    if len(images) < 2:
+        return
+    words = [n["word"] for n in negatives]
+    with Image.open(images[0]) as first, Image.open(images[-1]) as last:
+        scores = zero_shot_scores(load_prior(model).stack, [first, last], words)
+    _say(f"How much the renders read as each negative ({images[0].name} -> {images[-1].name}; the oracle's score,")
+    _say('cosine to "a photo of a {word}" in the tiny image encoder\'s space):')
+    for index, word in enumerate(words):
+        _say(f"  {word:<12} {scores[0, index].item():+.3f} -> {scores[1, index].item():+.3f}")
+
+
+def _say(text: str) -> None:
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def phase(text: str) -> None:

@@ -48,6 +48,7 @@ class KandinskyBackend:
     recommended_render: dict[str, Any] = {}  # noqa: RUF012 (read-only class default)
     evaluation_clip = "clip"
     default_constraint_encoder = "prior"
+    known_words = None
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

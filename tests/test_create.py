@@ -193,6 +193,32 @@ def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
     assert (base / "new-pet.safetensors").exists() and (tmp_path / "demo-2" / "new-pet.safetensors").exists()
 
 
+def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read(run_cli, tmp_path):
+    """The printed scores are clip-zeroshot's, of the first and last renders the oracle is shown to each negative,
+    recomputed here."""
+    from PIL import Image
+
+    from conceptlab.engine.models.loading import ModelChoice, load_prior
+    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
+
+    code, out, _ = run_cli("demo", "--steps", "200", "--out", tmp_path / "demo")
+    assert code == 0
+    lines = out.splitlines()
+    strip = next(line for line in lines if line.startswith("Strip of renders: ")).removeprefix("Strip of renders: ")
+    assert Image.open(strip).size[0] > 32
+    negatives = load_concept(tmp_path / "demo" / "new-pet.safetensors").metadata["negatives"]
+    named = [f"{n['word']} (step {n['step']})" for n in negatives if n["source"] == "oracle"]
+    assert named and f"The oracle named: {', '.join(named)}" in lines
+    images = tmp_path / "demo" / "images"
+    renders = [Image.open(images / f"step-{step:04d}-seed-42.png") for step in (100, 200)]
+    words = [n["word"] for n in negatives]
+    stack = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).stack
+    scores = zero_shot_scores(stack, renders, words)
+    assert words[:2] == ["cat", "dog"]
+    for index, word in enumerate(words):
+        assert f"  {word:<12} {scores[0, index].item():+.3f} -> {scores[1, index].item():+.3f}" in lines
+
+
 def test_missing_weights_exit_1_with_one_line(run_cli, tmp_path):
     code, _, err = run_cli(
         "create", "--category", "pet", "--model", "kandinsky-2.2", "--device", "cpu", "--out", tmp_path

@@ -117,7 +117,7 @@ def test_fill_prompt():
         (("CONCEPT", "--prompt", "a photo of a cat"), "no {} and no concept token"),
         (("CONCEPT", "--prompt", "{}", "-n", "0"), "positive number"),
         (("CONCEPT", "--prompt", "{0} and {1}"), "1 concept(s)"),
-        (("CONCEPT", "--prompt", "{}", "--size", "30"), "multiple of 4"),
+        (("CONCEPT", "--prompt", "{}", "--size", "30"), "multiple of 16"),
         (("CONCEPT", "--prompt", "{}", "--decoder", "nonsense"), "Unknown decoder 'nonsense'"),
         (("CONCEPT", "--prompt", "{}", "--model", "TINY", "--backend", "kandinsky-2.2"), "trained for tiny"),
         (("CONCEPT", "--prompt", "a {}", "--steps", "0"), "--steps must be at least 1"),

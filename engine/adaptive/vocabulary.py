@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
@@ -44,9 +45,9 @@ ART_STYLES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def known_members(category: str) -> tuple[str, ...]:
-    """The built-in members of `category`, or () when there is no list for it."""
-    return CATEGORY_MEMBERS.get(category.strip().lower(), ())
+def known_members(category: str, members: Mapping[str, tuple[str, ...]] | None = None) -> tuple[str, ...]:
+    """The members of `category` in `members` (default: the built-in lists), or () when there is no list for it."""
+    return (CATEGORY_MEMBERS if members is None else members).get(category.strip().lower(), ())
 
 
 def read_vocabulary(path: Path) -> tuple[str, ...]:
@@ -63,14 +64,20 @@ def read_vocabulary(path: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(words))
 
 
-def vocabulary_for(category: str | None, style: bool = False, vocab_file: Path | None = None) -> tuple[str, ...]:
-    """The words an oracle compares against: `vocab_file` (one word per line), else a built-in list."""
+def vocabulary_for(
+    category: str | None,
+    style: bool = False,
+    vocab_file: Path | None = None,
+    members: Mapping[str, tuple[str, ...]] | None = None,
+) -> tuple[str, ...]:
+    """The words an oracle compares against: `vocab_file` (one word per line), else the category's list in `members`
+    (the words a backend's models know, where it says), else the built-in list."""
     if vocab_file is not None:
         return read_vocabulary(vocab_file)
     if style:
         return ART_STYLES
-    members = known_members(category or "")
-    if not members:
+    words = known_members(category or "", members) or known_members(category or "")
+    if not words:
         known = ", ".join(CATEGORY_MEMBERS)
         raise UsageError(f"No built-in vocabulary for category {category!r} (known: {known}); give --vocab FILE.")
-    return members
+    return words

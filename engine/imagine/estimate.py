@@ -70,13 +70,16 @@ class StepRecorder:
 
 def clean_estimate(scheduler: Any, step: StepInputs) -> torch.Tensor:
     """x̂0 with the scheduler's parametrisation: flow matching x_t − sigma·v; sigma-space ε (Euler) x_t − sigma·ε;
-    ᾱ-space ε (DDPM, DDIM) (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t; v-prediction likewise. Computed in float32."""
+    ᾱ-space ε (DDPM, DDIM) (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t; v-prediction likewise; a sample prediction is x̂0 itself.
+    Computed in float32."""
     config = scheduler.config
     sample = step.sample.float()
     output = step.model_output.float()[:, : sample.shape[1]]  # a learned variance rides in the extra channels
     prediction = getattr(config, "prediction_type", "flow_prediction" if step.sigma is not None else "epsilon")
     if type(scheduler).__name__.startswith("FlowMatch"):
         return sample - step.sigma * output
+    if prediction == "sample":  # the model predicts x̂0 itself (the tiny Kandinsky decoder does)
+        return _clipped(output, config)
     if step.sigma is not None:
         sigma = step.sigma
         if prediction == "epsilon":
@@ -89,10 +92,15 @@ def clean_estimate(scheduler: Any, step: StepInputs) -> torch.Tensor:
             estimate = (sample - (1 - alpha).sqrt() * output) / alpha.sqrt()
         else:
             estimate = alpha.sqrt() * sample - (1 - alpha).sqrt() * output
-        if getattr(config, "clip_sample", False):
-            estimate = estimate.clamp(-config.clip_sample_range, config.clip_sample_range)
-        return estimate
+        return _clipped(estimate, config)
     raise UsageError(
         f"{type(scheduler).__name__} with prediction type {prediction!r} has no clean-image estimate here; "
         "use the model's own scheduler."
     )
+
+
+def _clipped(estimate: torch.Tensor, config: Any) -> torch.Tensor:
+    """x̂0 clipped as DDPM and DDIM clip it when their config says so."""
+    if getattr(config, "clip_sample", False):
+        return estimate.clamp(-config.clip_sample_range, config.clip_sample_range)
+    return estimate

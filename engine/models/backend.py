@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,6 +94,9 @@ class Backend(Protocol):
     default_constraint_encoder: str
     """`mclip` (the decoder's own text encoder embeds the constraints, as the official code does on 2.1) or `prior`
     (the prior's CLIP `text_embeds`), unless `--constraint-encoder` says otherwise."""
+    known_words: Mapping[str, tuple[str, ...]] | None
+    """The members of each category this backend's models were trained to know, where that is a closed list (the
+    tiny world's); None: the built-in lists. The clip-zeroshot oracle chooses among them unless `--vocab` is given."""
     evaluation_clip: str
     """The evaluator (a `conceptlab.evaluators` name) that scores this backend's images unless `--clip` names
     another: "clip", the paper's CLIP, unless the backend brings a CLIP of its own (the tiny backend does)."""
