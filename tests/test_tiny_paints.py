@@ -1,6 +1,7 @@
-"""The tiny decoder paints: rendering the prior's output for a member word paints that word's tiny-world picture, the
-encoder that reads the renders tells the words apart, and the clip-zeroshot oracle's answer, used as a negative,
-moves a concept's renders away from that word."""
+"""The tiny decoder paints: rendering the prior's output for a member word paints that word's tiny-world picture, an
+embedding between two members paints something between their pictures, the encoder that reads the renders tells the
+words apart, and the clip-zeroshot oracle's answer, used as a negative, moves a concept's renders away from that
+word."""
 
 from __future__ import annotations
 
@@ -52,6 +53,22 @@ def test_rendering_each_member_paints_its_own_picture(stack, tiny_decoder, seed)
     by_encoder = picture_similarities(stack, renders, words).argmax(dim=1) == torch.arange(len(words))
     assert by_pixels >= 0.9, by_pixels
     assert by_encoder.float().mean().item() >= 0.25, by_encoder.float().mean().item()
+
+
+@pytest.mark.parametrize("first, second", [("cat", "dog"), ("chair", "sofa"), ("rose", "fern"), ("guitar", "violin")])
+def test_an_embedding_between_two_members_paints_something_between_their_pictures(stack, tiny_decoder, first, second):
+    """Halfway between the prior's outputs for two members of a category, the render is nearer each of their
+    pictures than the pictures are to each other (measured: 0.19-0.22 against 0.22-0.25, mean absolute pixel
+    difference; halfway between unrelated words it may lean to one: cat/guitar 0.15 and 0.27 against 0.28)."""
+    embeds, negative = prior_image_embeds(
+        stack, [OBJECT_PROMPT.format(first), OBJECT_PROMPT.format(second)], 42, SETTINGS
+    )
+    halfway = torch.lerp(embeds[0], embeds[1], 0.5)[None]
+    render = _pixels(render_image_embeds(tiny_decoder, halfway, negative[:1], 42, SETTINGS))[0]
+    pictures = _word_pictures([first, second])
+    apart = (pictures[0] - pictures[1]).abs().mean().item()
+    to_each = [(render - picture).abs().mean().item() for picture in pictures]
+    assert max(to_each) < apart, (to_each, apart)
 
 
 def test_decoder_seeds_paint_the_same_picture_each_a_little_differently(stack, tiny_decoder):
