@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from conceptlab.engine.prior.sampling import guided_context, guided_prediction
 from conceptlab.engine.prior.tokens import EncodedPrompts
 
 
@@ -84,29 +85,11 @@ def sample_with_noise(
     guidance_scale: float,
 ) -> torch.Tensor:
     """The prior's guided sampling loop on the full (padded) context, with `noise` from `draw_noise`."""
-    batch = prompts.text_embeds.shape[0]
-    guided = guidance_scale > 1.0
-    if guided:
-        negative = unconditional.repeat(batch)
-        text_embeds = torch.cat([negative.text_embeds, prompts.text_embeds])
-        hidden_states = torch.cat([negative.hidden_states, prompts.hidden_states])
-        attention_mask = torch.cat([negative.attention_mask, prompts.attention_mask])
-    else:
-        text_embeds, hidden_states, attention_mask = prompts.text_embeds, prompts.hidden_states, prompts.attention_mask
+    context = guided_context(prompts, unconditional, guidance_scale > 1.0)
     latents = noise[0] * schedule.init_noise_sigma
     draws = iter(noise[1:])
     for step in schedule.steps:
-        model_input = torch.cat([latents, latents]) if guided else latents
-        predicted = prior(
-            model_input,
-            timestep=step.timestep,
-            proj_embedding=text_embeds,
-            encoder_hidden_states=hidden_states,
-            attention_mask=attention_mask,
-        ).predicted_image_embedding
-        if guided:
-            uncond, cond = predicted.chunk(2)
-            predicted = uncond + guidance_scale * (cond - uncond)
+        predicted = guided_prediction(prior, latents, step.timestep, context, guidance_scale)
         if schedule.clip_range is not None:
             predicted = predicted.clamp(-schedule.clip_range, schedule.clip_range)
         latents = step.original_coeff * predicted + step.sample_coeff * latents

@@ -32,45 +32,57 @@ def sample_image_embeds(
     up to float rounding, several times less work.
     """
     batch = prompts.text_embeds.shape[0]
-    guided = guidance_scale > 1.0
-    if guided:
-        negative = unconditional.repeat(batch)
-        text_embeds = torch.cat([negative.text_embeds, prompts.text_embeds])
-        hidden_states = torch.cat([negative.hidden_states, prompts.hidden_states])
-        attention_mask = torch.cat([negative.attention_mask, prompts.attention_mask])
-    else:
-        text_embeds, hidden_states, attention_mask = (
-            prompts.text_embeds,
-            prompts.hidden_states,
-            prompts.attention_mask,
-        )
-
+    context = guided_context(prompts, unconditional, guidance_scale > 1.0)
     if skip_padding:
-        length = int(attention_mask.sum(dim=1).max())
-        hidden_states, attention_mask = hidden_states[:, :length], attention_mask[:, :length]
-    scheduler.set_timesteps(num_steps, device=text_embeds.device)
+        length = int(context.attention_mask.sum(dim=1).max())
+        context = EncodedPrompts(
+            context.text_embeds, context.hidden_states[:, :length], context.attention_mask[:, :length]
+        )
+    device, dtype = context.text_embeds.device, context.text_embeds.dtype
+    scheduler.set_timesteps(num_steps, device=device)
     timesteps = scheduler.timesteps
-    shape = (batch, prior.config.embedding_dim)
-    latents = randn_tensor(shape, generator=generator, device=text_embeds.device, dtype=text_embeds.dtype)
+    latents = randn_tensor((batch, prior.config.embedding_dim), generator=generator, device=device, dtype=dtype)
     latents = latents * scheduler.init_noise_sigma
-    with _without_padding(prior, hidden_states.shape[1]):
+    with _without_padding(prior, context.hidden_states.shape[1]):
         for index, timestep in enumerate(timesteps):
-            model_input = torch.cat([latents, latents]) if guided else latents
-            predicted = prior(
-                model_input,
-                timestep=timestep,
-                proj_embedding=text_embeds,
-                encoder_hidden_states=hidden_states,
-                attention_mask=attention_mask,
-            ).predicted_image_embedding
-            if guided:
-                uncond, cond = predicted.chunk(2)
-                predicted = uncond + guidance_scale * (cond - uncond)
+            predicted = guided_prediction(prior, latents, timestep, context, guidance_scale)
             previous = None if index + 1 == len(timesteps) else timesteps[index + 1]
             latents = scheduler.step(
                 predicted, timestep=timestep, sample=latents, generator=generator, prev_timestep=previous
             ).prev_sample
     return prior.post_process_latents(latents)
+
+
+def guided_context(prompts: EncodedPrompts, unconditional: EncodedPrompts, guided: bool) -> EncodedPrompts:
+    """What the prior is conditioned on: with guidance, the unconditional encoding once per prompt and then the
+    prompts (diffusers' order); without, the prompts alone."""
+    if not guided:
+        return prompts
+    negative = unconditional.repeat(prompts.text_embeds.shape[0])
+    return EncodedPrompts(
+        torch.cat([negative.text_embeds, prompts.text_embeds]),
+        torch.cat([negative.hidden_states, prompts.hidden_states]),
+        torch.cat([negative.attention_mask, prompts.attention_mask]),
+    )
+
+
+def guided_prediction(
+    prior: Any, latents: torch.Tensor, timestep: Any, context: EncodedPrompts, guidance_scale: float
+) -> torch.Tensor:
+    """The prior's prediction for `latents` at `timestep` given `context` (from `guided_context`), combined with
+    classifier-free guidance when `guidance_scale` is above 1 (diffusers' rule)."""
+    guided = guidance_scale > 1.0
+    predicted = prior(
+        torch.cat([latents, latents]) if guided else latents,
+        timestep=timestep,
+        proj_embedding=context.text_embeds,
+        encoder_hidden_states=context.hidden_states,
+        attention_mask=context.attention_mask,
+    ).predicted_image_embedding
+    if not guided:
+        return predicted
+    uncond, cond = predicted.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
 
 
 @contextmanager
