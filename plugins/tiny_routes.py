@@ -25,12 +25,12 @@ from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import 
 from safetensors.torch import save_file
 from transformers import (
     CLIPImageProcessor,
-    CLIPTextConfig,
     CLIPTextModel,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
 
+from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
 from conceptlab.plugins.tiny import TINY_IMAGE_SPACE, cached_build
 
 IP_ADAPTER_SUBFOLDER = "sdxl_models"
@@ -59,20 +59,7 @@ def build_tiny_unclip() -> StableUnCLIPImg2ImgPipeline:
     image_normalizer = StableUnCLIPImageNormalizer(embedding_dim=width)
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=2,
-            hidden_size=text_width,
-            projection_dim=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=5,
-            pad_token_id=1,
-            vocab_size=len(tokenizer),
-        )
-    )
+    text_encoder = CLIPTextModel(fast_test_clip_text_config(len(tokenizer), hidden_size=text_width))
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         sample_size=32,
@@ -150,9 +137,11 @@ def _save_unclip(folder: Path) -> None:
 
 def tiny_unclip_folder() -> Path:
     """The cached tiny Stable unCLIP pipeline folder, built on first use in a few seconds."""
-    from conceptlab.plugins import tiny_world
+    from conceptlab.plugins import fast_test_configs, tiny_world
 
-    return cached_build("tiny-unclip", (Path(__file__), Path(tiny_world.__file__)), _save_unclip)
+    return cached_build(
+        "tiny-unclip", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save_unclip
+    )
 
 
 def tiny_ip_adapter_folder() -> Path:

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5Tokenizer
+from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5Tokenizer
 
+from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
 from conceptlab.plugins.tiny import cached_build
 from conceptlab.plugins.tiny_world import CATEGORY_MEMBERS, build_tokenizer
 
@@ -74,19 +75,7 @@ def build_tiny_sd3() -> StableDiffusion3Pipeline:
         out_channels=4,
     )
     tokenizer = build_tokenizer()
-    clip_config = CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
-        hidden_size=32,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        pad_token_id=1,
-        vocab_size=len(tokenizer),
-        hidden_act="gelu",
-        projection_dim=32,
-    )
+    clip_config = fast_test_clip_text_config(len(tokenizer), hidden_act="gelu")
     torch.manual_seed(0)
     text_encoder = CLIPTextModelWithProjection(clip_config)
     torch.manual_seed(0)
@@ -125,6 +114,8 @@ def _save(folder: Path) -> None:
 
 def tiny_sd3_folder() -> Path:
     """The cached tiny SD3 pipeline folder, built on first use in a second or two."""
-    from conceptlab.plugins import tiny_world
+    from conceptlab.plugins import fast_test_configs, tiny_world
 
-    return cached_build("tiny-sd3", (Path(__file__), Path(tiny_world.__file__)), _save)
+    return cached_build(
+        "tiny-sd3", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save
+    )

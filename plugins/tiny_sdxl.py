@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
 from conceptlab.plugins.tiny import cached_build
 from conceptlab.plugins.tiny_world import build_tokenizer
 
@@ -59,19 +60,7 @@ def build_tiny_sdxl() -> StableDiffusionXLPipeline:
     )
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    text_config = CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
-        hidden_size=32,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        pad_token_id=1,
-        vocab_size=len(tokenizer),
-        hidden_act="gelu",
-        projection_dim=32,
-    )
+    text_config = fast_test_clip_text_config(len(tokenizer), hidden_act="gelu")
     return StableDiffusionXLPipeline(
         vae=vae.eval(),
         text_encoder=CLIPTextModel(text_config).eval(),
@@ -92,6 +81,8 @@ def _save(folder: Path) -> None:
 def tiny_sdxl_folder() -> Path:
     """The cached tiny SDXL pipeline folder (`StableDiffusionXLPipeline.from_pretrained` loads it), built on first
     use in a few seconds; its cache key changes whenever this recipe or the tiny tokenizer's does."""
-    from conceptlab.plugins import tiny_world
+    from conceptlab.plugins import fast_test_configs, tiny_world
 
-    return cached_build("tiny-sdxl", (Path(__file__), Path(tiny_world.__file__)), _save)
+    return cached_build(
+        "tiny-sdxl", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save
+    )

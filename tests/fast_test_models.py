@@ -29,25 +29,15 @@ from transformers import (
     CLIPImageProcessor,
     CLIPModel,
     CLIPProcessor,
-    CLIPTextConfig,
     CLIPTextModelWithProjection,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
 
+from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
+
 WIDTH = 32
-TEXT_CONFIG = {
-    "bos_token_id": 0,
-    "eos_token_id": 2,
-    "hidden_size": WIDTH,
-    "projection_dim": WIDTH,
-    "intermediate_size": 37,
-    "layer_norm_eps": 1e-05,
-    "num_attention_heads": 4,
-    "num_hidden_layers": 5,
-    "pad_token_id": 1,
-    "vocab_size": 1000,
-}
+TEXT_CONFIG = fast_test_clip_text_config(1000, hidden_size=WIDTH, projection_dim=WIDTH)
 VISION_CONFIG = {
     "hidden_size": WIDTH,
     "image_size": 224,
@@ -76,9 +66,9 @@ def image_processor() -> CLIPImageProcessor:
 def save_prior(folder: Path) -> None:
     """A Kandinsky 2.2 prior pipeline (text encoder, prior, image encoder, scheduler) as diffusers' tests make it."""
     tokenizer = build_tokenizer()
-    assert len(tokenizer) <= TEXT_CONFIG["vocab_size"]
+    assert len(tokenizer) <= TEXT_CONFIG.vocab_size
     torch.manual_seed(0)
-    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(**TEXT_CONFIG))
+    text_encoder = CLIPTextModelWithProjection(TEXT_CONFIG)
     torch.manual_seed(0)
     prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=WIDTH, num_layers=1)
     prior.clip_std = nn.Parameter(torch.ones(prior.clip_std.shape))
@@ -152,6 +142,6 @@ def save_decoder(folder: Path) -> None:
 def save_clip(folder: Path) -> None:
     """An evaluating `CLIPModel` and its processor, of the same text and vision configs."""
     torch.manual_seed(0)
-    config = CLIPConfig(text_config=TEXT_CONFIG, vision_config=VISION_CONFIG, projection_dim=WIDTH)
+    config = CLIPConfig(text_config=TEXT_CONFIG.to_dict(), vision_config=VISION_CONFIG, projection_dim=WIDTH)
     CLIPModel(config).save_pretrained(folder)
     CLIPProcessor(image_processor=image_processor(), tokenizer=build_tokenizer()).save_pretrained(folder)

@@ -17,12 +17,13 @@ from diffusers import PriorTransformer, UnCLIPScheduler
 from torch import nn
 from transformers import (
     CLIPImageProcessor,
-    CLIPTextConfig,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
+
+from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
 
 HIDDEN = 32
 WORDS = ("a", "photo", "of", "plush", "toy", "pet", "horse", "and")
@@ -58,19 +59,7 @@ def build_tokenizer() -> CLIPTokenizer:
 
 def _text_encoder() -> CLIPTextModelWithProjection:
     torch.manual_seed(0)
-    config = CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
-        hidden_size=HIDDEN,
-        projection_dim=HIDDEN,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        pad_token_id=1,
-        vocab_size=1000,
-    )
-    return CLIPTextModelWithProjection(config)
+    return CLIPTextModelWithProjection(fast_test_clip_text_config(1000, hidden_size=HIDDEN, projection_dim=HIDDEN))
 
 
 def _prior() -> PriorTransformer:
