@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from PIL import Image
 
 from conceptlab.cli import options
 from conceptlab.cli.create import run_training
 from conceptlab.cli.output import stderr, stdout
+from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.models.loading import ModelChoice, load_prior
 from conceptlab.engine.training.config import create_config
 from conceptlab.engine.training.create import CreateResult
@@ -52,25 +54,40 @@ def demo_command(
 
 
 def print_drift(result: CreateResult, model: ModelChoice) -> None:
-    """Where the strip is, what the oracle named, and how much the first and last renders the oracle is shown read
-    as each negative (clip-zeroshot's score)."""
-    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
-
+    """Where the strip is, what the oracle named, and how much the first and last checkpoints' renders (every
+    prompt and seed) read as the category and as each negative: clip-zeroshot's score, averaged."""
     negatives = result.concept.metadata["negatives"]
     named = [f"{n['word']} (step {n['step']})" for n in negatives if n["source"] == "oracle"]
     _say(f"Strip of renders: {result.strip_path}")
     _say(f"The oracle named: {', '.join(named) or 'nothing'}")
-    seed = result.config.image_seeds[0]
-    images = sorted((result.run_dir / "images").glob(f"step-*-seed-{seed}.png"))
-    if len(images) < 2:
+    images = result.run_dir / "images"
+    steps = sorted(
+        int(path.name.split("-")[1]) for path in images.glob(f"step-*-seed-{result.config.image_seeds[0]}.png")
+    )
+    if len(steps) < 2:
         return
-    words = [n["word"] for n in negatives]
-    with Image.open(images[0]) as first, Image.open(images[-1]) as last:
-        scores = zero_shot_scores(load_prior(model).stack, [first, last], words)
-    _say(f"How much the renders read as each negative ({images[0].name} -> {images[-1].name}; the oracle's score,")
-    _say('cosine to "a photo of a {word}" in the tiny image encoder\'s space):')
+    words = [result.config.category, *(n["word"] for n in negatives)]
+    stack = load_prior(model).stack
+    first, last = (checkpoint_reading(stack, images, step, words) for step in (steps[0], steps[-1]))
+    renders = f"{len(result.config.checkpoint_prompts(steps[0]))} prompts x {len(result.config.image_seeds)} seeds"
+    _say(f"How much the renders read as each word, step {steps[0]} -> {steps[-1]} (the oracle's score: cosine to")
+    _say(f"\"a photo of a {{word}}\" in the tiny CLIP's space, averaged over each checkpoint's {renders}):")
     for index, word in enumerate(words):
-        _say(f"  {word:<12} {scores[0, index].item():+.3f} -> {scores[1, index].item():+.3f}")
+        role = "+" if index == 0 else "-"
+        _say(f"  {role} {word:<12} {first[index].item():+.3f} -> {last[index].item():+.3f}")
+
+
+def checkpoint_reading(stack: PriorStack, images: Path, step: int, words: list[str]) -> torch.Tensor:
+    """`[words]`: clip-zeroshot's score of each word, averaged over every render of checkpoint `step`."""
+    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
+
+    paths = sorted(images.glob(f"*step-{step:04d}-seed-*.png"))
+    renders = [Image.open(path) for path in paths]
+    try:
+        return zero_shot_scores(stack, renders, words).mean(dim=0)
+    finally:
+        for render in renders:
+            render.close()
 
 
 def _say(text: str) -> None:

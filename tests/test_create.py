@@ -194,8 +194,8 @@ def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
 
 
 def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read(run_cli, tmp_path):
-    """The printed scores are clip-zeroshot's, of the first and last renders the oracle is shown to each negative,
-    recomputed here."""
+    """The printed scores are clip-zeroshot's, averaged over the first and last checkpoints' renders, recomputed
+    here for the category and each negative."""
     from PIL import Image
 
     from conceptlab.engine.models.loading import ModelChoice, load_prior
@@ -209,14 +209,19 @@ def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read
     negatives = load_concept(tmp_path / "demo" / "new-pet.safetensors").metadata["negatives"]
     named = [f"{n['word']} (step {n['step']})" for n in negatives if n["source"] == "oracle"]
     assert named and f"The oracle named: {', '.join(named)}" in lines
-    images = tmp_path / "demo" / "images"
-    renders = [Image.open(images / f"step-{step:04d}-seed-42.png") for step in (100, 200)]
-    words = [n["word"] for n in negatives]
+    words = ["pet", *(n["word"] for n in negatives)]
+    assert words[1:3] == ["cat", "dog"]
     stack = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).stack
-    scores = zero_shot_scores(stack, renders, words)
-    assert words[:2] == ["cat", "dog"]
+    images = tmp_path / "demo" / "images"
+    first, last = (
+        zero_shot_scores(stack, [Image.open(p) for p in sorted(images.glob(f"*step-{step:04d}-seed-*.png"))], words)
+        for step in (100, 200)
+    )
+    assert len(first) == len(last) == 6  # 3 prompts x 2 seeds
     for index, word in enumerate(words):
-        assert f"  {word:<12} {scores[0, index].item():+.3f} -> {scores[1, index].item():+.3f}" in lines
+        role = "+" if index == 0 else "-"
+        expected = f"  {role} {word:<12} {first[:, index].mean().item():+.3f} -> {last[:, index].mean().item():+.3f}"
+        assert expected in lines
 
 
 def test_missing_weights_exit_1_with_one_line(run_cli, tmp_path):
