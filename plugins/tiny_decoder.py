@@ -224,13 +224,6 @@ def _train_unet(unet, scheduler: DDPMScheduler, geometry: WordGeometry, word_emb
         schedule.step()
 
 
-def word_geometry(prior: KandinskyV22PriorPipeline) -> WordGeometry:
-    """The geometry the decoder is trained on, from the tiny world's prior (tests use it to check the paintings)."""
-    prior.set_progress_bar_config(disable=True)
-    with torch.no_grad():
-        return WordGeometry(_word_embeds(prior, world_words()))
-
-
 def build_tiny_decoder_pipeline(world: Path) -> KandinskyV22Pipeline:
     """Train the decoder on the tiny world saved in `world`; deterministic for a given torch version."""
     prior = KandinskyV22PriorPipeline.from_pretrained(world)

@@ -38,6 +38,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.training.templates import OBJECT_TEMPLATES, TEXTUAL_INVERSION_OBJECT_TEMPLATES
 from conceptlab.plugins.clip_vocab import clip_vocab_and_merges
 
@@ -267,7 +268,7 @@ def synthetic_picture(word: str, variant: int = 0) -> Image.Image:
     return Image.fromarray((pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
-def picture_similarities(stack, images: list[Image.Image], words: list[str]) -> torch.Tensor:
+def picture_similarities(stack: PriorStack, images: list[Image.Image], words: list[str]) -> torch.Tensor:
     """`[images, words]`: cosine, in the tiny image encoder's space, of each image to each word's tiny-world photo."""
     pixels = stack.image_processor(images=[*images, *map(synthetic_picture, words)], return_tensors="pt").pixel_values
     with torch.no_grad():
