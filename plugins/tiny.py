@@ -95,7 +95,7 @@ def _tiny_decoder_recipe() -> tuple[Path, ...]:
 
 
 def tiny_decoder_folder() -> Path:
-    """The cached tiny decoder, trained on first use (about a minute) on the tiny world's prior outputs, so rebuilt
+    """The cached tiny decoder, trained on first use (about 90 s) on the tiny world's prior outputs, so rebuilt
     whenever the world is; its own cache, so the prior's stays valid when only the decoder changes."""
     from conceptlab.plugins import tiny_decoder
 

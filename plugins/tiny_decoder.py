@@ -3,8 +3,8 @@
 Decoding the tiny prior's image embedding of a word paints that word's tiny-world picture (the colour pattern of
 `tiny_world.synthetic_picture`); an embedding between words paints a blend of their patterns, each weighted by how
 close the embedding is to that word's (a softmax of cosines, `painted_patterns`). It runs through diffusers' own
-`KandinskyV22Pipeline` and loads through the same `from_pretrained` path as the real decoder. Training takes about a
-minute of one CPU core, on first use:
+`KandinskyV22Pipeline` and loads through the same `from_pretrained` path as the real decoder. Training takes about
+90 s of one CPU core, on first use:
 
 * MoVQ's decoder learns to turn a latent (the colour pattern enlarged to the latent's size) into the picture;
 * the UNet learns to denoise latents given the tiny prior's outputs for the tiny world's prompts and blends of them;
