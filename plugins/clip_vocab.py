@@ -73,7 +73,7 @@ def vocab_file() -> Path:
     return path
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """The byte-to-printable-character table of byte-level BPE (as in GPT-2 and CLIP)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
     printable += list(range(ord("®"), ord("ÿ") + 1))
@@ -92,7 +92,7 @@ def clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """OpenAI CLIP's vocabulary (token -> id) and merges, in the order its tokenizer builds them."""
     lines = gzip.decompress(vocab_file().read_bytes()).decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : MERGES + 1]]
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {token: index for index, token in enumerate(tokens)}, merges  # type: ignore[return-value]

@@ -41,6 +41,7 @@ from transformers import (
 from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.training.templates import OBJECT_TEMPLATES, TEXTUAL_INVERSION_OBJECT_TEMPLATES
 from conceptlab.plugins.clip_vocab import clip_vocab_and_merges
+from conceptlab.plugins.clip_zeroshot import image_embeds
 
 EMBED_DIM = 64
 SEED = 1234
@@ -270,11 +271,7 @@ def synthetic_picture(word: str, variant: int = 0) -> Image.Image:
 
 def picture_similarities(stack: PriorStack, images: list[Image.Image], words: list[str]) -> torch.Tensor:
     """`[images, words]`: cosine, in the tiny image encoder's space, of each image to each word's tiny-world photo."""
-    pixels = stack.image_processor(images=[*images, *map(synthetic_picture, words)], return_tensors="pt").pixel_values
-    with torch.no_grad():
-        embeds = stack.image_encoder(pixels.to(stack.device, stack.image_encoder.dtype)).image_embeds
-    embeds = F.normalize(embeds.float(), dim=-1)
-    return (embeds[: len(images)] @ embeds[len(images) :].T).cpu()
+    return (image_embeds(stack, images) @ image_embeds(stack, [synthetic_picture(word) for word in words]).T).cpu()
 
 
 def _varied_picture(word: str, generator: torch.Generator) -> Image.Image:

@@ -23,27 +23,15 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from conceptlab.plugins.clip_vocab import bytes_to_unicode
 from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
 
 HIDDEN = 32
 WORDS = ("a", "photo", "of", "plush", "toy", "pet", "horse", "and")
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte-to-printable-character table of byte-level BPE (as in GPT-2 and CLIP)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars), strict=True))
-
-
 def build_tokenizer() -> CLIPTokenizer:
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     vocab_list = byte_chars + [c + "</w>" for c in byte_chars]
     merges: list[tuple[str, str]] = []
     for word in WORDS:
