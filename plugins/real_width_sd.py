@@ -39,6 +39,7 @@ from transformers import (
     ViltProcessor,
 )
 
+from conceptlab.plugins.imagine_models import SD35, SDXL
 from conceptlab.plugins.tiny_sd3 import build_t5_tokenizer
 from conceptlab.plugins.tiny_world import build_tokenizer
 
@@ -61,6 +62,19 @@ def _clip(hidden: int, heads: int, layers: int, projection: bool = True) -> CLIP
         hidden_act="gelu",
     )
     return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+
+
+def _vae(latent_channels: int, scaling_factor: float, **extra: Any) -> AutoencoderKL:
+    """The Stable Diffusion VAE's real widths (128/256/512/512, two layers a block); SD3's has 16 latent channels."""
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=latent_channels,
+        scaling_factor=scaling_factor,
+        **extra,
+    )
 
 
 def build_sd35_large(cut: bool = True) -> tuple[StableDiffusion3Pipeline, AutoencoderTiny]:
@@ -94,17 +108,7 @@ def build_sd35_large(cut: bool = True) -> tuple[StableDiffusion3Pipeline, Autoen
         eos_token_id=1,
         decoder_start_token_id=0,
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=16,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5305,
-    )
+    vae = _vae(16, 1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False)
     pipeline = StableDiffusion3Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         text_encoder=_clip(768, 12, clip_l),
@@ -141,14 +145,7 @@ def build_sdxl(cut: bool = True) -> tuple[StableDiffusionXLPipeline, Autoencoder
         addition_time_embed_dim=256,
         projection_class_embeddings_input_dim=2816,
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        scaling_factor=0.13025,
-    )
+    vae = _vae(4, 0.13025)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
     )
@@ -182,6 +179,8 @@ def build_vilt(tokenizer_folder: Any) -> tuple[ViltProcessor, ViltForQuestionAns
 
 
 REAL_WIDTH_IMAGINE = {"sd3.5-real-width": build_sd35_large, "sdxl-real-width": build_sdxl}
+REAL_MODELS = {"sd3.5-real-width": SD35, "sdxl-real-width": SDXL}
+"""The published model each row stands for: its family, steps (with `--full`) and guidance."""
 """`bench --imagine` names of random real-width models; `--full` keeps their depth (for a GPU)."""
 CPU_SETTINGS = (8, 256)
 """Steps and size of a cut-depth run on a CPU (4 asks); full depth runs the paper's 28 steps at 1024 px."""
@@ -192,7 +191,7 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
     real widths, random, on `device`."""
     from conceptlab.engine.adaptive.oracle import OracleOptions
     from conceptlab.engine.imagine.request import ImagineRequest
-    from conceptlab.engine.imagine.routes import Settings, StableDiffusionRoute
+    from conceptlab.engine.imagine.routes import POOLED_NAMES, Settings, StableDiffusionRoute
     from conceptlab.engine.imagine.run import DeviceHost, Loaded
     from conceptlab.plugins.vilt import ViltOracle, tiny_vilt_folder
 
@@ -201,13 +200,12 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
         pipeline.to(device, dtype)
         preview.to(device, dtype)
     pipeline.set_progress_bar_config(disable=True)
-    steps, size = ((28 if name.startswith("sd3") else 50), 1024) if full else CPU_SETTINGS
-    pooled = "add_text_embeds" if isinstance(pipeline, StableDiffusionXLPipeline) else "pooled_prompt_embeds"
-    route = StableDiffusionRoute(pipeline, pooled, preview)
+    real = REAL_MODELS[name]
+    steps, size = (real.steps, real.size) if full else CPU_SETTINGS
+    route = StableDiffusionRoute(pipeline, POOLED_NAMES[real.family], preview)
     host = DeviceHost(device)
     oracle = ViltOracle(host, OracleOptions())
     oracle._processor, model = build_vilt(tiny_vilt_folder())
     oracle._model = model.to(device)
     request = ImagineRequest(category="pet", n=1, model=name, device=str(device), steps=steps, size=size)
-    guidance = 5.0 if isinstance(pipeline, StableDiffusionXLPipeline) else 4.5
-    return request, Loaded(route, Settings(steps, guidance, size), host, None), oracle
+    return request, Loaded(route, Settings(steps, real.guidance, size), host, None), oracle

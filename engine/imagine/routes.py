@@ -109,6 +109,10 @@ class KandinskyRoute(Route):
         return to_pil(movq.decode(x0.to(movq.dtype), force_not_quantize=True).sample)
 
 
+POOLED_NAMES = {"sdxl": "add_text_embeds", "sd3": "pooled_prompt_embeds"}
+"""The pooled text embedding's tensor name in each family's pipeline (its step callback's input)."""
+
+
 class StableDiffusionRoute(Route):
     """SDXL and SD3: the pipeline's own `encode_prompt` encodes the negatives, its VAE (or a tiny one) decodes."""
 

@@ -38,7 +38,14 @@ from conceptlab.engine.imagine.request import (
     ImagineResult,
     ask_steps,
 )
-from conceptlab.engine.imagine.routes import KandinskyRoute, Route, Settings, StableDiffusionRoute, shrink_latents
+from conceptlab.engine.imagine.routes import (
+    POOLED_NAMES,
+    KandinskyRoute,
+    Route,
+    Settings,
+    StableDiffusionRoute,
+    shrink_latents,
+)
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
@@ -134,8 +141,8 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
     pipeline.set_progress_bar_config(disable=True)
     preview = entry.preview_autoencoder() if request.preview == "tiny" else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
-    pooled = "add_text_embeds" if entry.family == "sdxl" else "pooled_prompt_embeds"
-    return Loaded(StableDiffusionRoute(pipeline, pooled, preview_decoder), settings, DeviceHost(device), entry)
+    route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
+    return Loaded(route, settings, DeviceHost(device), entry)
 
 
 def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
