@@ -102,7 +102,7 @@ def _table(reports: list[StackReport], settings: BenchSettings, memory_kind: str
 def _builders(name: str, cut: dict) -> tuple[StackFactory, ConstraintFactory]:
     """The stack of `name` and the official constraint encoder for it (2.1: M-CLIP, cut like the text encoder)."""
     from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_constraint_encoder, build_real_width_stack
-    from conceptlab.plugins.tiny import TinyBackend
+    from conceptlab.plugins.tiny.backend import TinyBackend
 
     if name == "tiny":
         return (lambda device, dtype: TinyBackend().load_prior("tiny", device, dtype)), (lambda _: None)

@@ -97,7 +97,7 @@ def breed_command(
     job_options |= {key: value for key, value in named.items() if value is not None}
     config = BreedConfig(population, generations, children, seed, category, eval_images, job_options)
     run_options = {
-        "default_model": options.DEFAULT_MODEL,
+        "default_model": options.model_or_default(None),
         "ray": ray is not None,
         "address": options.ray_address(ray),
         "max_parallel": max_parallel,

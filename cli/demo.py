@@ -44,7 +44,8 @@ def demo_command(
     """Invent a new pet (unlike a cat, a dog, and what the oracle sees in its renders) on the tiny offline backend;
     show where its files are, what the oracle named and how much the renders read as each negative."""
     config = create_config("pet", ("cat", "dog"), adaptive=True, steps=steps, seed=seed, checkpoint_every=100)
-    from conceptlab.plugins.tiny import tiny_world_built  # here: importing diffusers' pipelines logs (see app._root)
+    # imported here: importing diffusers' pipelines logs (see app._root)
+    from conceptlab.plugins.tiny.backend import tiny_world_built
 
     if not tiny_world_built():
         phase("building the tiny world: small models of the real architectures, trained once and cached (~2.5 min)")
@@ -79,7 +80,7 @@ def print_drift(result: CreateResult, model: ModelChoice) -> None:
 
 def checkpoint_reading(stack: PriorStack, images: Path, step: int, words: list[str]) -> torch.Tensor:
     """`[words]`: clip-zeroshot's score of each word, averaged over every render of checkpoint `step`."""
-    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
+    from conceptlab.plugins.oracles.clip_zeroshot import zero_shot_scores
 
     paths = sorted(images.glob(f"*step-{step:04d}-seed-*.png"))
     renders = [Image.open(path) for path in paths]

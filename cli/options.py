@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from typer.models import OptionInfo
 
-from conceptlab.engine.models.loading import DEFAULT_MODEL
+from conceptlab.engine.models.loading import default_model
 
 MODEL_FORMS = "a backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder"
 
@@ -20,13 +20,13 @@ def model_option(purpose: str) -> OptionInfo:
 
 def model_or_default(model: str | None) -> str:
     """`--model` left out (None): the default model."""
-    return DEFAULT_MODEL if model is None else model
+    return default_model() if model is None else model
 
 
-ModelOpt = Annotated[str | None, model_option(f"Model to train (default {DEFAULT_MODEL})")]
+ModelOpt = Annotated[str | None, model_option("Model to train (default kandinsky-2.1)")]
 ConceptModelOpt = Annotated[str | None, model_option("Model (default: the one the first concept was made with)")]
 PlanModelOpt = Annotated[
-    str | None, model_option(f"Model of the jobs that name none and read no concept (default {DEFAULT_MODEL})")
+    str | None, model_option("Model of the jobs that name none and read no concept (default kandinsky-2.1)")
 ]
 TrainedWithModelOpt = Annotated[
     str, model_option("The model it was trained with (kandinsky-2.1 for the official code; required)")

@@ -12,7 +12,7 @@ from conceptlab.engine.errors import ConceptLabError
 from conceptlab.engine.evaluation.request import EvaluateRequest, EvaluateResult, evaluate
 from conceptlab.engine.models.backend import Backend, ModelInfo, PriorStack
 from conceptlab.engine.models.cache import ModelCache
-from conceptlab.engine.models.loading import DEFAULT_MODEL, LoadedPrior, ModelChoice, load_prior
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, default_model, load_prior
 from conceptlab.engine.portability.load_into import load_into
 from conceptlab.engine.rendering.embed import EmbedRequest, EmbedResult, embed
 from conceptlab.engine.rendering.sample import SampleRequest, SampleResult, sample
@@ -21,7 +21,6 @@ from conceptlab.engine.training.create import CreateResult, create, resume
 from conceptlab.engine.training.evolve import evolve
 
 __all__ = [
-    "DEFAULT_MODEL",
     "Backend",
     "BatchResult",
     "Concept",
@@ -42,6 +41,7 @@ __all__ = [
     "check_concept_fits",
     "create",
     "create_config",
+    "default_model",
     "embed",
     "evaluate",
     "evolve",

@@ -1,4 +1,4 @@
-"""CLIP evaluators: any `CLIPModel` checkpoint (hub id or folder), and the tiny one built for tests."""
+"""The `clip` evaluator: any `CLIPModel` checkpoint (hub id or folder); the tiny one is `tiny/clip.py`."""
 
 from __future__ import annotations
 
@@ -56,23 +56,10 @@ class ClipEvaluator:
 
     name = "clip"
     default_model = "openai/clip-vit-large-patch14"
+    loads_any_clip = True
+    """`--clip` given a hub id or folder (no evaluator's name) loads it with this evaluator."""
 
     def load(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> HuggingFaceClip:
         return load_hugging_face_clip(model, device, dtype, revision=revision)
-
-
-class TinyClipEvaluator:
-    """A tiny CLIP built from the tiny world's encoders, cached, and loaded through `from_pretrained`."""
-
-    name = "tiny"
-    default_model = "tiny"
-
-    def load(
-        self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
-    ) -> HuggingFaceClip:
-        from conceptlab.plugins.tiny_clip import tiny_clip_folder
-
-        folder = str(tiny_clip_folder()) if model == "tiny" else model
-        return load_hugging_face_clip(folder, device, dtype, name=model, revision=revision)

@@ -49,6 +49,10 @@ class KandinskyBackend:
     evaluation_clip = "clip"
     default_constraint_encoder = "prior"
     known_words = None
+    default_for: tuple[str, ...] = ()
+    decoder_step_callback = False
+    imagine_oracle = "vilt"
+    default_sd: str | None = None
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
@@ -95,6 +99,9 @@ class Kandinsky21Backend(KandinskyBackend):
     pipeline_class = KandinskyPriorPipeline
     decoder_pipeline_class = KandinskyPipeline
     image_space = VIT_L_14
+    default_for = ("concepts",)
+    """The official code's prior: what a command trains and renders with when neither --model nor a concept names
+    one."""
     default_constraint_encoder = "mclip"
     """The official code embeds constraints with the 2.1 decoder's M-CLIP (`get_normed_embeds`, `training/coach.py`)."""
 
@@ -130,3 +137,7 @@ class Kandinsky22Backend(KandinskyBackend):
     pipeline_class = KandinskyV22PriorPipeline
     decoder_pipeline_class = KandinskyV22Pipeline
     image_space = VIT_BIGG_14
+    default_for = ("imagine",)
+    """What `imagine` steers when --model is left out."""
+    decoder_step_callback = True
+    """Diffusers' 2.2 decoder pipeline takes `callback_on_step_end` (2.1's does not), so `imagine` can steer it."""

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from conceptlab.engine.models.backend import PriorStack
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 CLIP_VOCAB_SIZE = 49408
 """Rows of CLIP's token-embedding matrix; what the official code's AdamW updates every step."""

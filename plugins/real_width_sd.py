@@ -39,9 +39,9 @@ from transformers import (
     ViltProcessor,
 )
 
-from conceptlab.plugins.imagine_models import SD35, SDXL
-from conceptlab.plugins.tiny_sd3 import build_t5_tokenizer
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.plugins.pipelines import SD35, SDXL
+from conceptlab.plugins.tiny.sd3 import build_t5_tokenizer
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 CLIP_VOCAB_SIZE = 49408
 T5_VOCAB_SIZE = 32128
@@ -193,7 +193,8 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
     from conceptlab.engine.imagine.request import ImagineRequest
     from conceptlab.engine.imagine.routes import POOLED_NAMES, Settings, StableDiffusionRoute
     from conceptlab.engine.imagine.run import DeviceHost, Loaded
-    from conceptlab.plugins.vilt import ViltOracle, tiny_vilt_folder
+    from conceptlab.plugins.oracles.vilt import ViltOracle
+    from conceptlab.plugins.tiny.vilt import tiny_vilt_folder
 
     pipeline, preview = REAL_WIDTH_IMAGINE[name](cut=not full)
     if (device.type, dtype) != ("cpu", torch.float32):  # built there, in that dtype

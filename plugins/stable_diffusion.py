@@ -10,7 +10,9 @@ from conceptlab.engine.errors import BackendError, short_reason
 from conceptlab.engine.evaluation.baselines import BaselineRequest, negative_prompt
 from conceptlab.engine.evaluation.metrics import prompt_for
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
-from conceptlab.engine.models.settings import load_settings
+from conceptlab.engine.models.plugins import backend_names, load_backend
+from conceptlab.engine.models.settings import SD_ROLE, load_settings
+from conceptlab.plugins import tiny
 from conceptlab.plugins.kandinsky import LOAD_ERRORS
 
 DEFAULT_STEPS = 50
@@ -36,22 +38,21 @@ class StableDiffusionNegativeBaseline:
     description = "Stable Diffusion with the negatives as negative prompt"
     default_model = "stabilityai/stable-diffusion-2-1"
     uses_backend = False
+    settings_role = SD_ROLE
+    """The settings file's key that names its weights for a backend (`[models.<backend>] sd = ...`)."""
 
     def _model(self, request: BaselineRequest) -> str:
-        """`--sd-model`, else the settings file's `sd` for the run's backend, else the default (tiny for tiny)."""
+        """`--sd-model`, else the settings file's `sd` for the run's backend, else the backend's own (`default_sd`,
+        the tiny backend's tiny one), else the default."""
         if request.model:
             return request.model
-        tiny = request.backend.model == "tiny" or request.backend.backend == "tiny"
-        backend = "tiny" if tiny else request.backend.backend or request.backend.model
-        named = load_settings().model(backend, "sd")[0] if backend else None
-        return named or ("tiny" if tiny else self.default_model)
+        name = request.backend.backend or request.backend.model
+        backend = load_backend(name) if name in backend_names() else None
+        named = load_settings().model(name, self.settings_role)[0] if name else None
+        return named or getattr(backend, "default_sd", None) or self.default_model
 
     def render(self, request: BaselineRequest) -> list[Image.Image]:
-        model = self._model(request)
-        if model == "tiny":
-            from conceptlab.plugins.tiny_sd import tiny_stable_diffusion_folder
-
-            model = str(tiny_stable_diffusion_folder())
+        model = tiny.reference(self.name, self._model(request))
         device = resolve_device(request.backend.device)
         pipeline = load_stable_diffusion(model, device, resolve_dtype(request.backend.dtype, device))
         images = []

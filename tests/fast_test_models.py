@@ -34,7 +34,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
+from conceptlab.plugins.tiny.fast_test_configs import fast_test_clip_text_config
 
 WIDTH = 32
 TEXT_CONFIG = fast_test_clip_text_config(1000, hidden_size=WIDTH, projection_dim=WIDTH)

@@ -23,8 +23,8 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.plugins.clip_vocab import bytes_to_unicode
-from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
+from conceptlab.plugins.tiny.clip_vocab import bytes_to_unicode
+from conceptlab.plugins.tiny.fast_test_configs import fast_test_clip_text_config
 
 HIDDEN = 32
 WORDS = ("a", "photo", "of", "plush", "toy", "pet", "horse", "and")

@@ -213,7 +213,7 @@ def test_blip2_size_from_a_sharded_folder_s_index_in_half_precision(tiny, tmp_pa
 
 
 def test_blip2_size_of_a_model_not_on_disk_is_its_published_parameter_count(tiny):
-    from conceptlab.plugins.blip2 import DEFAULT_MODEL, PUBLISHED_PARAMETERS
+    from conceptlab.plugins.oracles.blip2 import DEFAULT_MODEL, PUBLISHED_PARAMETERS
 
     oracle = load_oracle("blip2", tiny, OracleOptions())  # float32 on the CPU
     assert oracle.expected_bytes() == pytest.approx(PUBLISHED_PARAMETERS[DEFAULT_MODEL] * 4, rel=0.02)

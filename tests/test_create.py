@@ -199,7 +199,7 @@ def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read
     from PIL import Image
 
     from conceptlab.engine.models.loading import ModelChoice, load_prior
-    from conceptlab.plugins.clip_zeroshot import zero_shot_scores
+    from conceptlab.plugins.oracles.clip_zeroshot import zero_shot_scores
 
     code, out, _ = run_cli("demo", "--steps", "200", "--out", tmp_path / "demo")
     assert code == 0

@@ -31,7 +31,7 @@ from conceptlab.engine.evaluation.metrics import (
     typicality,
     vendi_score,
 )
-from conceptlab.plugins.tiny_world import synthetic_picture
+from conceptlab.plugins.tiny.world import synthetic_picture
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

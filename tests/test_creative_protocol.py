@@ -15,7 +15,7 @@ from conceptlab.engine.protocols.creative import (
     METHODS,
     creative_protocol,
 )
-from conceptlab.plugins.clip import TinyClipEvaluator
+from conceptlab.plugins.tiny.clip import TinyClipEvaluator
 
 METHOD_NAMES = ["concept", "imagine", "plain", "kandinsky-neg", "sd-neg"]
 

@@ -59,7 +59,7 @@ def test_child_moves_toward_its_parents_images(family):
 def photo_children(tmp_path_factory):
     """Children of two folders of the tiny world's photos (a cat's, a guitar's), weighted 3:1 and 1:3."""
     from conceptlab.cli.app import main
-    from conceptlab.plugins.tiny_world import synthetic_picture
+    from conceptlab.plugins.tiny.world import synthetic_picture
 
     root = tmp_path_factory.mktemp("photos")
     for word in ("cat", "guitar"):

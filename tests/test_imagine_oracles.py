@@ -63,7 +63,7 @@ def test_the_model_gets_the_chat_template_with_the_prefix_the_question_and_one_t
 
 def test_the_answer_is_the_greedy_continuation_decoded(qwen):
     """Greedy decoding by hand, one full forward pass per token with no cache, gives what `ask` returned."""
-    from conceptlab.plugins.qwen_vl import MAX_ANSWER_TOKENS
+    from conceptlab.plugins.oracles.qwen_vl import MAX_ANSWER_TOKENS
 
     images = [_picture(1), _picture(2)]
     answers = qwen.ask(images, QUESTION, [])
@@ -156,12 +156,12 @@ def test_previews_are_decoded_from_fewer_latents_at_the_oracle_s_size(tmp_path):
 
 
 def test_each_oracle_reads_its_input_size_from_its_processor(tiny):
-    from conceptlab.plugins import tiny_qwen_vl, tiny_vilt, tiny_world
+    from conceptlab.plugins.tiny import qwen_vl, vilt, world
 
-    assert load_oracle("vilt", CPU, OracleOptions(model="tiny")).input_size() == tiny_vilt.IMAGE_SIZE
+    assert load_oracle("vilt", CPU, OracleOptions(model="tiny")).input_size() == vilt.IMAGE_SIZE
     assert load_oracle("blip2", CPU, OracleOptions(model="tiny")).input_size() == 32
-    assert load_oracle("qwen2.5-vl", CPU, OracleOptions(model="tiny")).input_size() == tiny_qwen_vl.SIDE
-    assert load_oracle("clip-zeroshot", tiny, OracleOptions()).input_size() == tiny_world.IMAGE_SIZE
+    assert load_oracle("qwen2.5-vl", CPU, OracleOptions(model="tiny")).input_size() == qwen_vl.SIDE
+    assert load_oracle("clip-zeroshot", tiny, OracleOptions()).input_size() == world.IMAGE_SIZE
 
 
 def test_fit_to_oracle_shrinks_the_shorter_edge_to_the_side_and_never_enlarges():
@@ -176,8 +176,8 @@ def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(
 
     from conceptlab.cli.bench import _imagine_row
     from conceptlab.plugins import real_width_sd
-    from conceptlab.plugins.tiny_sd3 import tiny_sd3_folder
-    from conceptlab.plugins.tiny_taesd import tiny_taesd_folder
+    from conceptlab.plugins.tiny.sd3 import tiny_sd3_folder
+    from conceptlab.plugins.tiny.taesd import tiny_taesd_folder
 
     def tiny(cut: bool):
         assert cut
@@ -195,7 +195,7 @@ def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(
 def test_qwen_knows_its_size_before_it_loads():
     from conceptlab.engine.adaptive.oracle import OracleWithWeights
     from conceptlab.engine.models.offload import module_bytes
-    from conceptlab.plugins.qwen_vl import PUBLISHED_PARAMETERS
+    from conceptlab.plugins.oracles.qwen_vl import PUBLISHED_PARAMETERS
 
     oracle = load_oracle("qwen2.5-vl", CPU, OracleOptions(model="tiny"))
     before = oracle.expected_bytes()

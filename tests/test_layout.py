@@ -1,13 +1,16 @@
 """The architecture's promises: engine is a library free of the CLI and of named models."""
 
 import ast
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 import conceptlab.engine
+import conceptlab.plugins
 
 ENGINE = Path(conceptlab.engine.__file__).parent
+PLUGINS = Path(conceptlab.plugins.__file__).parent
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -37,6 +40,84 @@ def test_engine_names_no_model():
         if "kandinsky-community/" in path.read_text(encoding="utf-8")
     ]
     assert not hub_ids
+
+
+ALLOWED_ENGINE_STRINGS = {
+    ("models/settings.py", "clip"): "the settings file's key of the evaluating CLIP (`clip = ...` in conceptlab.toml)",
+    ("evaluation/evaluate.py", "clip"): "metrics.json's key naming the CLIP that scored the rows",
+    ("batch/jobs.py", "clip"): "a batch plan's key for `--clip`",
+    ("imagine/request.py", "tiny"): "`--preview tiny`, a preview mode (a tiny autoencoder), not the tiny model",
+}
+"""Strings that are spelt like a plugin but name something else the user writes: each kept once, with its reason."""
+BENCH_STAND_INS = {"real_width.py", "real_width_sd.py"}
+"""The random real-width models `bench` times, built with the tiny world's tokenizers: not plugins that load weights."""
+
+
+def _entry_point_names() -> set[str]:
+    """Every name registered in any `conceptlab.*` entry-point group (a new plugin is covered as it is installed)."""
+    points = importlib.metadata.entry_points()
+    groups = [group for group in points.groups if group.startswith("conceptlab.")]
+    return {entry.name for group in groups for entry in points.select(group=group)}
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    """`(line, value)` of every string constant in the module but its docstrings (module, class, function and
+    attribute docstrings: strings standing alone as a statement)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_engine_names_no_plugin():
+    """What the engine asks of a backend, pipeline, oracle, evaluator, route or baseline, the plugin declares: no
+    registered entry-point name is written in engine/ (docstrings aside)."""
+    plugin_names = _entry_point_names()
+    assert {"tiny", "kandinsky-2.2", "clip-zeroshot", "sd-neg"} <= plugin_names
+    offenders = [
+        f"{path.relative_to(ENGINE)}:{line}: {value!r}"
+        for path in sorted(ENGINE.rglob("*.py"))
+        for line, value in _string_constants(path)
+        if value in plugin_names and (path.relative_to(ENGINE).as_posix(), value) not in ALLOWED_ENGINE_STRINGS
+    ]
+    assert not offenders
+    allowed_where_found = {
+        (path.relative_to(ENGINE).as_posix(), value)
+        for path in ENGINE.rglob("*.py")
+        for _, value in _string_constants(path)
+    }
+    assert set(ALLOWED_ENGINE_STRINGS) <= allowed_where_found  # no stale allowance
+
+
+def _real_plugins() -> list[Path]:
+    modules = [*PLUGINS.glob("*.py"), *(PLUGINS / "oracles").glob("*.py")]
+    return sorted(path for path in modules if path.name not in BENCH_STAND_INS)
+
+
+def test_real_plugins_reach_the_tiny_world_only_through_its_resolver():
+    """No `tiny` branch in a real plugin (it asks `plugins.tiny.reference` / `recommended`), and no import of the tiny
+    world's modules."""
+    tiny_strings = [
+        f"{path.relative_to(PLUGINS)}:{line}"
+        for path in _real_plugins()
+        for line, value in _string_constants(path)
+        if value == "tiny"
+    ]
+    assert not tiny_strings
+    tiny_internals = [
+        f"{path.relative_to(PLUGINS)}: {module}"
+        for path in _real_plugins()
+        for module in _imported_modules(path)
+        if module.startswith("conceptlab.plugins.tiny.")
+    ]
+    assert not tiny_internals
 
 
 def test_no_bare_top_level_packages_are_installed(tmp_path):

@@ -303,7 +303,7 @@ def test_doctor_says_which_offload_decision_create_would_take_and_why():
 
 
 def test_the_demo_says_which_phase_it_is_in(tmp_path, monkeypatch, run_cli):
-    import conceptlab.plugins.tiny as tiny
+    import conceptlab.plugins.tiny.backend as tiny
 
     monkeypatch.setattr(tiny, "tiny_world_built", lambda: False)  # as on a fresh machine (it is cached here)
     code, _, err = run_cli("demo", "--steps", "2", "--out", tmp_path / "demo")

@@ -168,7 +168,7 @@ def test_oracle_sees_only_the_first_image_and_checkpoints_render_three_prompts(t
 @pytest.fixture(scope="module")
 def tiny_21(tmp_path_factory) -> tuple[LoadedPrior, object]:
     """The tiny prior loaded by the `kandinsky-2.1` backend, and a tiny 2.1 decoder (M-CLIP) saved and loaded back."""
-    from conceptlab.plugins.tiny import tiny_world_folder
+    from conceptlab.plugins.tiny.backend import tiny_world_folder
 
     folder = tmp_path_factory.mktemp("tiny-decoder-21")
     build_tiny_decoder_21_pipeline().save_pretrained(folder)

@@ -105,7 +105,7 @@ def test_an_interrupted_forced_rerun_resumes(reference, tmp_path):
 
 
 def _photo_folders(root):
-    from conceptlab.plugins.tiny_world import synthetic_picture
+    from conceptlab.plugins.tiny.world import synthetic_picture
 
     for word in ("cat", "guitar"):
         (root / word).mkdir(parents=True)

@@ -11,7 +11,7 @@ from conceptlab.engine.models.offload import Residency
 from conceptlab.engine.prior.tokens import add_placeholder_token
 from conceptlab.engine.rendering.render import render_settings
 from conceptlab.engine.rendering.sample import fill_prompt, render_samples
-from conceptlab.plugins.tiny import tiny_world_folder
+from conceptlab.plugins.tiny.backend import tiny_world_folder
 
 FAST = ("--steps", "3", "--prior-steps", "3", "--model", "tiny", "--device", "cpu")
 

@@ -14,10 +14,10 @@ from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.rendering.render import prior_image_embeds, render_image_embeds, render_settings
 from conceptlab.engine.training.config import create_config
 from conceptlab.engine.training.create import create
-from conceptlab.plugins.clip_zeroshot import OBJECT_PROMPT, zero_shot_scores
-from conceptlab.plugins.tiny import TinyBackend
-from conceptlab.plugins.tiny_decoder import painted_words
-from conceptlab.plugins.tiny_world import CATEGORY_MEMBERS, enlarge_patterns, picture_similarities, word_pattern
+from conceptlab.plugins.oracles.clip_zeroshot import OBJECT_PROMPT, zero_shot_scores
+from conceptlab.plugins.tiny.backend import TinyBackend
+from conceptlab.plugins.tiny.decoder import painted_words
+from conceptlab.plugins.tiny.world import CATEGORY_MEMBERS, enlarge_patterns, picture_similarities, word_pattern
 
 SETTINGS = render_settings(TinyBackend())
 

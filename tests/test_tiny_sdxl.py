@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from diffusers import StableDiffusionXLPipeline
 
-from conceptlab.plugins.tiny_sdxl import tiny_sdxl_folder
+from conceptlab.plugins.tiny.sdxl import tiny_sdxl_folder
 
 
 def test_tiny_sdxl_loads_and_renders_the_same_for_a_seed():

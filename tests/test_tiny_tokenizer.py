@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from conceptlab.engine.prior.tokens import add_placeholder_token
-from conceptlab.plugins.tiny import tiny_world_folder
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.plugins.tiny.backend import tiny_world_folder
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 # Published ids of OpenAI's CLIP tokenizer (as other tokenizer ports test them): a change of vocabulary shows here.
 REFERENCE_IDS = {

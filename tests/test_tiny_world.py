@@ -45,7 +45,7 @@ def test_prior_has_a_modality_gap_like_clip(stack):
 
 
 def test_a_changed_recipe_file_builds_anew(tmp_path, monkeypatch):
-    from conceptlab.plugins.tiny import cached_build
+    from conceptlab.engine.io.cache import cached_build
 
     monkeypatch.setenv("CONCEPTLAB_CACHE", str(tmp_path / "cache"))
     builder, data = tmp_path / "builder.py", tmp_path / "templates.py"
@@ -69,7 +69,7 @@ def test_image_encoder_shares_the_space(stack):
     outputs for "a photo of a {word}") and nearest its text, across the modality gap: what evolve's image
     constraints and the clip-zeroshot oracle rely on."""
     from conceptlab.engine.training.evolve import image_embeddings
-    from conceptlab.plugins.tiny_world import synthetic_picture
+    from conceptlab.plugins.tiny.world import synthetic_picture
 
     words = ["cat", "guitar", "apple", "dog"]
     photos = F.normalize(

@@ -12,7 +12,7 @@ from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.portability.routes import load_route
 from conceptlab.plugins.kandinsky import VIT_BIGG_14, VIT_L_14
 from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
-from conceptlab.plugins.tiny_world import EMBED_DIM
+from conceptlab.plugins.tiny.world import EMBED_DIM
 
 
 @pytest.fixture(scope="module")

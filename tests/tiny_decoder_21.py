@@ -6,6 +6,10 @@ The 2.1 decoder, unlike 2.2's, reads a text prompt of its own (the official code
 XLM-RoBERTa's sentencepiece; no hub is reachable here, so a tiny unigram vocabulary is built locally and wrapped in
 transformers' XLM-R tokenizer class. Weights are random from a fixed seed; the layer sizes follow diffusers' own
 Kandinsky 2.1 pipeline tests, and the UNet takes image embeddings as wide as the tiny prior makes.
+
+It stays a test builder, not a tiny model in `plugins/tiny/`: its weights are random (it paints nothing a user could
+read, unlike the trained 2.2 decoder there), no command reaches it (the `tiny` backend is 2.2-shaped), and its only
+job is to drive the real `kandinsky-2.1` backend's own code (a `--decoder FOLDER`, M-CLIP constraints) in tests.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from diffusers.pipelines.kandinsky.text_encoder import MCLIPConfig, Multilingual
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import XLMRobertaTokenizerFast
 
-from conceptlab.plugins.tiny_decoder import LATENT_CHANNELS, OUTPUT_GAIN, SEED, _movq
-from conceptlab.plugins.tiny_world import EMBED_DIM, _words
+from conceptlab.plugins.tiny.decoder import LATENT_CHANNELS, OUTPUT_GAIN, SEED, _movq
+from conceptlab.plugins.tiny.world import EMBED_DIM, _words
 
 TEXT_WIDTH = 32
 """M-CLIP's output width (1024 in the real decoder); the UNet's cross-attention is as wide as the image embeds."""

@@ -123,5 +123,11 @@ def check_oracle_inputs(name: str, question: Question, options: OracleOptions) -
     oracle_factory(name).check_inputs(question, options)
 
 
+def oracle_uses_prior(name: str) -> bool:
+    """Whether the oracle `name` answers with the Kandinsky prior's own CLIP (it declares `uses_prior`), which a
+    Stable Diffusion pipeline has not."""
+    return getattr(oracle_factory(name), "uses_prior", False)
+
+
 def load_oracle(name: str, loaded: LoadedPrior, options: OracleOptions) -> Oracle:
     return oracle_factory(name)(loaded, options)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.models.plugins import find
+from conceptlab.engine.models.plugins import find, names
 
 BASELINE_GROUP = "conceptlab.baselines"
 
@@ -49,6 +49,11 @@ class Baseline(Protocol):
     def render(self, request: BaselineRequest) -> list[Any]:
         """Render `request.count` PIL images; raise `BackendError` with one line if its model is absent."""
         ...
+
+
+def baseline_names() -> tuple[str, ...]:
+    """Every installed baseline's name (read from the entry points, nothing loaded): the protocols' default."""
+    return tuple(names(BASELINE_GROUP))
 
 
 def load_baseline(name: str) -> Baseline:

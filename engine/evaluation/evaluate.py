@@ -86,11 +86,15 @@ def evaluate_image_sets(
     return rows
 
 
+CLIP_FIELD = "clip"
+"""The results' key naming the CLIP that scored them (a field of metrics.json, not the evaluator of that name)."""
+
+
 def results_json(
     rows: Sequence[EvaluationRow], clip_name: str, judge: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The rows with the evaluating CLIP's name and, when one answered, the judge and its questions."""
-    return {"clip": clip_name, **({"judge": dict(judge)} if judge else {}), "rows": [row.as_json() for row in rows]}
+    return {CLIP_FIELD: clip_name, **({"judge": dict(judge)} if judge else {}), "rows": [row.as_json() for row in rows]}
 
 
 def _number(value: float) -> str:

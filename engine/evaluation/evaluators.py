@@ -15,12 +15,9 @@ from conceptlab.engine.evaluation.metrics import ClipEmbedder
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import find, names, resolve_model
-from conceptlab.engine.models.settings import configured
+from conceptlab.engine.models.settings import CLIP_ROLE, configured
 
 EVALUATOR_GROUP = "conceptlab.evaluators"
-GENERIC_EVALUATOR = "clip"
-"""The evaluator that loads any CLIP id or folder given to `--clip`; its default CLIP is the paper's
-(openai/clip-vit-large-patch14)."""
 
 
 @runtime_checkable
@@ -37,6 +34,15 @@ def _loader(name: str) -> ClipLoader:
     return find(EVALUATOR_GROUP, name)()
 
 
+def generic_evaluator() -> str:
+    """The evaluator that loads any CLIP id or folder given to `--clip` (it declares `loads_any_clip`); its default
+    CLIP is the paper's (openai/clip-vit-large-patch14)."""
+    generic = [name for name in names(EVALUATOR_GROUP) if getattr(find(EVALUATOR_GROUP, name), "loads_any_clip", False)]
+    if not generic:
+        raise UsageError("No installed evaluator loads a CLIP hub id or folder; give --clip an evaluator name.")
+    return generic[0]
+
+
 def load_clip(spec: str, device: torch.device, dtype: torch.dtype, revision: str | None = None) -> ClipEmbedder:
     """`spec` is an evaluator name (its default CLIP), or a CLIP hub id or folder for the generic evaluator."""
     spec = spec.strip()
@@ -45,7 +51,7 @@ def load_clip(spec: str, device: torch.device, dtype: torch.dtype, revision: str
     if spec in names(EVALUATOR_GROUP):
         loader = _loader(spec)
         return loader.load(loader.default_model, device, dtype, revision)
-    return _loader(GENERIC_EVALUATOR).load(spec, device, dtype, revision)
+    return _loader(generic_evaluator()).load(spec, device, dtype, revision)
 
 
 def default_clip(choice: ModelChoice) -> str:
@@ -53,7 +59,7 @@ def default_clip(choice: ModelChoice) -> str:
     try:
         backend, _ = resolve_model(choice.model, choice.backend)
     except UsageError:
-        return GENERIC_EVALUATOR
+        return generic_evaluator()
     return backend.evaluation_clip
 
 
@@ -70,10 +76,10 @@ def evaluating_clip(
     """The CLIP that scores images: `spec` (`--clip`), else the backend's own (`default_clip`), on `choice`'s device."""
     if spec is None:
         backend = _backend_name(choice)
-        spec, revision = configured(backend, "clip", None, revision) if backend else (None, revision)
+        spec, revision = configured(backend, CLIP_ROLE, None, revision) if backend else (None, revision)
     chosen = spec or default_clip(choice)
 
     def load() -> ClipEmbedder:
         return load_clip(chosen, *choice.placement(), revision)
 
-    return (cache or ModelCache()).other(("clip", chosen, revision, choice.device, choice.dtype), load)
+    return (cache or ModelCache()).other(("evaluator", chosen, revision, choice.device, choice.dtype), load)

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 
 from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, load_oracle
-from conceptlab.engine.imagine.request import ImagineRequest
+from conceptlab.engine.imagine.request import TINY_PREVIEW, ImagineRequest
 from conceptlab.engine.imagine.run import Loaded, check, load, sample_one
 
 
 def time_imagine(
-    model: str, device: str, dtype: str, rounds: int = 3, preview: str = "tiny", steps: int | None = None
+    model: str, device: str, dtype: str, rounds: int = 3, preview: str = TINY_PREVIEW, steps: int | None = None
 ) -> dict:
     """Median seconds per image of plain sampling (an empty window: the oracle is never asked) and of imagine
     (`--ask-from 0 --ask-until 0.5 --ask-every 1`), after one warm-up each; with the ratio and the asking share."""

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Protocol
 
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.plugins import BACKEND_GROUP, find, names, resolve_model
+from conceptlab.engine.models.plugins import BACKEND_GROUP, declared_default, find, load_backend, names, resolve_model
 
 PIPELINE_GROUP = "conceptlab.pipelines"
-STEP_CALLBACK_BACKENDS = ("tiny", "kandinsky-2.2")
-"""Kandinsky backends whose decoder pipeline takes `callback_on_step_end` (diffusers' 2.1 pipeline does not)."""
+IMAGINE = "imagine"
+"""The purpose a backend's or pipeline's `default_for` claims to be the model `imagine` runs when --model is left
+out."""
 
 
 class PipelineModel(Protocol):
@@ -23,7 +24,7 @@ class PipelineModel(Protocol):
 
     name: str
     family: str
-    """"sdxl" or "sd3"."""
+    """The diffusers pipeline class that loads it: "StableDiffusionXLPipeline" or "StableDiffusion3Pipeline"."""
     default_model: str
     steps: int
     guidance: float
@@ -44,6 +45,16 @@ def pipeline_names() -> list[str]:
     return names(PIPELINE_GROUP)
 
 
+def default_imagine_model() -> str:
+    """The model `imagine` runs when --model is left out: the backend or pipeline declaring itself its default."""
+    return declared_default(IMAGINE, (BACKEND_GROUP, PIPELINE_GROUP))
+
+
+def steerable_backends() -> list[str]:
+    """The Kandinsky backends whose decoder pipeline takes a step callback (`decoder_step_callback`)."""
+    return [name for name in names(BACKEND_GROUP) if load_backend(name).decoder_step_callback]
+
+
 def resolve_family(model: str, backend: str | None) -> tuple[PipelineModel | None, str]:
     """`(pipeline model, model)` for a Stable Diffusion family, `(None, model)` for a Kandinsky backend.
 
@@ -62,7 +73,7 @@ def resolve_family(model: str, backend: str | None) -> tuple[PipelineModel | Non
         if entry is not None:
             return entry, model
     if backend is None and model not in names(BACKEND_GROUP):
-        families = ", ".join([*pipelines, *STEP_CALLBACK_BACKENDS])
+        families = ", ".join([*pipelines, *steerable_backends()])
         try:
             resolve_model(model, backend)
         except UsageError:
@@ -71,10 +82,10 @@ def resolve_family(model: str, backend: str | None) -> tuple[PipelineModel | Non
                 "save_pretrained, or a hub id with --backend."
             ) from None
     chosen, _ = resolve_model(model, backend)
-    if chosen.name not in STEP_CALLBACK_BACKENDS:
+    if not chosen.decoder_step_callback:
         raise UsageError(
-            f"imagine cannot steer {chosen.name}: its decoder pipeline has no step callback; use kandinsky-2.2, "
-            "sdxl or sd3.5."
+            f"imagine cannot steer {chosen.name}: its decoder pipeline has no step callback; use one of "
+            f"{', '.join(steerable_backends())} or a Stable Diffusion pipeline ({', '.join(pipelines)})."
         )
     return None, model
 
@@ -84,8 +95,6 @@ def _family_of_folder(model_index: Path) -> PipelineModel | None:
     pipeline_class = json.loads(model_index.read_text(encoding="utf-8")).get("_class_name", "")
     for name in pipeline_names():
         entry = find(PIPELINE_GROUP, name)
-        if entry.family == "sdxl" and pipeline_class == "StableDiffusionXLPipeline":
-            return entry
-        if entry.family == "sd3" and pipeline_class == "StableDiffusion3Pipeline":
+        if entry.family == pipeline_class:
             return entry
     return None

@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.imagine.models import default_imagine_model
 from conceptlab.engine.options import COMMAND_LINE_ONLY
 
 DEFAULT_PROMPT = "a photo of a new type of {}"
 DEFAULT_QUESTION = "What kind of {} is this?"
+TINY_PREVIEW = "tiny"
+"""`--preview tiny`: x̂0 decoded by a tiny autoencoder (a preview mode, not the tiny model)."""
+PREVIEWS = (TINY_PREVIEW, "full")
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,8 @@ class ImagineRequest:
     n: int = 4
     seed: int = 0
     prompt: str = DEFAULT_PROMPT
-    model: str = "kandinsky-2.2"
+    model: str | None = None
+    """None: the model the installed plugins declare the default for imagine (Kandinsky 2.2), filled in on creation."""
     backend: str | None = None
     oracle: str | None = None
     """None: the model's default (vilt; the tiny Kandinsky backend: clip-zeroshot)."""
@@ -38,7 +43,7 @@ class ImagineRequest:
     """Denoising steps (None: the model's default, e.g. 28 for SD3.5 as the paper)."""
     guidance: float | None = None
     size: int | None = None
-    preview: str = "tiny"
+    preview: str = TINY_PREVIEW
     """How x̂0 is decoded for the oracle: "tiny" (a tiny autoencoder where the family has one) or "full"."""
     seeds: tuple[int, ...] = ()
     """Only these seeds (instead of `seed`..`seed + n - 1`)."""
@@ -47,6 +52,10 @@ class ImagineRequest:
     out: Path | None = field(default=None, metadata=COMMAND_LINE_ONLY)
     """None: `runs/imagine-<category>`."""
     force: bool = field(default=False, metadata=COMMAND_LINE_ONLY)
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            object.__setattr__(self, "model", default_imagine_model())
 
     @property
     def image_seeds(self) -> tuple[int, ...]:
@@ -98,7 +107,7 @@ class ImagineRequest:
             )
         if self.size is not None and self.size <= 0:
             raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
-        if self.preview not in ("tiny", "full"):
+        if self.preview not in PREVIEWS:
             raise UsageError(f"--preview {self.preview!r}: choose tiny (a tiny autoencoder) or full (the model's).")
 
 

@@ -109,8 +109,8 @@ class KandinskyRoute(Route):
         return to_pil(movq.decode(x0.to(movq.dtype), force_not_quantize=True).sample)
 
 
-POOLED_NAMES = {"sdxl": "add_text_embeds", "sd3": "pooled_prompt_embeds"}
-"""The pooled text embedding's tensor name in each family's pipeline (its step callback's input)."""
+POOLED_NAMES = {"StableDiffusionXLPipeline": "add_text_embeds", "StableDiffusion3Pipeline": "pooled_prompt_embeds"}
+"""The pooled text embedding's tensor name in each family's pipeline class (its step callback's input)."""
 
 
 class StableDiffusionRoute(Route):

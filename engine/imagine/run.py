@@ -26,12 +26,14 @@ from conceptlab.engine.adaptive.oracle import (
     fit_to_oracle,
     load_oracle,
     oracle_input_size,
+    oracle_uses_prior,
 )
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
 from conceptlab.engine.imagine.negatives import NegativeList
 from conceptlab.engine.imagine.request import (
+    TINY_PREVIEW,
     ImageRecord,
     ImagineProgress,
     ImagineRequest,
@@ -92,8 +94,8 @@ def oracle_choice(request: ImagineRequest, entry: PipelineModel | None) -> tuple
         name = request.oracle or entry.default_oracle
         weights = request.oracle_model or (entry.default_oracle_model if request.oracle is None else None)
         return name, weights
-    default = "clip-zeroshot" if request.model == "tiny" else "vilt"
-    return request.oracle or default, request.oracle_model
+    backend, _ = resolve_model(request.model, request.backend)
+    return request.oracle or backend.imagine_oracle, request.oracle_model
 
 
 def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | None]:
@@ -101,9 +103,10 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
     request.check()
     entry, _ = resolve_family(request.model, request.backend)
     name, weights = oracle_choice(request, entry)
-    if entry is not None and name == "clip-zeroshot":
+    if entry is not None and oracle_uses_prior(name):
         raise UsageError(
-            f"--oracle clip-zeroshot uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle vilt."
+            f"--oracle {name} uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle "
+            f"{entry.default_oracle}."
         )
     check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights, revision=request.oracle_revision))
     return entry, name, weights
@@ -139,16 +142,16 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
     device, dtype = choice.placement()
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
-    preview = entry.preview_autoencoder() if request.preview == "tiny" else None
+    preview = entry.preview_autoencoder() if request.preview == TINY_PREVIEW else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
     route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
     return Loaded(route, settings, DeviceHost(device), entry)
 
 
 def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
-    from diffusers import StableDiffusion3Pipeline, StableDiffusionXLPipeline
+    import diffusers
 
-    pipeline_class = StableDiffusionXLPipeline if entry.family == "sdxl" else StableDiffusion3Pipeline
+    pipeline_class = getattr(diffusers, entry.family)
     try:
         return pipeline_class.from_pretrained(reference, torch_dtype=dtype, **_absent_components(reference))
     except (OSError, ValueError) as error:

@@ -100,6 +100,16 @@ class Backend(Protocol):
     evaluation_clip: str
     """The evaluator (a `conceptlab.evaluators` name) that scores this backend's images unless `--clip` names
     another: "clip", the paper's CLIP, unless the backend brings a CLIP of its own (the tiny backend does)."""
+    default_for: tuple[str, ...]
+    """What it is the default model of, when --model is left out: "concepts" (training and rendering concepts),
+    "imagine"; one installed plugin claims each (`plugins.declared_default`)."""
+    decoder_step_callback: bool
+    """Whether its decoder pipeline takes diffusers' `callback_on_step_end`, which `imagine` steers through."""
+    imagine_oracle: str
+    """The oracle `imagine` asks with this backend unless `--oracle` names another."""
+    default_sd: str | None
+    """The Stable Diffusion weights a baseline of the settings role "sd" runs for this backend; None: its own
+    default."""
 
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None

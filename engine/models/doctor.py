@@ -16,8 +16,8 @@ import torch
 
 from conceptlab.engine.models.backend import Backend
 from conceptlab.engine.models.offload import HEADROOM_BYTES
-from conceptlab.engine.models.plugins import backend_names, find, load_backend
-from conceptlab.engine.models.settings import Settings, load_settings
+from conceptlab.engine.models.plugins import backend_names, find, load_backend, names
+from conceptlab.engine.models.settings import CLIP_ROLE, SD_ROLE, Settings, load_settings
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
@@ -109,8 +109,8 @@ def _model_places(backend: Backend, settings: Settings) -> list[ModelPlace]:
         "prior": backend.default_model,
         "decoder": backend.default_decoder,
         "oracle": _oracle_default(backend.default_oracle),
-        "clip": _plugin_default("conceptlab.evaluators", backend.evaluation_clip),
-        "sd": _plugin_default("conceptlab.baselines", "sd-neg") if backend.name != "tiny" else "tiny",
+        CLIP_ROLE: _plugin_default("conceptlab.evaluators", backend.evaluation_clip),
+        SD_ROLE: backend.default_sd or _role_default("conceptlab.baselines", SD_ROLE),
     }
     places = []
     for role, default in defaults.items():
@@ -131,6 +131,14 @@ def _oracle_default(name: str) -> str | None:
 
 def _plugin_default(group: str, name: str) -> str | None:
     return getattr(find(group, name), "default_model", None)
+
+
+def _role_default(group: str, role: str) -> str | None:
+    """The default weights of the plugin of `group` whose weights the settings key `role` names (`settings_role`)."""
+    for name in names(group):
+        if getattr(find(group, name), "settings_role", None) == role:
+            return _plugin_default(group, name)
+    return None
 
 
 def locate(reference: str, revision: str | None = None) -> tuple[str, int | None]:

@@ -14,11 +14,17 @@ import torch
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.backend import Backend, DecoderStack, ModelInfo, PriorStack, model_info
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
-from conceptlab.engine.models.plugins import backend_names, resolve_model
+from conceptlab.engine.models.plugins import backend_names, declared_default, resolve_model
 from conceptlab.engine.models.settings import configured, load_settings
 
-DEFAULT_MODEL = "kandinsky-2.1"
-"""The official code's prior: what a command uses when neither --model nor a concept names one."""
+CONCEPTS = "concepts"
+"""The purpose a backend's `default_for` claims to be the model of every command that trains or renders concepts."""
+
+
+def default_model() -> str:
+    """What a command uses when neither --model nor a concept names one: the backend declaring itself the default
+    (the official code's prior, Kandinsky 2.1)."""
+    return declared_default(CONCEPTS)
 
 
 class Recorded(Protocol):
@@ -54,9 +60,10 @@ class ModelChoice:
         decoder: str | None = None,
         decoder_revision: str | None = None,
         *,
-        default: str = DEFAULT_MODEL,
+        default: str | None = None,
     ) -> ModelChoice:
-        """`model` when given, else the model the first concept was trained against, else `default`; the decoder
+        """`model` when given, else the model the first concept was trained against, else `default` (None: the
+        `default_model()`); the decoder
         likewise: `decoder` when given, else (with the concept's model) the decoder the first concept records."""
         if model is None and concepts:
             first = concepts[0].metadata
@@ -64,7 +71,7 @@ class ModelChoice:
             revision = revision or first.get("model_revision")
             if decoder is None:
                 decoder, decoder_revision = first.get("decoder"), decoder_revision or first.get("decoder_revision")
-        return cls(model or default, backend, device, dtype, revision, decoder, decoder_revision)
+        return cls(model or default or default_model(), backend, device, dtype, revision, decoder, decoder_revision)
 
     @property
     def prior_only(self) -> ModelChoice:

@@ -35,6 +35,20 @@ def find(group: str, name: str) -> Any:
     raise UsageError(f"Unknown {kind} {name!r}; installed {kind}s: {installed}.")
 
 
+def declared_default(purpose: str, groups: tuple[str, ...] = (BACKEND_GROUP,)) -> str:
+    """The name of the one plugin of `groups` whose `default_for` claims `purpose` ("concepts", "imagine"): the
+    plugins, not the engine, say which model a command uses when --model is left out."""
+    claims = [
+        name for group in groups for name in names(group) if purpose in getattr(find(group, name), "default_for", ())
+    ]
+    if len(claims) != 1:
+        claimed = ", ".join(claims) or "none"
+        raise UsageError(
+            f"The installed plugins declare {len(claims)} default models for {purpose} ({claimed}); pass --model."
+        )
+    return claims[0]
+
+
 def backend_names() -> list[str]:
     return names(BACKEND_GROUP)
 

@@ -32,7 +32,11 @@ else:  # Python 3.10
 
 FILE_NAME = "conceptlab.toml"
 ENVIRONMENT = "CONCEPTLAB_CONFIG"
-MODEL_ROLES = ("prior", "decoder", "oracle", "clip", "sd")
+CLIP_ROLE = "clip"
+"""The settings key of the CLIP that scores a backend's images (a role, not the evaluator of that name)."""
+SD_ROLE = "sd"
+"""The settings key of the Stable Diffusion weights a baseline runs for a backend."""
+MODEL_ROLES = ("prior", "decoder", "oracle", CLIP_ROLE, SD_ROLE)
 """The models a backend's table may name (each also with `<role>_revision`)."""
 KEYS = frozenset(MODEL_ROLES) | {f"{role}_revision" for role in MODEL_ROLES}
 

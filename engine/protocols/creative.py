@@ -21,9 +21,10 @@ from conceptlab.engine.batch.plan import Job, Plan
 from conceptlab.engine.batch.runner import run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.evaluation.baselines import load_baseline
+from conceptlab.engine.evaluation.baselines import baseline_names, load_baseline
 from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
+    CLIP_FIELD,
     EvaluationRow,
     ImageSet,
     RenderClock,
@@ -75,7 +76,7 @@ class CreativeConfig:
     """Images per category and method."""
     images_per_concept: int = 10
     """The `concept` method trains one concept (its own seed) per this many images: 10 concepts of 10 images."""
-    baselines: tuple[str, ...] = ("kandinsky-neg", "sd-neg")
+    baselines: tuple[str, ...] = field(default_factory=baseline_names)
     train_steps: int | None = None
     """None: `create`'s default (2,500, the official code's)."""
     judge: str | None = None
@@ -298,10 +299,10 @@ METHODS: dict[str, Callable[[CreativeRun, str], list[ImageSet]]] = {
     "concept": concept_rows,
     "imagine": imagine_rows,
     "plain": plain_rows,
-    "kandinsky-neg": lambda run, category: baseline_rows(run, category, "kandinsky-neg"),
-    "sd-neg": lambda run, category: baseline_rows(run, category, "sd-neg"),
+    **{name: lambda run, category, name=name: baseline_rows(run, category, name) for name in baseline_names()},
 }
-"""Method name -> its rows for one category: adding a method is one function and one entry."""
+"""Method name -> its rows for one category: adding a method is one function and one entry; every installed
+baseline (`conceptlab.baselines`) is one."""
 
 
 def pooled_set_metrics(evaluator: Evaluator, sets: list[ImageSet]) -> dict[str, Summary]:
@@ -378,7 +379,7 @@ def write_results(
     files = {name: out / name for name in ("rows.csv", "summary.csv", "metrics.json", "summary.png")}
     write_text(files["rows.csv"], results_csv(rows))
     write_text(files["summary.csv"], results_csv(summary))
-    recorded = {"protocol": "creative", "clip": clip_name, "judge": judge.record(), "config": asdict(config)}
+    recorded = {"protocol": "creative", CLIP_FIELD: clip_name, "judge": judge.record(), "config": asdict(config)}
     recorded |= {"summary": results_json(summary, clip_name)["rows"], "rows": results_json(rows, clip_name)["rows"]}
     write_json(files["metrics.json"], recorded)
     save_metrics_chart(summary, files["summary.png"], f"Creative generation ({clip_name}, judge {judge.name})")

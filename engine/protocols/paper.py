@@ -17,9 +17,10 @@ from conceptlab.engine.batch.plan import Job, Plan
 from conceptlab.engine.batch.runner import BatchEvent, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
-from conceptlab.engine.evaluation.baselines import load_baseline
+from conceptlab.engine.evaluation.baselines import baseline_names, load_baseline
 from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
+    CLIP_FIELD,
     EvaluationRow,
     ImageSet,
     RenderClock,
@@ -68,7 +69,7 @@ class ProtocolConfig:
     """Images per baseline and pair of negatives."""
     train_steps: int | None = None
     """None: `create`'s default (2,500, the official code's)."""
-    baselines: tuple[str, ...] = ("kandinsky-neg", "sd-neg")
+    baselines: tuple[str, ...] = field(default_factory=baseline_names)
     sd_model: str | None = None
     size: int | None = None
     render_steps: int | None = None
@@ -310,7 +311,7 @@ def run_protocol(
     write_json(
         files["metrics.json"],
         {
-            "clip": clip.name,
+            CLIP_FIELD: clip.name,
             "summary": results_json(summary, clip.name)["rows"],
             "rows": results_json(rows, clip.name)["rows"],
         },

@@ -344,7 +344,7 @@ def _sides(
     baseline_session = start_training(stacks["baseline"], bench_config(settings))
     baseline = OfficialBaseline(baseline_session, constraints)
     ours = start_training(stacks["ours"], bench_config(settings))
-    encoder = "mclip" if constraints is not None else "clip"
+    encoder = "mclip" if constraints is not None else "prior"
     sides = {
         "baseline": _Side(
             lambda count: baseline.step(positives, words[:count]),

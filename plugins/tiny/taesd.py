@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderTiny
 
-from conceptlab.plugins.tiny import cached_build
+from conceptlab.engine.io.cache import cached_build
 
 LEVELS = {"sdxl": 2, "sd3": 1}
 """Decoder levels: each after the first doubles the size, as the tiny pipelines' VAEs do."""

@@ -6,10 +6,6 @@ the tiny world's (random) image encoder. It is saved with `save_pretrained` and 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,8 +18,11 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.plugins.tiny import cache_root, tiny_world_folder
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.clip import HuggingFaceClip, load_hugging_face_clip
+from conceptlab.plugins.tiny import TINY
+from conceptlab.plugins.tiny.backend import tiny_world_folder, tiny_world_recipe
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 
 def build_tiny_clip(world: Path) -> tuple[CLIPModel, CLIPProcessor]:
@@ -44,22 +43,25 @@ def build_tiny_clip(world: Path) -> tuple[CLIPModel, CLIPProcessor]:
 
 
 def tiny_clip_folder() -> Path:
-    """Built once per tiny world (a second or two) into the conceptlab cache, written atomically."""
+    """Built once per tiny world (a second or two) into the conceptlab cache."""
     world = tiny_world_folder()
-    recipe = hashlib.sha256(Path(__file__).read_bytes() + world.name.encode()).hexdigest()[:12]
-    folder = cache_root() / f"tiny-clip-{recipe}"
-    if (folder / "config.json").exists():
-        return folder
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-clip-", dir=folder.parent))
-    try:
-        with torch.random.fork_rng():
-            model, processor = build_tiny_clip(world)
-        model.save_pretrained(staging, safe_serialization=True)
-        processor.save_pretrained(staging)
-        os.replace(staging, folder)
-    except OSError:
-        if not (folder / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    def build(folder: Path) -> None:
+        model, processor = build_tiny_clip(world)
+        model.save_pretrained(folder, safe_serialization=True)
+        processor.save_pretrained(folder)
+
+    return cached_build("tiny-clip", (Path(__file__), *tiny_world_recipe()), build)
+
+
+class TinyClipEvaluator:
+    """The `tiny` evaluator: the tiny CLIP, loaded through `from_pretrained` like any CLIP checkpoint."""
+
+    name = TINY
+    default_model = TINY
+
+    def load(
+        self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
+    ) -> HuggingFaceClip:
+        folder = str(tiny_clip_folder()) if model == TINY else model
+        return load_hugging_face_clip(folder, device, dtype, name=model, revision=revision)

@@ -19,9 +19,9 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transfo
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5Tokenizer
 
-from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
-from conceptlab.plugins.tiny import cached_build
-from conceptlab.plugins.tiny_world import CATEGORY_MEMBERS, build_tokenizer
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.fast_test_configs import fast_test_clip_text_config
+from conceptlab.plugins.tiny.world import CATEGORY_MEMBERS, build_tokenizer
 
 T5_VOCAB_SIZE = 200
 
@@ -114,8 +114,6 @@ def _save(folder: Path) -> None:
 
 def tiny_sd3_folder() -> Path:
     """The cached tiny SD3 pipeline folder, built on first use in a second or two."""
-    from conceptlab.plugins import fast_test_configs, tiny_world
+    from conceptlab.plugins.tiny import fast_test_configs, world
 
-    return cached_build(
-        "tiny-sd3", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save
-    )
+    return cached_build("tiny-sd3", (Path(__file__), Path(fast_test_configs.__file__), Path(world.__file__)), _save)

@@ -16,9 +16,9 @@ import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
-from conceptlab.plugins.tiny import cached_build
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.fast_test_configs import fast_test_clip_text_config
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 
 def build_tiny_sdxl() -> StableDiffusionXLPipeline:
@@ -81,8 +81,6 @@ def _save(folder: Path) -> None:
 def tiny_sdxl_folder() -> Path:
     """The cached tiny SDXL pipeline folder (`StableDiffusionXLPipeline.from_pretrained` loads it), built on first
     use in a few seconds; its cache key changes whenever this recipe or the tiny tokenizer's does."""
-    from conceptlab.plugins import fast_test_configs, tiny_world
+    from conceptlab.plugins.tiny import fast_test_configs, world
 
-    return cached_build(
-        "tiny-sdxl", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save
-    )
+    return cached_build("tiny-sdxl", (Path(__file__), Path(fast_test_configs.__file__), Path(world.__file__)), _save)

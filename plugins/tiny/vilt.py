@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from transformers import BertTokenizerFast, ViltConfig, ViltForQuestionAnswering, ViltImageProcessor, ViltProcessor
 
-from conceptlab.plugins.tiny_world import CATEGORY_MEMBERS
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.world import CATEGORY_MEMBERS
 
 SEED = 11
 IMAGE_SIZE = 32
@@ -51,3 +52,8 @@ def save_tiny_vilt(folder: Path) -> None:
         model = ViltForQuestionAnswering(config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     ViltProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def tiny_vilt_folder() -> Path:
+    """The cached tiny ViLT."""
+    return cached_build("tiny-vilt", (Path(__file__),), save_tiny_vilt)

@@ -1,7 +1,7 @@
 """Build the tiny decoder: a Kandinsky 2.2 decoder (image-conditioned UNet + MoVQ) trained to paint the tiny world.
 
 Decoding the tiny prior's image embedding of a word paints that word's tiny-world picture (the colour pattern of
-`tiny_world.synthetic_picture`); an embedding between words paints a blend of their patterns, each weighted by how
+`world.synthetic_picture`); an embedding between words paints a blend of their patterns, each weighted by how
 close the embedding is to that word's (a softmax of cosines, `painted_patterns`). It runs through diffusers' own
 `KandinskyV22Pipeline` and loads through the same `from_pretrained` path as the real decoder. Training takes about
 90 s of one CPU core, on first use:
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, KandinskyV22Pipeline, KandinskyV22PriorPipeline, UNet2DConditionModel, VQModel
 
-from conceptlab.plugins.tiny_world import (
+from conceptlab.plugins.tiny.world import (
     CATEGORY_MEMBERS,
     EMBED_DIM,
     IMAGE_SIZE,

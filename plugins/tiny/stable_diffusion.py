@@ -6,18 +6,15 @@ code path of a real checkpoint, in a fraction of a second per image.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel
 
-from conceptlab.plugins.tiny import cache_root, tiny_world_folder
-from conceptlab.plugins.tiny_world import EMBED_DIM, build_tokenizer
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.backend import tiny_world_folder, tiny_world_recipe
+from conceptlab.plugins.tiny.world import EMBED_DIM, build_tokenizer
 
 SEED = 1234
 
@@ -67,20 +64,10 @@ def build_tiny_stable_diffusion(world: Path) -> StableDiffusionPipeline:
 
 
 def tiny_stable_diffusion_folder() -> Path:
-    """Built once per tiny world into the conceptlab cache, written atomically."""
+    """Built once per tiny world into the conceptlab cache."""
     world = tiny_world_folder()
-    recipe = hashlib.sha256(Path(__file__).read_bytes() + world.name.encode()).hexdigest()[:12]
-    folder = cache_root() / f"tiny-sd-{recipe}"
-    if (folder / "model_index.json").exists():
-        return folder
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-sd-", dir=folder.parent))
-    try:
-        with torch.random.fork_rng():
-            build_tiny_stable_diffusion(world).save_pretrained(staging, safe_serialization=True)
-        os.replace(staging, folder)
-    except OSError:
-        if not (folder / "model_index.json").exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    def build(folder: Path) -> None:
+        build_tiny_stable_diffusion(world).save_pretrained(folder, safe_serialization=True)
+
+    return cached_build("tiny-sd", (Path(__file__), *tiny_world_recipe()), build)

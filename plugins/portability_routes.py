@@ -15,8 +15,8 @@ from diffusers import StableDiffusionXLPipeline, StableUnCLIPImg2ImgPipeline
 
 from conceptlab.engine.errors import BackendError
 from conceptlab.engine.portability.routes import RouteSettings
+from conceptlab.plugins import tiny
 from conceptlab.plugins.kandinsky import LOAD_ERRORS, VIT_BIGG_14, VIT_L_14
-from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
 
 SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 IP_ADAPTER = "h94/IP-Adapter"
@@ -67,24 +67,17 @@ class IpAdapterSdxlRoute:
     """SDXL with the IP-Adapter whose image encoder is OpenCLIP ViT-bigG/14 (the Kandinsky 2.2 prior's)."""
 
     name = "ip-adapter-sdxl"
-    spaces = {VIT_BIGG_14: f"{SDXL_BASE},{IP_ADAPTER}", TINY_IMAGE_SPACE: "tiny"}  # noqa: RUF012 (read-only)
+    spaces = {VIT_BIGG_14: f"{SDXL_BASE},{IP_ADAPTER}", **tiny.image_spaces()}  # noqa: RUF012 (read-only)
     options = frozenset({"ip_scale"})
 
     def recommended(self, model: str) -> dict[str, Any]:
-        size = 32 if model == "tiny" else 1024
-        return {"size": size, "steps": 4 if model == "tiny" else 30, "guidance": 5.0, "ip_scale": 0.6}
+        return {"size": 1024, "steps": 30, "guidance": 5.0, "ip_scale": 0.6} | tiny.recommended(self.name, model)
 
     def load(self, model: str, device: torch.device, dtype: torch.dtype) -> IpAdapterSdxlPipeline:
         """`model` is `BASE[,ADAPTER]`: an SDXL id or folder, and an IP-Adapter repository or folder holding
         `sdxl_models/ip-adapter_sdxl.safetensors` (default h94/IP-Adapter); `tiny` builds both locally."""
-        if model == "tiny":
-            from conceptlab.plugins.tiny_routes import tiny_ip_adapter_folder
-            from conceptlab.plugins.tiny_sdxl import tiny_sdxl_folder
-
-            base, adapter = str(tiny_sdxl_folder()), str(tiny_ip_adapter_folder())
-        else:
-            base, _, adapter = model.partition(",")
-            adapter = adapter or IP_ADAPTER
+        base, _, adapter = tiny.reference(self.name, model).partition(",")
+        adapter = adapter or IP_ADAPTER
 
         def load() -> StableDiffusionXLPipeline:
             pipeline = StableDiffusionXLPipeline.from_pretrained(base, dtype=dtype)
@@ -119,18 +112,14 @@ class UnclipRoute:
     """Stable unCLIP conditioned on CLIP ViT-L/14 image embeddings (the Kandinsky 2.1 prior's image space)."""
 
     name = "unclip"
-    spaces = {VIT_L_14: UNCLIP, TINY_IMAGE_SPACE: "tiny"}  # noqa: RUF012 (read-only)
+    spaces = {VIT_L_14: UNCLIP, **tiny.image_spaces()}  # noqa: RUF012 (read-only)
     options = frozenset({"noise_level"})
 
     def recommended(self, model: str) -> dict[str, Any]:
-        size = 32 if model == "tiny" else 768
-        return {"size": size, "steps": 4 if model == "tiny" else 20, "guidance": 10.0, "noise_level": 0}
+        return {"size": 768, "steps": 20, "guidance": 10.0, "noise_level": 0} | tiny.recommended(self.name, model)
 
     def load(self, model: str, device: torch.device, dtype: torch.dtype) -> UnclipPipeline:
-        if model == "tiny":
-            from conceptlab.plugins.tiny_routes import tiny_unclip_folder
-
-            model = str(tiny_unclip_folder())
+        model = tiny.reference(self.name, model)
 
         def load() -> StableUnCLIPImg2ImgPipeline:
             return StableUnCLIPImg2ImgPipeline.from_pretrained(model, dtype=dtype).to(device)

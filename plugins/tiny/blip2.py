@@ -17,7 +17,8 @@ from transformers import (
     OPTConfig,
 )
 
-from conceptlab.plugins.tiny_world import build_tokenizer
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.world import build_tokenizer
 
 SEED = 7
 IMAGE_SIZE = 32
@@ -69,3 +70,11 @@ def save_tiny_blip2(folder: Path) -> None:
     model.generation_config.max_new_tokens = 6
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+
+
+def tiny_blip2_folder() -> Path:
+    """The cached tiny BLIP-2, rebuilt when this recipe or the tiny world's tokenizer changes."""
+    from conceptlab.plugins.tiny import clip_vocab, world
+
+    recipe = (Path(__file__), Path(world.__file__), Path(clip_vocab.__file__))  # its tokenizer's
+    return cached_build("tiny-blip2", recipe, save_tiny_blip2)

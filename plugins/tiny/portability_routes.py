@@ -30,8 +30,9 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from conceptlab.plugins.fast_test_configs import fast_test_clip_text_config
-from conceptlab.plugins.tiny import TINY_IMAGE_SPACE, cached_build
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
+from conceptlab.plugins.tiny.fast_test_configs import fast_test_clip_text_config
 
 IP_ADAPTER_SUBFOLDER = "sdxl_models"
 IP_ADAPTER_WEIGHTS = "ip-adapter_sdxl.safetensors"
@@ -40,7 +41,7 @@ IMAGE_TOKENS = 4
 
 
 def build_tiny_unclip() -> StableUnCLIPImg2ImgPipeline:
-    from conceptlab.plugins.tiny_world import build_tokenizer
+    from conceptlab.plugins.tiny.world import build_tokenizer
 
     width, text_width = TINY_IMAGE_SPACE.width, 32
     torch.manual_seed(0)
@@ -137,18 +138,18 @@ def _save_unclip(folder: Path) -> None:
 
 def tiny_unclip_folder() -> Path:
     """The cached tiny Stable unCLIP pipeline folder, built on first use in a few seconds."""
-    from conceptlab.plugins import fast_test_configs, tiny_world
+    from conceptlab.plugins.tiny import fast_test_configs, world
 
     return cached_build(
-        "tiny-unclip", (Path(__file__), Path(fast_test_configs.__file__), Path(tiny_world.__file__)), _save_unclip
+        "tiny-unclip", (Path(__file__), Path(fast_test_configs.__file__), Path(world.__file__)), _save_unclip
     )
 
 
 def tiny_ip_adapter_folder() -> Path:
     """The cached tiny IP-Adapter (h94/IP-Adapter's layout) for the tiny SDXL UNet."""
-    from conceptlab.plugins import tiny_sdxl
+    from conceptlab.plugins.tiny import sdxl
 
-    base = tiny_sdxl.tiny_sdxl_folder()
+    base = sdxl.tiny_sdxl_folder()
 
     def build(folder: Path) -> None:
         unet = UNet2DConditionModel.from_pretrained(base / "unet")
@@ -156,4 +157,11 @@ def tiny_ip_adapter_folder() -> Path:
         weights = ip_adapter_state_dict(unet, TINY_IMAGE_SPACE.width)
         save_file(weights, str(folder / IP_ADAPTER_SUBFOLDER / IP_ADAPTER_WEIGHTS))
 
-    return cached_build("tiny-ip-adapter", (Path(__file__), Path(tiny_sdxl.__file__)), build)
+    return cached_build("tiny-ip-adapter", (Path(__file__), Path(sdxl.__file__)), build)
+
+
+def tiny_ip_adapter_sdxl() -> str:
+    """What the `ip-adapter-sdxl` route loads for `tiny`: `BASE,ADAPTER`, the tiny SDXL and its tiny IP-Adapter."""
+    from conceptlab.plugins.tiny.sdxl import tiny_sdxl_folder
+
+    return f"{tiny_sdxl_folder()},{tiny_ip_adapter_folder()}"

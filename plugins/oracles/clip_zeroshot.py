@@ -23,6 +23,8 @@ STYLE_PROMPT = "a painting in the style of {}"
 
 class ClipZeroShotOracle:
     name = "clip-zeroshot"
+    uses_prior = True
+    """It answers with the Kandinsky prior's CLIP, so it runs only where a Kandinsky prior is loaded."""
 
     @staticmethod
     def check_inputs(question: Question, options: OracleOptions) -> None:

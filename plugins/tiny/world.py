@@ -40,8 +40,8 @@ from transformers import (
 
 from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.training.templates import OBJECT_TEMPLATES, TEXTUAL_INVERSION_OBJECT_TEMPLATES
-from conceptlab.plugins.clip_vocab import clip_vocab_and_merges
-from conceptlab.plugins.clip_zeroshot import image_embeds
+from conceptlab.plugins.oracles.clip_zeroshot import image_embeds
+from conceptlab.plugins.tiny.clip_vocab import clip_vocab_and_merges
 
 EMBED_DIM = 64
 SEED = 1234

@@ -19,9 +19,7 @@ import torch
 from PIL import Image
 
 from conceptlab.engine.adaptive.oracle import OracleOptions, Question
-from conceptlab.engine.errors import BackendError, UsageError, short_reason
-from conceptlab.engine.models.offload import module_bytes
-from conceptlab.plugins.tiny import cached_build
+from conceptlab.plugins.oracles.lazy import LazyOracle
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 PREFIX = "Answer with a single word."
@@ -32,13 +30,6 @@ PREVIEW_SIDE = 448
 tokens). Its min pixels (56 x 56 for the real model) would leave too little to name."""
 PUBLISHED_PARAMETERS = 3_750_000_000
 """Qwen2.5-VL-3B-Instruct's size as the hub lists it (3.75B): the estimate before its weights are on disk."""
-
-
-def tiny_qwen_vl_folder() -> Path:
-    from conceptlab.plugins import tiny_qwen_vl, tiny_world
-
-    recipe = (Path(tiny_qwen_vl.__file__), Path(tiny_world.__file__))
-    return cached_build("tiny-qwen-vl", recipe, tiny_qwen_vl.save_tiny_qwen_vl)
 
 
 def _chat_template(reference: str, revision: str | None, tokenizer: Any) -> str:
@@ -55,64 +46,33 @@ def _chat_template(reference: str, revision: str | None, tokenizer: Any) -> str:
     raise OSError(f"{reference} has no chat template")
 
 
-class QwenVLOracle:
+class QwenVLOracle(LazyOracle):
     name = "qwen2.5-vl"
-
-    @staticmethod
-    def check_inputs(question: Question, options: OracleOptions) -> None:
-        if options.vocab_file is not None:
-            raise UsageError(
-                f"--vocab {options.vocab_file} is a word list for clip-zeroshot; qwen2.5-vl answers in its own "
-                "words. Add --oracle clip-zeroshot or drop --vocab."
-            )
+    title = "Qwen2.5-VL"
+    default_model = DEFAULT_MODEL
 
     def __init__(self, loaded: Any, options: OracleOptions):
-        self.model_ref = options.model or DEFAULT_MODEL
-        self.revision = options.revision
-        self.device = loaded.stack.device
+        super().__init__(loaded, options)
         cuda = self.device.type == "cuda"
         self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
         self._tokenizer: Any = None
         self._image_processor: Any = None
         self._template = ""
-        self._model: Any = None
 
-    def _reference(self) -> str:
-        return str(tiny_qwen_vl_folder()) if self.model_ref == "tiny" else self.model_ref
-
-    def _load(self) -> None:
+    def load_weights(self, reference: str) -> Any:
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
-        reference = self._reference()
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(reference, revision=self.revision, padding_side="left")
-            self._image_processor = AutoImageProcessor.from_pretrained(reference, revision=self.revision)
-            self._template = _chat_template(reference, self.revision, self._tokenizer)
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                reference, dtype=self.dtype, revision=self.revision
-            )
-        except (OSError, ValueError) as error:
-            raise BackendError(
-                f"Could not load the Qwen2.5-VL oracle {self.model_ref!r} ({short_reason(error)}); download it, pass "
-                "a folder with --oracle-model, or use --oracle-model tiny offline."
-            ) from None
-        self._model = model.to(self.device).eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(reference, revision=self.revision, padding_side="left")
+        self._image_processor = AutoImageProcessor.from_pretrained(reference, revision=self.revision)
+        self._template = _chat_template(reference, self.revision, self._tokenizer)
+        return Qwen2_5_VLForConditionalGeneration.from_pretrained(reference, dtype=self.dtype, revision=self.revision)
 
-    def modules(self) -> list[torch.nn.Module]:
-        return [self._model] if self._model is not None else []
-
-    def expected_bytes(self) -> int:
-        """Its weights in `self.dtype`: counted on disk when they are there (as BLIP-2's), else the published size."""
-        from conceptlab.plugins.blip2 import stored_parameters
-
-        if self._model is not None:
-            return module_bytes([self._model])
-        return (stored_parameters(self._reference()) or PUBLISHED_PARAMETERS) * self.dtype.itemsize
+    def published_parameters(self) -> int:
+        return PUBLISHED_PARAMETERS
 
     def input_size(self) -> int:
         """The preview side: `PREVIEW_SIDE` within the image processor's min and max pixels, whole merged patches."""
-        if self._model is None:
-            self._load()
+        self.loaded()
         processor = self._image_processor
         factor = processor.patch_size * processor.merge_size
         low, high = math.isqrt(processor.size.shortest_edge), math.isqrt(processor.size.longest_edge)
@@ -124,8 +84,7 @@ class QwenVLOracle:
 
     def inputs(self, images: list[Image.Image], question: Question) -> dict[str, torch.Tensor]:
         """What `Qwen2_5_VLProcessor` would give the model for each image with the prompt."""
-        if self._model is None:
-            self._load()
+        self.loaded()
         message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.prompt(question)}]}]
         text = self._tokenizer.apply_chat_template(
             message, chat_template=self._template, tokenize=False, add_generation_prompt=True

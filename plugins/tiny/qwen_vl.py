@@ -21,7 +21,8 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
-from conceptlab.plugins.tiny_world import CATEGORY_MEMBERS
+from conceptlab.engine.io.cache import cached_build
+from conceptlab.plugins.tiny.world import CATEGORY_MEMBERS
 
 SEED = 13
 VOCAB_SIZE = 400
@@ -121,3 +122,10 @@ def save_tiny_qwen_vl(folder: Path) -> None:
     image_processor = Qwen2VLImageProcessorPil(min_pixels=SIDE * SIDE, max_pixels=SIDE * SIDE)
     image_processor.save_pretrained(folder)
     (folder / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}), encoding="utf-8")
+
+
+def tiny_qwen_vl_folder() -> Path:
+    """The cached tiny Qwen2.5-VL, rebuilt when this recipe or the tiny world's words change."""
+    from conceptlab.plugins.tiny import world
+
+    return cached_build("tiny-qwen-vl", (Path(__file__), Path(world.__file__)), save_tiny_qwen_vl)
