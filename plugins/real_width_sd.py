@@ -191,8 +191,8 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
     real widths, random, on `device`."""
     from conceptlab.engine.adaptive.oracle import OracleOptions
     from conceptlab.engine.imagine.request import ImagineRequest
-    from conceptlab.engine.imagine.routes import POOLED_NAMES, Settings, StableDiffusionRoute
     from conceptlab.engine.imagine.run import DeviceHost, Loaded
+    from conceptlab.engine.imagine.steering import POOLED_NAMES, Settings, StableDiffusionRoute
     from conceptlab.plugins.oracles.vilt import ViltOracle
     from conceptlab.plugins.tiny.vilt import tiny_vilt_folder
 

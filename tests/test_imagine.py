@@ -260,7 +260,7 @@ def test_a_folder_holding_another_runs_record_is_refused_before_weights_load(run
 
 
 def test_two_images_that_reach_the_same_negatives_share_one_prior_run(tmp_path, tiny_state, monkeypatch):
-    from conceptlab.engine.imagine import routes
+    from conceptlab.engine.imagine import steering as routes
 
     calls: list[list[str]] = []
     real = routes.prior_image_embeds

@@ -40,7 +40,7 @@ from conceptlab.engine.imagine.request import (
     ImagineResult,
     ask_steps,
 )
-from conceptlab.engine.imagine.routes import (
+from conceptlab.engine.imagine.steering import (
     POOLED_NAMES,
     KandinskyRoute,
     Route,
