@@ -5,7 +5,7 @@ Stable unCLIP: the components of diffusers' `StableUnCLIPImg2ImgPipelineFastTest
 image width and the tiny world's tokenizer in place of the hub's `hf-internal-testing/tiny-random-clip`.
 IP-Adapter: an adapter file in h94/IP-Adapter's layout (`sdxl_models/ip-adapter_sdxl.safetensors`, keys
 `image_proj.*` and `ip_adapter.<n>.to_k_ip/to_v_ip`, as diffusers' `load_ip_adapter` reads them) for the tiny SDXL
-UNet of `tiny_sdxl.py`. Every weight is random: the pipelines run a real checkpoint's code path in a fraction of a
+UNet of `sdxl.py`. Every weight is random: the pipelines run a real checkpoint's code path in a fraction of a
 second, and their images depend on the image embedding, the seed and the adapter scale.
 """
 
