@@ -31,12 +31,12 @@ from conceptlab.engine.evaluation.evaluate import (
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
 from conceptlab.engine.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from conceptlab.engine.evaluation.protocols.creative import check_creative, creative_protocol, run_creative
+from conceptlab.engine.evaluation.protocols.paper import paper_protocol, run_protocol
 from conceptlab.engine.evaluation.request import EvaluateRequest, evaluate
 from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.protocols.creative import check_creative, creative_protocol, run_creative
-from conceptlab.engine.protocols.paper import paper_protocol, run_protocol
 
 EVALUATE_EXAMPLES = """
 [bold]Examples[/]

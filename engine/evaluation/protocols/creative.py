@@ -46,6 +46,7 @@ from conceptlab.engine.evaluation.metrics import (
     total_variance,
     vendi_score,
 )
+from conceptlab.engine.evaluation.protocols.paper import already_rendered, slug, summarize, training_events
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.models import resolve_family
@@ -54,7 +55,6 @@ from conceptlab.engine.io.images import load_images, save_renders
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
-from conceptlab.engine.protocols.paper import already_rendered, slug, summarize, training_events
 from conceptlab.engine.rendering.render import render_prompts, render_settings
 
 CREATIVE_CATEGORIES = ("pet", "plant", "garment", "vehicle")
