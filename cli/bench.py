@@ -92,15 +92,19 @@ def bench_command(
         str, typer.Option(help="Comma-separated stacks: kandinsky-2.1, kandinsky-2.2 (real widths), tiny.")
     ] = "kandinsky-2.1,kandinsky-2.2",
     full: Annotated[bool, typer.Option("--full", help="Full depth (for a GPU); default cuts the depth.")] = False,
-    text_layers: Annotated[int, typer.Option(help="Text-encoder layers when the depth is cut.")] = 1,
-    prior_layers: Annotated[int, typer.Option(help="Prior layers when the depth is cut.")] = 1,
+    text_layers: Annotated[
+        int, typer.Option(help="Text-encoder layers when the depth is cut.")
+    ] = BenchRequest.text_layers,
+    prior_layers: Annotated[int, typer.Option(help="Prior layers when the depth is cut.")] = BenchRequest.prior_layers,
     repeats: Annotated[
         int, typer.Option(help="Interleaved rounds (one step of each side each): medians and paired ratios.")
     ] = BenchRequest.repeats,
-    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 1,
-    negatives: Annotated[int, typer.Option(help="Negatives in the main comparison.")] = 3,
+    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = BenchRequest.warmup,
+    negatives: Annotated[int, typer.Option(help="Negatives in the main comparison.")] = BenchRequest.negatives,
     negative_counts: Annotated[str, typer.Option(help="Negative counts of the growth sweep.")] = "1,4,16,64",
-    sweep_repeats: Annotated[int, typer.Option(help="Timed steps per negative count, after one warm-up.")] = 7,
+    sweep_repeats: Annotated[
+        int, typer.Option(help="Timed steps per negative count, after one warm-up.")
+    ] = BenchRequest.sweep_repeats,
     compiled: Annotated[
         bool, typer.Option("--compiled/--no-compiled", help="Also time the compiled step (compiles first: minutes).")
     ] = True,
