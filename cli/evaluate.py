@@ -9,10 +9,8 @@ conceptlab eval --protocol creative --quick --model tiny --out eval/creative
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,21 +20,11 @@ from conceptlab.cli.output import print_json, show_table, shown, stderr, stdout
 from conceptlab.cli.parsing import number_list, word_list
 from conceptlab.cli.progress import task_progress
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.evaluation.baselines import load_baseline
-from conceptlab.engine.evaluation.chart import save_metrics_chart
-from conceptlab.engine.evaluation.evaluate import (
-    EvaluationRow,
-    results_csv,
-    results_json,
-)
-from conceptlab.engine.evaluation.evaluators import evaluating_clip
+from conceptlab.engine.evaluation.evaluate import EvaluationRow, results_json
 from conceptlab.engine.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from conceptlab.engine.evaluation.protocols.request import ProtocolRequest, evaluate_protocol
+from conceptlab.engine.evaluation.protocols.runner import ProtocolResult
 from conceptlab.engine.evaluation.request import EvaluateRequest, evaluate
-from conceptlab.engine.io.atomic import refuse_existing, write_text
-from conceptlab.engine.io.figures import figure_format
-from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.protocols.creative import check_creative, creative_protocol, run_creative
-from conceptlab.engine.protocols.paper import paper_protocol, run_protocol
 
 EVALUATE_EXAMPLES = """
 [bold]Examples[/]
@@ -106,14 +94,9 @@ def _print_metrics_table(rows: list[EvaluationRow], metrics: list[str], with_cou
     show_table(table, plain)
 
 
-def write_outputs(rows: list[EvaluationRow], csv_path: Path | None, plot: Path | None, title: str) -> None:
-    """The `--csv` table and the `--plot` chart, each where asked."""
-    if csv_path:
-        write_text(csv_path, results_csv(rows))
-        stderr.print(f"wrote {csv_path}", highlight=False, markup=False)
-    if plot:
-        save_metrics_chart(rows, plot, title)
-        stderr.print(f"wrote {plot}", highlight=False, markup=False)
+def print_written(paths: tuple[Path, ...]) -> None:
+    for path in paths:
+        stderr.print(f"wrote {path}", highlight=False, markup=False)
 
 
 PROTOCOL_FIXES = {
@@ -127,7 +110,7 @@ PROTOCOL_FIXES = {
 """Options the protocol decides itself (its categories, negative pairs, vocabularies and image counts)."""
 
 
-def check_protocol_options(context: typer.Context, protocol: str, ray: str | None, max_parallel: int | None) -> None:
+def check_protocol_options(context: typer.Context, protocol: str) -> None:
     """Refuse, rather than ignore, an option that the protocol does not take."""
     given = [
         flag
@@ -136,70 +119,18 @@ def check_protocol_options(context: typer.Context, protocol: str, ray: str | Non
     ]
     if given:
         raise UsageError(f"--protocol {protocol} sets its own {', '.join(given)}; drop them (see README: evaluate).")
-    if max_parallel is not None and ray is None:
-        raise UsageError("--max-parallel limits trainings on Ray; add --ray or drop it (without Ray they run in turn).")
 
 
-@dataclass(frozen=True)
-class ProtocolOutputs:
-    out: Path | None
-    as_json: bool
-    csv_path: Path | None
-    plot: Path | None
-    force: bool
-    plain: bool = False
-
-
-def print_files(trained: int, reused: int, files: dict[str, Path]) -> None:
-    stdout.print(f"trained {trained} concept(s), reused {reused}", highlight=False)
-    for path in files.values():
-        stdout.print(f"  {path}", highlight=False, markup=False)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """What differs between `--protocol paper` and `--protocol creative`; everything else is `run_protocol_command`."""
-
-    name: str
-    build: Callable[..., Any]
-    run: Callable[..., Any]
-    title: str
-    check: Callable[[Any, ModelChoice], Any] | None = None
-    """Refuses what cannot run, before the evaluating CLIP loads."""
-
-
-PROTOCOLS = {
-    "paper": Protocol("paper", paper_protocol, run_protocol, "CLIP metrics"),
-    "creative": Protocol("creative", creative_protocol, run_creative, "Creative generation", check_creative),
-}
-
-
-def run_protocol_command(
-    protocol: Protocol,
-    quick: bool,
-    choice: ModelChoice,
-    clip: tuple[str | None, str | None],
-    outputs: ProtocolOutputs,
-    options_: dict,
-    batch_options: dict,
-) -> None:
-    """Run a whole protocol, then write and print its summary (the creative one's with its judge)."""
-    if outputs.out is None:
-        raise UsageError(f"--protocol {protocol.name} needs --out DIR (where concepts, images and the summary go).")
-    refuse_existing([outputs.csv_path, outputs.plot], outputs.force, "file")
-    config = protocol.build(quick, **{key: value for key, value in options_.items() if value is not None})
-    if protocol.check:
-        protocol.check(config, choice)
-    evaluator = evaluating_clip(clip[0], choice, revision=clip[1])
-    with task_progress() as on_task:
-        result = protocol.run(config, choice, evaluator, outputs.out, on_task, batch_options, outputs.force)
-    write_outputs(result.summary, outputs.csv_path, outputs.plot, f"{protocol.title} ({evaluator.name})")
-    judge = getattr(result, "judge", None)  # only the creative protocol has a judge
-    if outputs.as_json:
-        print_json(results_json(result.summary, evaluator.name, judge))
+def print_protocol_result(result: ProtocolResult, as_json: bool, plain: bool) -> None:
+    """The protocol's summary (the creative one's with its judge), then what it trained and wrote."""
+    print_written(result.written)
+    if as_json:
+        print_json(results_json(result.summary, result.clip, result.judge))
         return
-    print_table(result.summary, evaluator.name, judge, outputs.plain)
-    print_files(result.trained, result.reused, result.files)
+    print_table(result.summary, result.clip, result.judge, plain)
+    stdout.print(f"trained {result.trained} concept(s), reused {result.reused}", highlight=False)
+    for path in result.files.values():
+        stdout.print(f"  {path}", highlight=False, markup=False)
 
 
 def evaluate_command(
@@ -289,33 +220,43 @@ def evaluate_command(
     """Score concepts, image folders and baselines: CLIP similarity, novelty, typicality, diversity, Vendi, variance,
     a judge's validity and vqa-novelty, cost, parents."""
     concepts, folders, baselines = concepts or [], images or [], baseline or []
-    if plot is not None:
-        figure_format(plot)
-    for name in baselines:
-        load_baseline(name)  # an unknown baseline fails before anything loads
     if protocol is not None:
-        if protocol not in PROTOCOLS:
-            raise UsageError(f"Unknown protocol {protocol!r}; the protocols are 'paper' and 'creative'.")
         if concepts or folders:
             raise UsageError(f"--protocol {protocol} trains its own concepts; drop the concept files and --images.")
-        if judge and protocol == "paper":
-            raise UsageError("--judge belongs to --protocol creative and plain evaluate; drop it for the paper's.")
-        check_protocol_options(context, protocol, ray, max_parallel)
-        extra = {"size": size, "render_steps": steps, "sd_model": sd_model, "image_seed": seed}
-        extra |= {"baselines": tuple(baselines)} if baselines else {}
-        extra |= {"judge": judge} if judge else {}
-        choice = ModelChoice.for_concepts([], model, backend, device, dtype, revision, decoder, decoder_revision)
-        batch = {"ray": ray is not None, "address": options.ray_address(ray)}
-        outputs = ProtocolOutputs(out, as_json, csv_path, plot, force, plain)
-        clips = (clip, clip_revision)
-        return run_protocol_command(
-            PROTOCOLS[protocol], quick, choice, clips, outputs, extra, {**batch, "max_parallel": max_parallel}
+        check_protocol_options(context, protocol)
+        request = ProtocolRequest(
+            protocol=protocol,
+            out=out,
+            quick=quick,
+            baselines=tuple(baselines),
+            sd_model=sd_model,
+            seed=seed,
+            size=size,
+            steps=steps,
+            judge=judge,
+            model=model,
+            backend=backend,
+            revision=revision,
+            decoder=decoder,
+            decoder_revision=decoder_revision,
+            device=device,
+            dtype=dtype,
+            clip=clip,
+            clip_revision=clip_revision,
+            ray=ray is not None,
+            ray_address=options.ray_address(ray),
+            max_parallel=max_parallel,
+            csv=csv_path,
+            plot=plot,
+            force=force,
         )
+        with task_progress() as on_task:
+            ran = evaluate_protocol(request, on_task)
+        return print_protocol_result(ran, as_json, plain)
     if quick or out or ray or max_parallel:
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper or creative; add one or drop them."
         )
-    refuse_existing([csv_path, plot], force, "file")
     request = EvaluateRequest(
         concepts=tuple(concepts),
         images=tuple(folders),
@@ -340,12 +281,15 @@ def evaluate_command(
         clip=clip,
         judge=judge,
         clip_revision=clip_revision,
+        csv=csv_path,
+        plot=plot,
+        force=force,
     )
     with task_progress() as on_task:
         result = evaluate(request, on_task=on_task)
     for note in result.notes:
         stderr.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
-    write_outputs(list(result.rows), csv_path, plot, f"CLIP metrics ({result.clip})")
+    print_written(result.written)
     if as_json:
         print_json(results_json(result.rows, result.clip, result.judge))
     else:

@@ -5,17 +5,10 @@ import statistics
 
 import torch
 
+from conceptlab.engine.benchmark.step import BenchSettings, OfficialBaseline, bench_config, bench_words, official_dtype
+from conceptlab.engine.benchmark.timing import interleaved_median_ms, paired_ratio
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import encode_prompts
-from conceptlab.engine.training.benchmark import (
-    BenchSettings,
-    OfficialBaseline,
-    bench_config,
-    bench_words,
-    interleaved_median_ms,
-    official_dtype,
-    paired_ratio,
-)
 from conceptlab.engine.training.loop import start_training
 
 
@@ -137,10 +130,10 @@ def test_bench_refuses_an_unknown_stack(run_cli):
 
 
 def test_bench_lists_every_real_width_stack():
-    from conceptlab.cli.bench import STACK_NAMES
-    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS
+    from conceptlab.engine.benchmark.subjects import stack_names
+    from conceptlab.plugins.benchmark.prior_stacks import REAL_WIDTH_STACKS
 
-    assert set(STACK_NAMES) == {*REAL_WIDTH_STACKS, "tiny"}
+    assert set(stack_names()) == {*REAL_WIDTH_STACKS, "tiny"}
 
 
 def test_sweep_times_the_negative_counts_round_robin_after_one_warm_up_each():
@@ -178,7 +171,11 @@ def test_the_baseline_runs_at_the_official_precision_and_re_encodes_through_the_
 
 
 def test_the_mclip_constraint_encoder_has_the_real_width_and_unit_outputs():
-    from conceptlab.plugins.real_width import REAL_WIDTH_STACKS, build_constraint_encoder, build_real_width_stack
+    from conceptlab.plugins.benchmark.prior_stacks import (
+        REAL_WIDTH_STACKS,
+        build_constraint_encoder,
+        build_real_width_stack,
+    )
 
     shape = REAL_WIDTH_STACKS["kandinsky-2.1"]
     assert build_constraint_encoder(REAL_WIDTH_STACKS["kandinsky-2.2"], None) is None  # 2.2 has no M-CLIP

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conceptlab.engine.evaluation.metrics import total_variance, vendi_score
-from conceptlab.engine.io.images import load_images
-from conceptlab.engine.protocols.creative import (
+from conceptlab.engine.evaluation.protocols.creative import (
     CREATIVE_CATEGORIES,
     METHODS,
     creative_protocol,
 )
+from conceptlab.engine.io.images import load_images
 from conceptlab.plugins.tiny.clip import TinyClipEvaluator
 
 METHOD_NAMES = ["concept", "imagine", "plain", "kandinsky-neg", "sd-neg"]

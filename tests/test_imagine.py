@@ -226,7 +226,7 @@ def test_picked_images_become_an_evolve_parent_and_a_concept(run_cli, tmp_path, 
 
 
 def test_the_bench_row_times_plain_and_imagine_on_one_model():
-    from conceptlab.engine.imagine.benchmark import time_imagine
+    from conceptlab.engine.benchmark.imagine import time_imagine
 
     row = time_imagine("tiny-sd3", "cpu", "float32", rounds=1, steps=STEPS)
     assert row["asks_per_image"] == row["steps"] // 2 == 2

@@ -174,8 +174,8 @@ def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(
     """The wiring of `bench --imagine sd3.5-real-width`, with the tiny SD3 standing in for the 0.7 B-parameter build."""
     from diffusers import AutoencoderTiny, StableDiffusion3Pipeline
 
-    from conceptlab.cli.bench import _imagine_row
-    from conceptlab.plugins import real_width_sd
+    from conceptlab.engine.benchmark.imagine import imagine_row
+    from conceptlab.plugins.benchmark import sd_pipelines
     from conceptlab.plugins.tiny.sd3 import tiny_sd3_folder
     from conceptlab.plugins.tiny.taesd import tiny_taesd_folder
 
@@ -185,9 +185,9 @@ def test_the_real_width_bench_row_runs_the_built_pipeline_and_a_real_width_vilt(
             tiny_taesd_folder("sd3")
         )
 
-    monkeypatch.setitem(real_width_sd.REAL_WIDTH_IMAGINE, "sd3.5-real-width", tiny)
-    monkeypatch.setattr(real_width_sd, "CPU_SETTINGS", (2, 32))
-    row = _imagine_row("sd3.5-real-width", torch.device("cpu"), torch.float32, 1, full=False)
+    monkeypatch.setitem(sd_pipelines.REAL_WIDTH_IMAGINE, "sd3.5-real-width", tiny)
+    monkeypatch.setattr(sd_pipelines, "CPU_SETTINGS", (2, 32))
+    row = imagine_row("sd3.5-real-width", torch.device("cpu"), torch.float32, 1, full=False)
     assert (row["steps"], row["size"], row["asks_per_image"], row["depth"]) == (2, 32, 1, "cut")
     assert row["oracle"].startswith("vilt") and 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]
 

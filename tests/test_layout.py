@@ -135,8 +135,13 @@ def _engine_modules() -> dict[str, Path]:
 
 
 def _room(module: str) -> str:
-    """The engine's sub-package a module lives in (`training`, `io`, ...), or the module itself at the top."""
-    return module.split(".")[2] if module.count(".") >= 2 else module
+    """The engine's package a module lives in (`training`, `io`, `evaluation/protocols`, ...), or the module itself
+    at the top: a package inside a room is a room of its own."""
+    if module.count(".") < 2:
+        return module
+    parts = module.split(".")[2:]
+    package = parts if (ENGINE.joinpath(*parts) / "__init__.py").exists() else parts[:-1]
+    return "/".join(package or parts)
 
 
 def _engine_imports(key) -> dict[str, set[str]]:

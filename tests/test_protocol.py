@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conceptlab.engine.evaluation.metrics import Summary
-from conceptlab.engine.protocols.paper import PAPER_NEGATIVE_PAIRS, paper_protocol
+from conceptlab.engine.evaluation.protocols.paper import PAPER_NEGATIVE_PAIRS, paper_protocol
 
 
 def test_paper_protocol_is_the_papers_design():

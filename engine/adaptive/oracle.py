@@ -16,6 +16,7 @@ from PIL import Image
 from conceptlab.engine.models.plugins import find, names
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from conceptlab.engine.models.loading import LoadedPrior
@@ -78,6 +79,15 @@ class OracleWithWeights(Oracle, Protocol):
 
     def expected_bytes(self) -> int:
         """What its weights will take on the device, known before they load."""
+        ...
+
+
+@runtime_checkable
+class ScoringOracle(Oracle, Protocol):
+    """An oracle that names a word by a score it can give for any word (clip-zeroshot's cosine)."""
+
+    def scores(self, images: list[Image.Image], words: list[str]) -> torch.Tensor:
+        """`[images, words]`: the score of each word for each image."""
         ...
 
 

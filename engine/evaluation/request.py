@@ -10,6 +10,7 @@ from typing import Any
 from conceptlab.engine.concept.file import Concept, load_concept
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.baselines import load_baseline
+from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     EvaluationRow,
     ImageSet,
@@ -24,11 +25,14 @@ from conceptlab.engine.evaluation.evaluate import (
     recorded_costs,
     recorded_parents,
     render_concept_images,
+    results_csv,
     with_parents,
 )
 from conceptlab.engine.evaluation.evaluators import evaluating_clip
 from conceptlab.engine.evaluation.judge import check_judge, load_judge
 from conceptlab.engine.evaluation.metrics import EvaluationTarget
+from conceptlab.engine.io.atomic import refuse_existing, write_text
+from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.io.images import load_images, scored_image_files
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
@@ -80,8 +84,16 @@ class EvaluateRequest:
     judge: str | None = None
     """A `conceptlab.oracles` entry that answers validity and vqa-novelty questions (None: those are left out)."""
     clip_revision: str | None = None
+    csv: Path | None = field(default=None, metadata=COMMAND_LINE_ONLY)
+    """Also write the table as CSV here."""
+    plot: Path | None = field(default=None, metadata=COMMAND_LINE_ONLY)
+    """Also write the figure here (.png, .svg or .pdf)."""
+    force: bool = field(default=False, metadata=COMMAND_LINE_ONLY)
+    """Write over an existing `csv` or `plot`."""
 
     def __post_init__(self) -> None:
+        if self.plot is not None:
+            figure_format(self.plot)
         if self.count < 1:
             raise UsageError(f"-n must be at least 1 (got {self.count}).")
         if not self.concepts and not self.images and not self.baselines:
@@ -101,6 +113,8 @@ class EvaluateResult:
     """What the user should know about the rows (a metric left out, and why)."""
     judge: dict[str, Any] | None = None
     """The judge and its questions, when one answered."""
+    written: tuple[Path, ...] = ()
+    """The `csv` and `plot` files written."""
 
 
 def evaluate(
@@ -112,6 +126,7 @@ def evaluate(
     """
     for name in request.baselines:
         load_baseline(name)  # an unknown baseline fails before anything loads
+    refuse_existing([request.csv, request.plot], request.force, "file")
     cache, on_task = cache or ModelCache(), on_task or no_progress
     concepts = [load_concept(path) for path in request.concepts]
     choice = request.model_choice(concepts)
@@ -134,7 +149,19 @@ def evaluate(
     clip = evaluating_clip(request.clip, choice, cache, request.clip_revision)
     judge = load_judge(request.judge, cache.prior(choice), request.vocab) if request.judge else None
     rows = evaluate_image_sets(clip, sets, judge=judge)
-    return EvaluateResult(tuple(rows), clip.name, notes, judge.record() if judge else None)
+    written = write_tables(rows, request.csv, request.plot, f"CLIP metrics ({clip.name})")
+    return EvaluateResult(tuple(rows), clip.name, notes, judge.record() if judge else None, written)
+
+
+def write_tables(
+    rows: Sequence[EvaluationRow], csv_path: Path | None, plot: Path | None, title: str
+) -> tuple[Path, ...]:
+    """The `--csv` table and the `--plot` chart, each where asked; the paths written."""
+    if csv_path:
+        write_text(csv_path, results_csv(rows))
+    if plot:
+        save_metrics_chart(rows, plot, title)
+    return tuple(path for path in (csv_path, plot) if path)
 
 
 def _row_targets(request: EvaluateRequest, concepts: list[Concept]) -> list[EvaluationTarget]:

@@ -61,6 +61,10 @@ class ClipZeroShotOracle:
         similarities = image_embeds(self._stack, images) @ word_embeds(self._stack, words, question.style).T
         return [words[int(index)] for index in similarities.argmax(dim=-1)]
 
+    def scores(self, images: list[Image.Image], words: list[str]) -> torch.Tensor:
+        """`[images, words]`: the score it names a word by (see `zero_shot_scores`)."""
+        return zero_shot_scores(self._stack, images, words)
+
     def _is_category(self, images: list[Image.Image], category: str) -> list[str]:
         """Zero-shot classification among the built-in categories: "yes" where `category` wins."""
         words = [category, *(other for other in CATEGORY_MEMBERS if other != category.strip().lower())]

@@ -75,6 +75,13 @@ class TinyBackend(Kandinsky22Backend):
     image_space = TINY_IMAGE_SPACE
     """`conceptlab evaluate` scores this backend's images with the tiny CLIP unless `--clip` says otherwise."""
 
+    @staticmethod
+    def first_use() -> str | None:
+        """What a first use builds before anything loads, while it is not built yet (None: it is)."""
+        if tiny_world_built():
+            return None
+        return "building the tiny world: small models of the real architectures, trained once and cached (~2.5 min)"
+
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:

@@ -1,4 +1,5 @@
-"""Random-weight prior stacks with the real widths of Kandinsky 2.1 and 2.2, for the benchmark.
+"""The prior stacks the step benchmark times (`conceptlab.benchmark_stacks`): random weights with the real widths
+of Kandinsky 2.1 and 2.2, and the tiny world's own prior.
 
 No weights are downloaded or written: the models are built in memory from configs that match the hub's
 (`kandinsky-community/kandinsky-2-1-prior` and `-2-2-prior`: `text_encoder/config.json`, `prior/config.json`,
@@ -12,7 +13,7 @@ never are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from diffusers import PriorTransformer, UnCLIPScheduler
@@ -25,7 +26,9 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from conceptlab.engine.benchmark.subjects import DepthCut
 from conceptlab.engine.models.backend import PriorStack
+from conceptlab.engine.models.plugins import load_backend
 from conceptlab.plugins.tiny.world import build_tokenizer
 
 CLIP_VOCAB_SIZE = 49408
@@ -211,3 +214,55 @@ def build_constraint_encoder(
         model = MultilingualCLIP(MCLIPConfig(**config))
     model.to(device=stack.device, dtype=stack.dtype).requires_grad_(False).eval()
     return MclipConstraints(model, stack.tokenizer)
+
+
+@dataclass(frozen=True)
+class RealWidthStack:
+    """A stack of `shape`'s widths with random weights, its depth cut for a CPU unless the run is full."""
+
+    shape: StackShape
+
+    def depth(self, cut: DepthCut | None) -> dict[str, int | str]:
+        shape = self.shape
+        mclip = shape.constraint_text["num_hidden_layers"] if shape.constraint_text else None
+        if cut is None:
+            depth = {"text_encoder_layers": shape.text_layers, "prior_layers": shape.prior_layers, "cut": "none (full)"}
+            return depth | ({"mclip_layers": mclip} if mclip else {})
+        text, prior = cut.text_layers, cut.prior_layers
+        line = f"text {text}/{shape.text_layers}, prior {prior}/{shape.prior_layers} layers"
+        depth = {"text_encoder_layers": text, "prior_layers": prior, "cut": line}
+        if mclip:
+            depth |= {"mclip_layers": text, "cut": f"{line}, M-CLIP {text}/{mclip}"}
+        return depth
+
+    def build(self, device: torch.device, dtype: torch.dtype, cut: DepthCut | None) -> PriorStack:
+        return build_real_width_stack(self.shape, device, dtype, **(asdict(cut) if cut else {}))
+
+    def constraint_encoder(self, stack: PriorStack, cut: DepthCut | None) -> MclipConstraints | None:
+        """2.1: M-CLIP, cut like the text encoder; 2.2: none (the prior's CLIP)."""
+        return build_constraint_encoder(self.shape, stack, layers=cut.text_layers if cut else None)
+
+
+@dataclass(frozen=True)
+class BackendStack:
+    """A backend's own prior, whole (the tiny world's is small enough on any machine)."""
+
+    backend: str
+    layers: dict[str, int | str]
+
+    def depth(self, cut: DepthCut | None) -> dict[str, int | str]:
+        return dict(self.layers)
+
+    def build(self, device: torch.device, dtype: torch.dtype, cut: DepthCut | None) -> PriorStack:
+        return load_backend(self.backend).load_prior(self.backend, device, dtype)
+
+    def constraint_encoder(self, stack: PriorStack, cut: DepthCut | None) -> None:
+        return None
+
+
+KANDINSKY_21 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.1"])
+KANDINSKY_22 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.2"])
+TINY_WORLD = BackendStack(
+    "tiny", {"text_encoder_layers": 2, "prior_layers": 2, "cut": "none (the tiny world, 64 wide)"}
+)
+"""The `conceptlab.benchmark_stacks` entries."""

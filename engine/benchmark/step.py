@@ -13,25 +13,18 @@ compiled is the same with `config.compile`.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import random
-import resource
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import nn
 
-from conceptlab.engine.adaptive.oracle import Oracle, Question
-from conceptlab.engine.models.backend import DecoderStack, PriorStack
+from conceptlab.engine.benchmark.timing import PeakMemory, interleaved_median_ms, paired_ratio, timed_rounds
+from conceptlab.engine.models.backend import PriorStack
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import EncodedPrompts, encode_prompts
-from conceptlab.engine.rendering.render import RenderSettings, render_prompts
 from conceptlab.engine.training.config import CreateConfig, create_config
 from conceptlab.engine.training.loop import TrainingSession, start_training
 from conceptlab.engine.training.objectives import conceptlab_loss
@@ -153,115 +146,6 @@ class OfficialBaseline:
             keep = torch.arange(self.embedding.weight.shape[0], device=self.original.device) != self.token_id
             self.embedding.weight[keep] = self.original[keep]
         return loss.item()
-
-
-class PeakMemory:
-    """Peak memory since `reset()`: allocated CUDA memory on a GPU, resident set size (RSS) on a CPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    @property
-    def kind(self) -> str:
-        return "cuda_max_memory_allocated" if self.device.type == "cuda" else "peak_rss"
-
-    def reset(self) -> None:
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return
-        with contextlib.suppress(OSError):  # Linux: writing 5 resets the peak RSS (VmHWM) to the current RSS
-            Path("/proc/self/clear_refs").write_text("5")
-
-    def current_mb(self) -> float:
-        """Allocated CUDA memory, or the resident set size, now."""
-        if self.device.type == "cuda":
-            return torch.cuda.memory_allocated(self.device) / 2**20
-        with contextlib.suppress(OSError):
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def peak_mb(self) -> float:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_seconds(step: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of `repeats` calls of `step`, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        _synchronize(device)
-        start = time.perf_counter()
-        step()
-        _synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved_median_ms(
-    steps: dict[str, Callable[[], object]], device: torch.device, rounds: int
-) -> dict[str, float]:
-    """Median milliseconds per call of each step, after one warm-up call each, timed round-robin: on a shared
-    machine, drift (another process, a slower minute) then falls on every step alike, not on whichever ran last."""
-    for step in steps.values():
-        step()
-    times: dict[str, list[float]] = {key: [] for key in steps}
-    for _ in range(rounds):
-        for key, step in steps.items():
-            _synchronize(device)
-            start = time.perf_counter()
-            step()
-            _synchronize(device)
-            times[key].append(time.perf_counter() - start)
-    return {key: 1000 * statistics.median(values) for key, values in times.items()}
-
-
-def interleaved_steps(
-    steps: dict[str, Callable[[], object]], device: torch.device, rounds: int
-) -> dict[str, list[float]]:
-    """Milliseconds of each call, `rounds` rounds of one call of each step in turn (no warm-up here)."""
-    times: dict[str, list[float]] = {key: [] for key in steps}
-    for _ in range(rounds):
-        for key, step in steps.items():
-            _synchronize(device)
-            start = time.perf_counter()
-            step()
-            _synchronize(device)
-            times[key].append(1000 * (time.perf_counter() - start))
-    return times
-
-
-def paired_ratio(numerator: list[float], denominator: list[float], resamples: int = 2000, seed: int = 0) -> dict:
-    """Median of the per-round ratios with a 95% bootstrap interval (resampling rounds); "unstable" when the
-    interval holds 1.0, i.e. this run cannot tell which side is faster."""
-    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
-    draw = random.Random(seed)
-    medians = sorted(statistics.median(draw.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    low, high = medians[int(0.025 * resamples)], medians[min(resamples - 1, int(0.975 * resamples))]
-    return {
-        "median": statistics.median(ratios),
-        "low": low,
-        "high": high,
-        "unstable": low <= 1.0 <= high,
-        "pairs": len(ratios),
-    }
 
 
 def tensor_mb(tensors: list[torch.Tensor]) -> float:
@@ -394,13 +278,8 @@ def _first_steps(sides: dict[str, _Side], settings: BenchSettings, device: torch
     for name, side in sides.items():
         memory.reset()
         before = memory.current_mb()
-        times = []
-        for _ in range(max(1, settings.warmup)):
-            _synchronize(device)
-            start = time.perf_counter()
-            side.step(settings.negatives)
-            _synchronize(device)
-            times.append(1000 * (time.perf_counter() - start))
+        step = _count_step(side, settings.negatives)
+        times = timed_rounds({name: step}, device, max(1, settings.warmup))[name]
         rise = max(0.0, memory.peak_mb() - before)
         measured[name] = {"first_ms": times[0], "peak_memory_mb": tensor_mb(side.held()) + rise}
     return measured
@@ -425,7 +304,7 @@ def benchmark_stack(
     progress(f"{name}: first steps" + (" (compiling)" if settings.compiled else ""))
     first = _first_steps(sides, settings, device)
     progress(f"{name}: {settings.repeats} interleaved rounds with {settings.negatives} negatives")
-    times = interleaved_steps(
+    times = timed_rounds(
         {key: _count_step(side, settings.negatives) for key, side in sides.items()}, device, settings.repeats
     )
     sweeps = {}
@@ -459,44 +338,3 @@ def benchmark_stack(
 
 def _count_step(side: _Side, count: int) -> Callable[[], object]:
     return lambda: side.step(count)
-
-
-def time_render(
-    stack: PriorStack, decoder: DecoderStack, settings: RenderSettings, device: torch.device, repeats: int
-) -> float:
-    """Milliseconds per rendered image (prior sampling and decoding), median of `repeats` after one warm-up."""
-    return 1000 * median_seconds(
-        lambda: render_prompts(stack, decoder, ["a photo of a cat"], [0], settings), device, 1, repeats
-    )
-
-
-def time_oracle(oracle: Oracle, images: list[Image.Image], device: torch.device, repeats: int) -> float:
-    """Milliseconds per oracle call on `images` (one question per image), after one warm-up."""
-    return 1000 * median_seconds(lambda: oracle.ask(images, Question("pet"), []), device, 1, repeats)
-
-
-def bench_report(
-    reports: list[StackReport],
-    device: torch.device,
-    settings: BenchSettings,
-    render: dict | None = None,
-    oracle: dict | None = None,
-) -> dict:
-    """The JSON record of a run."""
-    from conceptlab.engine.version import conceptlab_version
-
-    return {
-        "conceptlab_version": conceptlab_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "baseline_dtype": str(official_dtype(device)).removeprefix("torch."),
-        "threads": torch.get_num_threads(),
-        "memory_kind": PeakMemory(device).kind,
-        "settings": asdict(settings),
-        "create_steps": CREATE_STEPS,
-        "sections": list(SECTIONS),
-        "stacks": [report.as_json() for report in reports],
-        "render": render or {"status": "skipped"},
-        "oracle": oracle or {"status": "skipped"},
-    }

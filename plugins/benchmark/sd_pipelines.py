@@ -1,4 +1,5 @@
-"""Random-weight SD3.5 Large, SDXL and ViLT of the real widths, for the `imagine` row of the benchmark.
+"""Random-weight SD3.5 Large, SDXL and ViLT of the real widths, for the `imagine` row of the benchmark
+(`conceptlab.benchmark_pipelines`: `bench --imagine sd3.5-real-width`, `sdxl-real-width`).
 
 Built in memory, nothing downloaded or written. Widths are the hub configs' (`stabilityai/stable-diffusion-3.5-large`:
 transformer 38 heads of 64 = 2432 wide over 16-channel latents, patch 2, joint attention 4096, pooled 2048, QK
@@ -13,6 +14,7 @@ compute, but each model is shallower: the denoiser's share of a step is smaller 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -179,9 +181,9 @@ def build_vilt(tokenizer_folder: Any) -> tuple[ViltProcessor, ViltForQuestionAns
 
 
 REAL_WIDTH_IMAGINE = {"sd3.5-real-width": build_sd35_large, "sdxl-real-width": build_sdxl}
+"""`bench --imagine` names of random real-width models; `--full` keeps their depth (for a GPU)."""
 REAL_MODELS = {"sd3.5-real-width": SD35, "sdxl-real-width": SDXL}
 """The published model each row stands for: its family, steps (with `--full`) and guidance."""
-"""`bench --imagine` names of random real-width models; `--full` keeps their depth (for a GPU)."""
 CPU_SETTINGS = (8, 256)
 """Steps and size of a cut-depth run on a CPU (4 asks); full depth runs the paper's 28 steps at 1024 px."""
 
@@ -210,3 +212,18 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
     oracle._model = model.to(device)
     request = ImagineRequest(category="pet", n=1, model=name, device=str(device), steps=steps, size=size)
     return request, Loaded(route, Settings(steps, real.guidance, size), host, None), oracle
+
+
+@dataclass(frozen=True)
+class RealWidthPipeline:
+    """A `conceptlab.benchmark_pipelines` entry: `real_width_imagine` of `name`, with a random ViLT of real width."""
+
+    name: str
+    oracle: str = "vilt (random, real width)"
+
+    def build(self, device: torch.device, dtype: torch.dtype, full: bool) -> tuple[Any, Any, Any]:
+        return real_width_imagine(self.name, device, dtype, full)
+
+
+SD35_REAL_WIDTH = RealWidthPipeline("sd3.5-real-width")
+SDXL_REAL_WIDTH = RealWidthPipeline("sdxl-real-width")

@@ -17,26 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.engine.adaptive.vocabulary import known_members
-from conceptlab.engine.batch.plan import Job, Plan
-from conceptlab.engine.batch.runner import run_plan
-from conceptlab.engine.concept.file import load_concept
-from conceptlab.engine.errors import ConceptLabError, UsageError
+from conceptlab.engine.batch.plan import Job
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.baselines import baseline_names, load_baseline
-from conceptlab.engine.evaluation.chart import save_metrics_chart
 from conceptlab.engine.evaluation.evaluate import (
     CLIP_FIELD,
     EvaluationRow,
     ImageSet,
     RenderClock,
     baseline_images,
-    evaluate_image_sets,
-    record_costs,
-    recorded_costs,
     render_concept_images,
-    results_csv,
-    results_json,
 )
-from conceptlab.engine.evaluation.judge import Judge, check_judge, load_judge
+from conceptlab.engine.evaluation.judge import Judge, check_judge
 from conceptlab.engine.evaluation.metrics import (
     SET_METRICS,
     ClipEmbedder,
@@ -47,16 +39,14 @@ from conceptlab.engine.evaluation.metrics import (
     total_variance,
     vendi_score,
 )
-from conceptlab.engine.evaluation.request import TaskProgress, no_progress
+from conceptlab.engine.evaluation.protocols.paper import summarize
+from conceptlab.engine.evaluation.protocols.runner import ProtocolRun, slug
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.models import resolve_family
-from conceptlab.engine.io.atomic import write_json, write_text
-from conceptlab.engine.io.images import load_images, save_renders
-from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
-from conceptlab.engine.protocols.paper import already_rendered, slug, summarize, training_events
-from conceptlab.engine.rendering.render import render_prompts, render_settings
+from conceptlab.engine.rendering.render import render_prompts
 
 CREATIVE_CATEGORIES = ("pet", "plant", "garment", "vehicle")
 BASELINE_NEGATIVES: dict[str, tuple[str, ...]] = {
@@ -105,26 +95,20 @@ def creative_protocol(quick: bool = False, **changes: Any) -> CreativeConfig:
     return CreativeConfig(**{**quick_values, "render_steps": 2, "prior_steps": 5, **changes})
 
 
-@dataclass(frozen=True)
-class CreativeResult:
-    rows: list[EvaluationRow]
-    summary: list[EvaluationRow]
-    trained: int
-    reused: int
-    files: dict[str, Path]
-    judge: dict[str, Any]
-
-
 def concept_name(category: str, seed: int) -> str:
     return f"{slug(category)}-seed{seed}"
 
 
-def training_plan(config: CreativeConfig, model: ModelChoice, out: Path) -> Plan:
+def _target(config: CreativeConfig, category: str) -> EvaluationTarget:
+    return EvaluationTarget(category, config.negatives[category], known_members(category))
+
+
+def training_jobs(config: CreativeConfig, model: ModelChoice) -> tuple[Job, ...]:
     """One adaptive `create` job (no given negatives: the oracle names them) per category and seed."""
     options = {"model": model.model, "device": model.device, "dtype": model.dtype}
     options |= {key: value for key, value in (("backend", model.backend), ("revision", model.revision)) if value}
     options |= {"steps": config.train_steps} if config.train_steps else {}
-    jobs = tuple(
+    return tuple(
         Job(
             name,
             "create",
@@ -135,73 +119,14 @@ def training_plan(config: CreativeConfig, model: ModelChoice, out: Path) -> Plan
         for seed in config.concept_seeds
         for name in [concept_name(category, seed)]
     )
-    return Plan(jobs, out, out, {job.name: () for job in jobs})
 
 
-class CreativeRun:
-    """One protocol run in `out`: models loaded once, every render skipped when it is already there."""
-
-    def __init__(self, config: CreativeConfig, model: ModelChoice, out: Path, on_task: TaskProgress, force: bool):
-        self.config, self.model, self.out, self.force, self.on_task = config, model, out, force, on_task
-        self.backend, _ = resolve_model(model.model, model.backend)
-        self.models = ModelCache()
-        self.training: dict[str, Any] = {}
-
-    def target(self, category: str) -> EvaluationTarget:
-        return EvaluationTarget(category, self.config.negatives[category], known_members(category))
-
-    def settings(self):
-        config = self.config
-        return render_settings(
-            self.backend, size=config.size, steps=config.render_steps, prior_steps=config.prior_steps
-        )
-
-    def model_source(self) -> dict[str, Any]:
-        return {"model": self.model.model, "backend": self.backend.name, "revision": self.model.revision}
-
-    def train(self, batch_options: dict[str, Any]) -> tuple[int, int]:
-        """Train (or reuse) every concept through the batch runner; (trained now, reused)."""
-        plan = training_plan(self.config, self.model, self.out)
-        result = run_plan(
-            plan, self.model.model, on_event=training_events(self.on_task), force=self.force, **batch_options
-        )
-        if result.failed:
-            first = result.records[result.failed[0]]
-            raise ConceptLabError(
-                f"{len(result.failed)} concept(s) did not train ({first.name}: {first.error}); "
-                "the concepts that trained are kept."
-            )
-        self.training = result.records
-        trained = sum(record.status == "done" for record in result.records.values())
-        return trained, len(result.records) - trained
-
-    def loaded(self) -> tuple[Any, Any]:
-        """The backend's prior and decoder (loaded once, before any clock starts: loading is not rendering)."""
-        loaded = self.models.prior(self.model)
-        return loaded, self.models.decoder(loaded)
-
-    def images(
-        self, folder: Path, source: dict[str, Any], count: int, make: Callable[[RenderClock], list], own_model: bool
-    ) -> tuple:
-        """The images `source` describes in `folder` and their render seconds: kept ones, or rendered by `make`
-        (`own_model`: it renders with a model of its own, loaded inside `make`, not the backend's)."""
-        if not already_rendered(folder, source, self.force):
-            if not own_model:
-                self.loaded()
-            clock = RenderClock(self.on_task(f"render {folder.relative_to(self.out)}", count))
-            images = make(clock)
-            record_costs(folder, {"render-seconds": clock.seconds_per_image})
-            save_renders(images, folder, source)
-        return load_images(folder), recorded_costs(folder)
-
-
-def concept_rows(run: CreativeRun, category: str) -> list[ImageSet]:
+def concept_rows(run: ProtocolRun, category: str) -> list[ImageSet]:
     """`concept`: our `create` with adaptive negatives; one concept per `images_per_concept` images, one seed each."""
     config, rows = run.config, []
     for seed in config.concept_seeds:
         name = concept_name(category, seed)
-        record = run.training[name]
-        concept = load_concept(run.out / (record.concept or ""))
+        concept, train_seconds = run.concept(name)
         count = min(config.images_per_concept, config.images - seed * config.images_per_concept)
         settings = run.settings()
         source = {"concept": concept.sha256, "count": count, "first_seed": config.image_seed}
@@ -211,13 +136,14 @@ def concept_rows(run: CreativeRun, category: str) -> list[ImageSet]:
             loaded, decoder = run.loaded()
             return render_concept_images(concept, loaded, decoder, count, config.image_seed, settings, clock)
 
-        images, costs = run.images(run.out / "images" / "concept" / name, source, count, make, own_model=False)
-        costs = {**costs, "train-seconds": [record.seconds]}
-        rows.append(ImageSet(name, "concept", images, run.target(category), concept.sha256, costs))
+        folder = run.out / "images" / "concept" / name
+        images, costs = run.images(folder, source, count, _label(run, folder), make)
+        costs = {**costs, "train-seconds": [train_seconds]}
+        rows.append(ImageSet(name, "concept", images, _target(config, category), concept.sha256, costs))
     return rows
 
 
-def plain_rows(run: CreativeRun, category: str) -> list[ImageSet]:
+def plain_rows(run: ProtocolRun, category: str) -> list[ImageSet]:
     """`plain`: the model itself, "A photo of a {category}", no negatives."""
     config, settings = run.config, run.settings()
     source = {"method": "plain", "category": category, "count": config.images, "first_seed": config.image_seed}
@@ -230,14 +156,14 @@ def plain_rows(run: CreativeRun, category: str) -> list[ImageSet]:
         return render_prompts(loaded.stack, decoder, prompts, seeds, settings, on_image=clock)
 
     folder = run.out / "images" / "plain" / slug(category)
-    images, costs = run.images(folder, source, config.images, make, own_model=False)
-    return [ImageSet(f"plain {category}", "plain", images, run.target(category), costs=costs)]
+    images, costs = run.images(folder, source, config.images, _label(run, folder), make)
+    return [ImageSet(f"plain {category}", "plain", images, _target(config, category), costs=costs)]
 
 
-def baseline_rows(run: CreativeRun, category: str, name: str) -> list[ImageSet]:
+def baseline_rows(run: ProtocolRun, category: str, name: str) -> list[ImageSet]:
     """A `conceptlab.baselines` entry (kandinsky-neg, sd-neg) with the category's two typical members as negatives."""
     config, baseline = run.config, load_baseline(name)
-    target = run.target(category)
+    target = _target(config, category)
     uses_backend = baseline.uses_backend
     source = {"baseline": name, "category": category, "negatives": list(target.negatives), "count": config.images}
     source |= {"first_seed": config.image_seed, "render_steps": config.render_steps}
@@ -260,11 +186,11 @@ def baseline_rows(run: CreativeRun, category: str, name: str) -> list[ImageSet]:
         )
 
     folder = run.out / "images" / name / slug(category)
-    images, costs = run.images(folder, source, config.images, make, own_model=not uses_backend)
+    images, costs = run.images(folder, source, config.images, _label(run, folder), make, preload=uses_backend)
     return [ImageSet(f"{name} {category}", name, images, target, costs=costs)]
 
 
-def imagine_rows(run: CreativeRun, category: str) -> list[ImageSet]:
+def imagine_rows(run: ProtocolRun, category: str) -> list[ImageSet]:
     """`imagine`: the training-free method (VLM-guided adaptive negatives) on the same backend and render settings,
     with its own default oracle; its record makes a rerun skip every finished image."""
     config = run.config
@@ -292,17 +218,16 @@ def imagine_rows(run: CreativeRun, category: str) -> list[ImageSet]:
     # as imagine.json records them (rounded), so a rerun that reads them back reports the same costs
     seconds = [round(image.seconds_denoising, 4) + round(image.seconds_asking, 4) for image in result.images]
     costs = {"render-seconds": seconds}
-    return [ImageSet(f"imagine {category}", "imagine", images, run.target(category), costs=costs)]
+    return [ImageSet(f"imagine {category}", "imagine", images, _target(config, category), costs=costs)]
 
 
-METHODS: dict[str, Callable[[CreativeRun, str], list[ImageSet]]] = {
+METHODS: dict[str, Callable[[ProtocolRun, str], list[ImageSet]]] = {
     "concept": concept_rows,
     "imagine": imagine_rows,
     "plain": plain_rows,
     **{name: lambda run, category, name=name: baseline_rows(run, category, name) for name in baseline_names()},
 }
-"""Method name -> its rows for one category: adding a method is one function and one entry; every installed
-baseline (`conceptlab.baselines`) is one."""
+"""Method name -> its rows for one category: adding a method is one function and one entry."""
 
 
 def pooled_set_metrics(evaluator: Evaluator, sets: list[ImageSet]) -> dict[str, Summary]:
@@ -344,43 +269,51 @@ def check_creative(config: CreativeConfig, model: ModelChoice) -> str:
     return judge
 
 
-def run_creative(
-    config: CreativeConfig,
-    model: ModelChoice,
-    clip: ClipEmbedder,
-    out: Path,
-    on_task: TaskProgress | None = None,
-    batch_options: dict[str, Any] | None = None,
-    force: bool = False,
-) -> CreativeResult:
-    """Run (or resume) the protocol in `out`; write `rows.csv`, `summary.csv`, `metrics.json` and `summary.png`.
-
-    The concepts train as a batch plan (`batch_options` go to `run_plan`: `ray`, `address`, `max_parallel`).
-    """
-    run = CreativeRun(config, model, Path(out), on_task or no_progress, force)
-    judge_name = check_creative(config, model)
-    trained, reused = run.train(batch_options or {})
-    sets = [s for category in config.categories for method in config.methods for s in METHODS[method](run, category)]
-    judge = load_judge(judge_name, run.models.prior(model), None)
-    rows = evaluate_image_sets(clip, sets, judge=judge)
-    summary = creative_summary(rows, sets, Evaluator(clip))
-    files = write_results(run.out, rows, summary, clip.name, judge, config)
-    return CreativeResult(rows, summary, trained, reused, files, judge.record())
+def _label(run: ProtocolRun, folder: Path) -> str:
+    return f"render {folder.relative_to(run.out)}"
 
 
-def write_results(
-    out: Path,
-    rows: list[EvaluationRow],
-    summary: list[EvaluationRow],
-    clip_name: str,
-    judge: Judge,
-    config: CreativeConfig,
-) -> dict[str, Path]:
-    files = {name: out / name for name in ("rows.csv", "summary.csv", "metrics.json", "summary.png")}
-    write_text(files["rows.csv"], results_csv(rows))
-    write_text(files["summary.csv"], results_csv(summary))
-    recorded = {"protocol": "creative", CLIP_FIELD: clip_name, "judge": judge.record(), "config": asdict(config)}
-    recorded |= {"summary": results_json(summary, clip_name)["rows"], "rows": results_json(rows, clip_name)["rows"]}
-    write_json(files["metrics.json"], recorded)
-    save_metrics_chart(summary, files["summary.png"], f"Creative generation ({clip_name}, judge {judge.name})")
-    return files
+class CreativeProtocol:
+    """`evaluate --protocol creative`: what the runner needs of it."""
+
+    name = "creative"
+    title = "Creative generation"
+
+    @staticmethod
+    def build(quick: bool = False, **changes: Any) -> CreativeConfig:
+        return creative_protocol(quick, **changes)
+
+    @staticmethod
+    def check(config: CreativeConfig, model: ModelChoice) -> str:
+        return check_creative(config, model)
+
+    @staticmethod
+    def jobs(config: CreativeConfig, model: ModelChoice) -> tuple[Job, ...]:
+        return training_jobs(config, model)
+
+    @staticmethod
+    def image_sets(run: ProtocolRun) -> list[ImageSet]:
+        config = run.config
+        return [
+            s for category in config.categories for method in config.methods for s in METHODS[method](run, category)
+        ]
+
+    @staticmethod
+    def summarize(rows: list[EvaluationRow], sets: list[ImageSet], clip: ClipEmbedder) -> list[EvaluationRow]:
+        return creative_summary(rows, sets, Evaluator(clip))
+
+    @staticmethod
+    def recorded(config: CreativeConfig, clip_name: str, judge: Judge | None) -> dict[str, Any]:
+        return {
+            "protocol": "creative",
+            CLIP_FIELD: clip_name,
+            "judge": judge.record() if judge else None,
+            "config": asdict(config),
+        }
+
+    @staticmethod
+    def chart_title(clip_name: str, judge: Judge | None) -> str:
+        return f"Creative generation ({clip_name}, judge {judge.name if judge else None})"
+
+
+CREATIVE = CreativeProtocol()
