@@ -9,12 +9,18 @@ import importlib
 import inspect
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 import typer
 
 from conceptlab.cli import app as cli_app
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -65,7 +71,7 @@ def anchors(text: str) -> set[str]:
 
 def broken_links(path: Path) -> list[str]:
     """The relative links of a markdown file (outside code) that name no existing file, or no heading in it."""
-    prose = "\n".join(re.sub(r"`[^`]*`", "", line) for line in _blocks(path.read_text(encoding="utf-8"))[0])
+    prose = re.sub(r"`[^`]*`", "", "\n".join(_blocks(path.read_text(encoding="utf-8"))[0]))
     broken = []
     for target in LINK.findall(prose):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):
@@ -194,6 +200,24 @@ def test_the_docs_show_commands_and_snippets():
 def test_every_python_snippet_imports_real_names_and_calls_them_rightly(path):
     for code in _python_blocks(path.read_text(encoding="utf-8")):
         assert not snippet_problems(code)
+
+
+def test_the_readme_shows_the_library_and_stays_short():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    assert any("from conceptlab.engine import" in code for code in _python_blocks(readme))
+
+
+def test_the_readme_names_every_plugin_group_and_entry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Plugins", 1)[1].split("\n## ", 1)[0]
+    listed = {
+        line.split("|")[1].strip().strip("`"): set(re.findall(r"`([^`]+)`", line.split("|")[3]))
+        for line in table.splitlines()
+        if line.startswith("| `")
+    }
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]
+    assert listed == {group: set(entries) for group, entries in groups.items()}
 
 
 def test_the_link_checker_finds_a_missing_file_and_a_missing_heading(tmp_path):
