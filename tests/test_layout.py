@@ -191,10 +191,10 @@ def test_every_engine_module_imports_in_a_fresh_interpreter():
     assert imported.stdout.strip() == str(len(names))
 
 
-def _rooms_in_readme_order() -> list[str]:
-    """The engine's rooms as the README's Layout table lists them, lowest first."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("## Layout", 1)[1]
+def _rooms_in_architecture_order() -> list[str]:
+    """The engine's rooms as the Layout table of docs/architecture.md lists them, lowest first."""
+    page = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = page.split("## Layout", 1)[1]
     rooms = []
     for line in table.splitlines():
         if line.startswith("| `"):
@@ -204,10 +204,10 @@ def _rooms_in_readme_order() -> list[str]:
     return rooms
 
 
-def test_each_room_imports_only_rooms_above_it_in_the_readme():
-    order = _rooms_in_readme_order()
+def test_each_room_imports_only_rooms_above_it_in_the_architecture_page():
+    order = _rooms_in_architecture_order()
     rooms = _engine_imports(_room)
-    assert set(rooms).union(*rooms.values()) <= set(order), "a room is missing from the README's Layout"
+    assert set(rooms).union(*rooms.values()) <= set(order), "a room is missing from docs/architecture.md's Layout"
     upward = {
         f"{room} -> {imported}"
         for room, imports in rooms.items()

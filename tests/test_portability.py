@@ -20,7 +20,7 @@ from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prio
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import concept_token, encode_prompts
 
-README = Path(__file__).parents[1] / "README.md"
+PORTABILITY_PAGE = Path(__file__).parents[1] / "docs" / "portability.md"
 BACKENDS = {KandinskyPriorPipeline: "kandinsky-2.1", KandinskyV22PriorPipeline: "kandinsky-2.2"}
 SETTINGS = {"num_inference_steps": 5, "guidance_scale": 4.0}
 
@@ -176,21 +176,21 @@ def test_load_into_a_combined_or_textual_inversion_pipeline(stock_folders, tmp_p
     assert pipe.text_encoder.text_model.eos_token_id == pipe.tokenizer.eos_token_id
 
 
-def _readme_snippet() -> str:
-    section = README.read_text(encoding="utf-8").split("### Use a concept in your own diffusers code", 1)[1]
+def _load_into_snippet() -> str:
+    section = PORTABILITY_PAGE.read_text(encoding="utf-8").split("## Use a concept in your own diffusers code", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
-def test_readme_snippet_runs_and_equals_the_engine(stock_folders, tmp_path):
+def test_load_into_snippet_runs_and_equals_the_engine(stock_folders, tmp_path):
     folder = stock_folders[KandinskyV22PriorPipeline]
     loaded = _engine(folder, KandinskyV22PriorPipeline)
     concept = _concept(loaded, tmp_path / "new-pet.safetensors", "<new-pet>", 1)
-    code = _readme_snippet()
+    code = _load_into_snippet()
     assert len([line for line in code.splitlines() if line.strip()]) <= 6
     code = code.replace('"kandinsky-community/kandinsky-2-2-prior"', repr(str(folder)))
     code = code.replace('"runs/new-pet/new-pet.safetensors"', repr(str(tmp_path / "new-pet.safetensors")))
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/portability.md", "exec"), namespace)
     assert namespace["token"] == "<new-pet>"
     expected = _engine_embeds(loaded, [concept], "a photo of a {}", 42, steps=25)  # the pipeline's defaults
     torch.testing.assert_close(namespace["out"].image_embeds, expected, rtol=1e-5, atol=1e-5)

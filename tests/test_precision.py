@@ -9,7 +9,7 @@ from conceptlab.engine.training.loop import start_training
 
 STEPS = 10
 TOLERANCE = 0.02
-"""Largest difference of the loss and of each similarity at any step (README: models, devices, precision)."""
+"""Largest difference of the loss and of each similarity at any step (docs/models.md: models, devices, precision)."""
 
 
 def _train(dtype: str) -> tuple[torch.Tensor, list]:
