@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from typer.models import OptionInfo
 
+from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.engine.models.loading import DEFAULT_MODEL
+from conceptlab.engine.options import option_kinds, request_values
+
+Request = TypeVar("Request")
+
+LIST_PARSERS: dict[str, Callable[[str, str], tuple | None]] = {
+    "words": lambda _option, value: word_list(value),
+    "floats": number_list,
+    "ints": integer_list,
+}
+"""How a comma-separated option is read, by the kind of the field it sets (`conceptlab.engine.options`)."""
 
 MODEL_FORMS = "a backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder"
 
@@ -184,3 +197,43 @@ MaxParallelOpt = Annotated[
 def ray_address(ray: str | None) -> str | None:
     """The cluster address `--ray` names; None for a local Ray (`--ray` alone) or no Ray."""
     return None if ray in (None, "local") else ray
+
+
+def option_name(parameter: click.Parameter) -> str:
+    """A parameter's name as a plan and a request field say it: `--image-seeds` -> image_seeds, `-n` -> n."""
+    if parameter.param_type_name == "argument":
+        return parameter.name or ""
+    long = [opt for opt in parameter.opts if opt.startswith("--")] or parameter.opts
+    return long[0].lstrip("-").replace("-", "_")
+
+
+def given_options(context: click.Context) -> dict[str, Any]:
+    """The command's parameters as parsed, by option name."""
+    return {option_name(parameter): context.params[parameter.name] for parameter in context.command.params}
+
+
+def option_values(cls: type, context: click.Context, read: Iterable[str] = ()) -> dict[str, Any]:
+    """Field name -> value for the fields of `cls` that the command's options set, by option name (the one
+    schema of `conceptlab.engine.options`): a comma-separated value is read as its field's kind (`--neg cat,dog`
+    -> ("cat", "dog")), and such an option left out (None) leaves its field to the default. Options named in
+    `read` are left to the command, which reads them itself."""
+    kinds = option_kinds(cls)
+    values = {}
+    for name, value in given_options(context).items():
+        if name in read:
+            continue
+        kind = kinds.get(name)
+        parse = LIST_PARSERS.get(kind) if isinstance(kind, str) else None
+        if parse is not None and value is None:
+            continue
+        values[name] = parse(f"--{name.replace('_', '-')}", value) if parse and isinstance(value, str) else value
+    return request_values(cls, values)
+
+
+def request(cls: type[Request], context: click.Context, **parsed: Any) -> Request:
+    """The request `cls` with every field the command's options set, then `parsed` (values the command reads
+    itself). Every option must set a field: an option and a field that drifted apart fail here, not silently."""
+    unknown = set(given_options(context)) - set(option_kinds(cls)) - set(parsed)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field for the option(s) {', '.join(sorted(unknown))}.")
+    return cls(**option_values(cls, context, parsed) | parsed)
