@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,7 +12,7 @@ import typer
 from typer.models import OptionInfo
 
 from conceptlab.cli.parsing import integer_list, number_list, word_list
-from conceptlab.engine.models.loading import DEFAULT_MODEL
+from conceptlab.engine.models.loading import DEFAULT_MODEL, ModelChoice
 from conceptlab.engine.options import option_kinds, request_values
 
 Request = TypeVar("Request")
@@ -212,12 +213,15 @@ def given_options(context: click.Context) -> dict[str, Any]:
     return {option_name(parameter): context.params[parameter.name] for parameter in context.command.params}
 
 
-def option_values(cls: type, context: click.Context, read: Iterable[str] = ()) -> dict[str, Any]:
-    """Field name -> value for the fields of `cls` that the command's options set, by option name (the one
+def option_values(
+    cls: type, context: click.Context, names: Iterable[str] | None = None, read: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Field name -> value for the fields `names` of `cls` (default: all) that the command's options set, by
+    option name (the one
     schema of `conceptlab.engine.options`): a comma-separated value is read as its field's kind (`--neg cat,dog`
     -> ("cat", "dog")), and such an option left out (None) leaves its field to the default. Options named in
     `read` are left to the command, which reads them itself."""
-    kinds = option_kinds(cls)
+    kinds = option_kinds(cls, names)
     values = {}
     for name, value in given_options(context).items():
         if name in read:
@@ -227,7 +231,7 @@ def option_values(cls: type, context: click.Context, read: Iterable[str] = ()) -
         if parse is not None and value is None:
             continue
         values[name] = parse(f"--{name.replace('_', '-')}", value) if parse and isinstance(value, str) else value
-    return request_values(cls, values)
+    return request_values(cls, values, names)
 
 
 def request(cls: type[Request], context: click.Context, **parsed: Any) -> Request:
@@ -236,4 +240,11 @@ def request(cls: type[Request], context: click.Context, **parsed: Any) -> Reques
     unknown = set(given_options(context)) - set(option_kinds(cls)) - set(parsed)
     if unknown:
         raise TypeError(f"{cls.__name__} has no field for the option(s) {', '.join(sorted(unknown))}.")
-    return cls(**option_values(cls, context, parsed) | parsed)
+    return cls(**option_values(cls, context, read=parsed) | parsed)
+
+
+def model_choice(context: click.Context, default: str | None) -> ModelChoice:
+    """The command's `--model/--backend/--revision/--decoder/--device/--dtype`; `--model` left out is `default`
+    (None: the model its concepts were made with)."""
+    choice = ModelChoice(**option_values(ModelChoice, context))
+    return dataclasses.replace(choice, model=default if choice.model is None else choice.model)
