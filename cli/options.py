@@ -28,13 +28,8 @@ MODEL_FORMS = "a backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default w
 
 
 def model_option(purpose: str) -> OptionInfo:
-    """`--model/-m`. Left out it is None on every command: `model_or_default` or the concepts' own model decides."""
+    """`--model/-m`. Left out it is None on every command: the default model or the concepts' own decides."""
     return typer.Option("--model", "-m", help=f"{purpose}: {MODEL_FORMS}.")
-
-
-def model_or_default(model: str | None) -> str:
-    """`--model` left out (None): the default model."""
-    return DEFAULT_MODEL if model is None else model
 
 
 ModelOpt = Annotated[str | None, model_option(f"Model to train (default {DEFAULT_MODEL})")]

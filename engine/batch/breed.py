@@ -19,7 +19,7 @@ from typing import Any
 
 from conceptlab.engine.batch.jobs import METRICS_FILE
 from conceptlab.engine.batch.plan import SHARED_KEYS, Job, Plan, topological_order
-from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
+from conceptlab.engine.batch.runner import BatchEvent, BatchResult, ray_options, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import write_json
@@ -263,13 +263,8 @@ class BreedRequest:
 
     def run_options(self) -> dict[str, Any]:
         """`run_plan`'s options."""
-        return {
-            "default_model": self.default_model,
-            "ray": self.ray is not None,
-            "address": None if self.ray in (None, "local") else self.ray,
-            "max_parallel": self.max_parallel,
-            "force": self.force,
-        }
+        options = {"default_model": self.default_model, **ray_options(self.ray)}
+        return options | {"max_parallel": self.max_parallel, "force": self.force}
 
     @property
     def total_jobs(self) -> int:
