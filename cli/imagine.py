@@ -17,7 +17,7 @@ from conceptlab.cli import options
 from conceptlab.cli.output import description_column, progress_bar, shown, stdout
 from conceptlab.cli.parsing import integer_list
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
-from conceptlab.engine.imagine.pick import pick
+from conceptlab.engine.imagine.pick import PickRequest, pick
 from conceptlab.engine.imagine.request import DEFAULT_PROMPT, DEFAULT_QUESTION
 
 IMAGINE_EXAMPLES = """
@@ -116,11 +116,12 @@ PICK_EXAMPLES = """
 
 
 def pick_command(
+    context: typer.Context,
     run: Annotated[Path, typer.Argument(help="The folder an imagine run wrote.")],
     seeds: Annotated[str, typer.Option(help="Seeds of the images to pick, comma-separated (3,5).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New folder for the picked images.")],
     force: Annotated[bool, options.force_option("picked images already in --out")] = False,
 ) -> None:
     """Copy chosen images of an imagine run into a folder that evolve takes as a parent."""
-    for path in pick(run, integer_list("--seeds", seeds), out, force):
+    for path in pick(options.request(PickRequest, context)):
         print(path)

@@ -64,6 +64,7 @@ def test_sample_and_evaluate_plans_say_steps_as_their_command_lines_do():
         ("convert", "conceptlab.engine.concept.convert:ConvertRequest"),
         ("gallery", "conceptlab.engine.gallery.request:GalleryRequest"),
         ("batch", "conceptlab.engine.batch.runner:BatchRequest"),
+        ("pick", "conceptlab.engine.imagine.pick:PickRequest"),
     ],
 )
 def test_every_option_of_a_one_request_command_is_a_field_of_its_request_under_the_same_name(command, request_class):
