@@ -20,6 +20,7 @@ from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
 from conceptlab.cli.progress import TrainingDisplay, training_progress
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.training.config import COMMAND_OPTIONS, STYLE_NEGATIVE_CLAMP, CreateConfig
 from conceptlab.engine.training.create import CreateResult, RunCallbacks
 from conceptlab.engine.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
@@ -134,10 +135,9 @@ def resume_training(
 
 
 def run_training(
-    context: typer.Context, config: CreateConfig, out: Path | None, force: bool, offload: bool | None
+    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
 ) -> CreateResult:
-    """create and mix: train `config` against the command's model, with a live progress bar."""
-    model = options.model_choice(context, default=options.DEFAULT_MODEL)
+    """Train `config` against `model` with a live progress bar and print what was written."""
     return train_with_progress(CreateRequest(config, model, out, force, offload), config.token, config.kind)
 
 
@@ -240,13 +240,9 @@ def create_command(
         return
     if category is None:
         raise UsageError("Missing option '--category' (or --resume DIR); e.g. --category pet.")
-    run_training(
-        context,
-        command_config("create", options.option_values(CreateConfig, context, COMMAND_OPTIONS["create"])),
-        out,
-        force,
-        offload,
-    )
+    values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["create"])
+    model = options.model_choice(context, default=options.DEFAULT_MODEL)
+    run_training(command_config("create", values), model, out, force, offload)
 
 
 def mix_command(
@@ -290,4 +286,5 @@ def mix_command(
         return
     words = tuple(word.strip() for word in words or ())
     values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["mix"]) | {"positives": words}
-    run_training(context, command_config("mix", values), out, force, offload)
+    model = options.model_choice(context, default=options.DEFAULT_MODEL)
+    run_training(command_config("mix", values), model, out, force, offload)
