@@ -14,8 +14,7 @@ from rich.table import Table
 
 from conceptlab.cli import options
 from conceptlab.cli.output import description_column, progress_bar, show_table, shown, stderr
-from conceptlab.engine.batch.plan import read_plan
-from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
+from conceptlab.engine.batch.runner import BatchEvent, BatchRequest, BatchResult, run_batch
 from conceptlab.engine.io.printable import printable
 
 BATCH_EXAMPLES = """
@@ -75,7 +74,9 @@ def batch_progress(total: int) -> Iterator[Callable[[BatchEvent], None]]:
     job_tasks: dict[str, int] = {}
 
     def on_event(event: BatchEvent) -> None:
-        if event.what == "start":
+        if event.what == "plan":
+            progress.update(plan_task, total=event.total)
+        elif event.what == "start":
             job_tasks.setdefault(event.job, progress.add_task(printable(event.job), total=None))
         elif event.what == "progress" and event.job in job_tasks:
             progress.update(job_tasks[event.job], completed=event.done, total=event.total)
@@ -111,6 +112,7 @@ def print_summary(result: BatchResult) -> None:
 
 
 def batch_command(
+    context: typer.Context,
     plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan: a TOML file of \\[\\[job]] tables.")],
     ray: options.RayOpt = None,
     max_parallel: options.MaxParallelOpt = None,
@@ -126,18 +128,8 @@ def batch_command(
     """Run a plan of create, mix, evolve, sample and evaluate jobs in the order their dependencies allow."""
     if ray is None and (max_parallel is not None or gpus_per_job is not None):
         raise typer.BadParameter("--max-parallel and --gpus-per-job go with --ray; add --ray or drop them.")
-    plan = read_plan(plan_path, out)
-    with batch_progress(len(plan.jobs)) as on_event:
-        result = run_plan(
-            plan,
-            options.model_or_default(model),
-            ray=ray is not None,
-            address=options.ray_address(ray),
-            max_parallel=max_parallel,
-            gpus_per_job=gpus_per_job,
-            force=force,
-            on_event=on_event,
-        )
+    with batch_progress(0) as on_event:
+        result = run_batch(options.request(BatchRequest, context), on_event)
     print_summary(result)
     if result.failed:
         stderr.print(f"[red]{len(result.failed)} job(s) did not finish:[/] {shown(', '.join(result.failed))}")

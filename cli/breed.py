@@ -12,7 +12,7 @@ from rich.table import Table
 from conceptlab.cli import options
 from conceptlab.cli.batch import STATUS_STYLE, batch_progress
 from conceptlab.cli.output import show_table, shown, stderr, stdout
-from conceptlab.engine.batch.breed import BREED_FILE, BreedConfig, Member, breed
+from conceptlab.engine.batch.breed import BREED_FILE, BreedRequest, Member, run_breed
 from conceptlab.engine.batch.runner import BatchEvent
 
 BREED_EXAMPLES = """
@@ -59,6 +59,7 @@ def _first_report_only(on_event: Callable[[BatchEvent], None]) -> Callable[[Batc
 
 
 def breed_command(
+    context: typer.Context,
     seeds: Annotated[list[Path], typer.Argument(help="Seed concept files (two or more) of one category.")],
     population: Annotated[int, typer.Option(help="How many concepts each generation keeps.")] = 8,
     generations: Annotated[int, typer.Option(help="How many generations to breed.")] = 3,
@@ -89,24 +90,11 @@ def breed_command(
     force: options.ForceJobsOpt = False,
 ) -> None:
     """Breed a population of concepts over generations, keeping the most novel members of the category."""
-    job_options = {"device": device, "dtype": dtype, "images": images}
-    job_options |= {"steps": steps} if steps else {}
-    job_options |= {"images_per_parent": images_per_parent} if images_per_parent else {}
-    named = {"image_size": image_size, "image_steps": image_steps, "decoder": decoder, "clip": clip}
-    named |= {"decoder_revision": decoder_revision, "clip_revision": clip_revision}
-    job_options |= {key: value for key, value in named.items() if value is not None}
-    config = BreedConfig(population, generations, children, seed, category, eval_images, job_options)
-    run_options = {
-        "default_model": options.model_or_default(None),
-        "ray": ray is not None,
-        "address": options.ray_address(ray),
-        "max_parallel": max_parallel,
-        "force": force,
-    }
-    with batch_progress(1 + generations * ((children or population) + 1)) as on_event:
-        result = breed(seeds, config, out, run_options, _first_report_only(on_event))
+    request = options.request(BreedRequest, context)
+    with batch_progress(request.total_jobs) as on_event:
+        result = run_breed(request, _first_report_only(on_event))
     for number, members in enumerate(result.populations):
         print_population(number, members)
     best = result.populations[-1][0]
     stdout.print(f"fittest: {shown(best.name)} ({shown(best.concept)}), fitness {best.fitness:.3f}", highlight=False)
-    stderr.print(f"wrote {out / BREED_FILE}", highlight=False)
+    stderr.print(f"wrote {result.out / BREED_FILE}", highlight=False)

@@ -14,10 +14,7 @@ from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stdout
-from conceptlab.engine.concept.convert import convert_embedding
-from conceptlab.engine.concept.file import save_concept
-from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import refuse_existing
+from conceptlab.engine.concept.convert import ConvertRequest, convert
 
 CONVERT_EXAMPLES = """
 [bold]Examples[/]
@@ -32,6 +29,7 @@ with torch.load(weights_only=True): tensors only, never arbitrary objects.
 
 
 def convert_command(
+    context: typer.Context,
     source: Annotated[Path, typer.Argument(help="The .bin file saved by the official code or diffusers.")],
     model: options.TrainedWithModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="The concept .safetensors file to write.")],
@@ -40,16 +38,11 @@ def convert_command(
     force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Convert an official-code `.bin` embedding into a concept file with metadata."""
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out {out} must end in .safetensors.")
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a .safetensors file name.")
-    refuse_existing([out], force, "--out")
-    concept = convert_embedding(source, model=model, backend=backend, token=token)
-    save_concept(concept, out)
+    request = options.request(ConvertRequest, context)
+    concept = convert(request)
     stdout.print(
         f"[bold green]Converted[/] {escape(concept.token)} (width {concept.embedding_dim}, "
-        f"{escape(concept.metadata['backend'])}) to {escape(str(out))}",
+        f"{escape(concept.metadata['backend'])}) to {escape(str(request.out))}",
         highlight=False,
         soft_wrap=True,
     )

@@ -18,13 +18,19 @@ from rich.markup import escape
 
 from conceptlab.cli import options
 from conceptlab.cli.output import stderr, stdout
-from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.cli.progress import TrainingDisplay, training_progress
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.training.config import STYLE_NEGATIVE_CLAMP, CreateConfig, create_config, mix_config
-from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume, saved_run_config
+from conceptlab.engine.models.loading import ModelChoice, default_model
+from conceptlab.engine.training.config import COMMAND_OPTIONS, STYLE_NEGATIVE_CLAMP, CreateConfig
+from conceptlab.engine.training.create import CreateResult, RunCallbacks
 from conceptlab.engine.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
+from conceptlab.engine.training.request import (
+    CreateRequest,
+    ResumeRequest,
+    TrainRequest,
+    command_config,
+    train,
+)
 
 RESUME_MAY_CHANGE = {"resume_dir", "device", "dtype", "offload"}
 
@@ -86,15 +92,18 @@ def print_result(result: CreateResult) -> None:
         stdout.print(line, soft_wrap=True, highlight=False)
 
 
-Train = Callable[[RunCallbacks], CreateResult]
+def train_with_progress(request: TrainRequest, label: str, command: str) -> CreateResult:
+    """Run `request` with a progress bar and print what was written."""
+    return progress_of(request.total_steps(), label, command, lambda callbacks: train(request, callbacks))
 
 
-def train_with_progress(total: int, label: str, command: str, train: Train) -> CreateResult:
-    """Run `train` with a progress bar; Ctrl-C/SIGTERM stop it cleanly with a one-line resume hint (exit 130)."""
+def progress_of(total: int, label: str, command: str, run: Callable[[RunCallbacks], CreateResult]) -> CreateResult:
+    """Run one engine call that trains `total` steps with a progress bar; Ctrl-C/SIGTERM stop it cleanly with a
+    one-line resume hint (exit 130)."""
     stop = StopRequest()
     try:
         with stop_on_signals(stop), training_progress(total, label) as display:
-            result = train(_callbacks(display, stop))
+            result = run(_callbacks(display, stop))
     except TrainingInterrupted as stopped:
         stderr.print(
             f"Interrupted after step {stopped.step} of {stopped.total}; "
@@ -112,18 +121,6 @@ def _callbacks(display: TrainingDisplay, stop: StopRequest) -> RunCallbacks:
     return RunCallbacks(display.on_step, display.on_negative, stop, display.on_parent_image, display.on_compile)
 
 
-def run_training(
-    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
-) -> CreateResult:
-    """Train with a live progress bar and print what was written."""
-    return train_with_progress(
-        config.steps,
-        config.token,
-        config.kind,
-        lambda callbacks: create(config, model, out=out, force=force, callbacks=callbacks, offload=offload),
-    )
-
-
 def _given_options(context: typer.Context) -> Iterator[str]:
     for parameter in context.command.params:
         source = context.get_parameter_source(parameter.name)
@@ -138,18 +135,15 @@ def resume_training(
     given = list(_given_options(context))
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(given)}.")
-    return train_with_progress(
-        saved_run_config(run_dir).steps,
-        run_dir.name,
-        context.info_name or "create",
-        lambda callbacks: resume(
-            run_dir,
-            device=None if device == "auto" else device,
-            dtype=None if dtype == "auto" else dtype,
-            callbacks=callbacks,
-            offload=offload,
-        ),
-    )
+    request = ResumeRequest(run_dir, None if device == "auto" else device, None if dtype == "auto" else dtype, offload)
+    return train_with_progress(request, run_dir.name, context.info_name or "create")
+
+
+def run_training(
+    config: CreateConfig, model: ModelChoice, out: Path | None, force: bool, offload: bool | None = None
+) -> CreateResult:
+    """Train `config` against `model` with a live progress bar and print what was written."""
+    return train_with_progress(CreateRequest(config, model, out, force, offload), config.token, config.kind)
 
 
 def create_command(
@@ -251,41 +245,9 @@ def create_command(
         return
     if category is None:
         raise UsageError("Missing option '--category' (or --resume DIR); e.g. --category pet.")
-    config = create_config(
-        category,
-        word_list(neg),
-        initializer=init,
-        token=token,
-        adaptive=adaptive,
-        style=style,
-        oracle=oracle,
-        oracle_model=oracle_model,
-        oracle_revision=oracle_revision,
-        ask_every=ask_every,
-        max_negatives=max_negatives,
-        vocab_file=vocab,
-        gradual=gradual,
-        positive_clamp=positive_clamp,
-        negative_clamp=negative_clamp,
-        positive_lambda=positive_lambda,
-        constraint_encoder=constraint_encoder,
-        template_set=templates,
-        images=images,
-        image_seeds=integer_list("--image-seeds", image_seeds),
-        image_size=image_size,
-        image_steps=image_steps,
-        steps=steps,
-        learning_rate=lr,
-        seed=seed,
-        checkpoint_every=every,
-        prior_steps=prior_steps,
-        prior_guidance=prior_guidance,
-        pad_prompts=pad_prompts,
-        compile=compile_step,
-    )
-    model = options.model_or_default(model)
-    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
-    run_training(config, model_choice, out, force, offload)
+    values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["create"])
+    model = options.model_choice(context, default=default_model())
+    run_training(command_config("create", values), model, out, force, offload)
 
 
 def mix_command(
@@ -327,27 +289,7 @@ def mix_command(
     if resume_dir is not None:
         resume_training(context, resume_dir, device, dtype, offload)
         return
-    config = mix_config(
-        tuple(w.strip() for w in words or ()),
-        number_list("--weights", weights),
-        initializer=init,
-        token=token,
-        category=category,
-        constraint_encoder=constraint_encoder,
-        template_set=templates,
-        images=images,
-        image_seeds=integer_list("--image-seeds", image_seeds),
-        image_size=image_size,
-        image_steps=image_steps,
-        steps=steps,
-        learning_rate=lr,
-        seed=seed,
-        checkpoint_every=every,
-        prior_steps=prior_steps,
-        prior_guidance=prior_guidance,
-        pad_prompts=pad_prompts,
-        compile=compile_step,
-    )
-    model = options.model_or_default(model)
-    model_choice = ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision)
-    run_training(config, model_choice, out, force, offload)
+    words = tuple(word.strip() for word in words or ())
+    values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["mix"]) | {"positives": words}
+    model = options.model_choice(context, default=default_model())
+    run_training(command_config("mix", values), model, out, force, offload)

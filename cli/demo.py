@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.create import train_with_progress
+from conceptlab.cli.create import progress_of
 from conceptlab.cli.output import stderr, stdout
 from conceptlab.engine.training.demo import DemoRequest, DemoResult, demo
 
@@ -32,9 +32,7 @@ def demo_command(
     show where its files are, what the oracle named and how much the renders read as each negative."""
     request = DemoRequest(model=DEMO_MODEL, out=out, steps=steps, seed=seed)
     config = request.config
-    result = train_with_progress(
-        config.steps, config.token, config.kind, lambda callbacks: demo(request, callbacks, phase)
-    )
+    result = progress_of(config.steps, config.token, config.kind, lambda callbacks: demo(request, callbacks, phase))
     print_drift(result)
 
 

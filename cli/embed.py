@@ -32,6 +32,7 @@ DEFAULTS = RenderSettings()
 
 
 def embed_command(
+    context: typer.Context,
     concepts: Annotated[list[Path], typer.Argument(help="Concept files (.safetensors) to use in the prompt.")],
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
@@ -54,23 +55,8 @@ def embed_command(
     force: Annotated[bool, options.force_option("an existing --out file")] = False,
 ) -> None:
     """Export the prior's image embeddings of a prompt with concepts."""
-    request = EmbedRequest(
-        concepts=tuple(concepts),
-        prompt=prompt,
-        out=out,
-        n=n,
-        seed=seed,
-        prior_steps=prior_steps,
-        prior_guidance=prior_guidance,
-        negative_prompt=negative_prompt,
-        model=model,
-        backend=backend,
-        revision=revision,
-        device=device,
-        dtype=dtype,
-        force=force,
-    )
-    with image_progress(n, "Embedding") as on_row:
+    request = options.request(EmbedRequest, context)
+    with image_progress(request.n, "Embedding") as on_row:
         result = embed(request, on_row=on_row)
     rows, width = result.image_embeds.shape
     stdout.print(f"[bold green]Wrote[/] {rows} image embeddings of width {width}", highlight=False)

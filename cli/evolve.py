@@ -9,12 +9,9 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.create import resume_training, train_with_progress
-from conceptlab.cli.parsing import integer_list, number_list
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.training.config import CreateConfig
-from conceptlab.engine.training.create import CreateResult, RunCallbacks
-from conceptlab.engine.training.evolve import evolve
+from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig
+from conceptlab.engine.training.request import EvolveRequest
 
 EVOLVE_EXAMPLES = """
 [bold]Examples[/]
@@ -82,33 +79,6 @@ def evolve_command(
         return
     if not parents:
         raise UsageError("Missing PARENT...: give concept files and/or image folders (or --resume DIR).")
-
-    def train(callbacks: RunCallbacks) -> CreateResult:
-        return evolve(
-            parents,
-            ModelChoice(model, backend, device, dtype, revision, decoder, decoder_revision),
-            weights=number_list("--weights", weights),
-            token=token,
-            initializer=init,
-            out=out,
-            force=force,
-            callbacks=callbacks,
-            steps=steps,
-            learning_rate=lr,
-            seed=seed,
-            checkpoint_every=every,
-            prior_steps=prior_steps,
-            prior_guidance=prior_guidance,
-            pad_prompts=pad_prompts,
-            compile=compile_step,
-            images=images,
-            image_seeds=integer_list("--image-seeds", image_seeds),
-            image_size=image_size,
-            image_steps=image_steps,
-            images_per_parent=images_per_parent,
-            template_set=templates,
-            space=space,
-            offload=offload,
-        )
-
-    train_with_progress(steps, "evolve", "evolve", train)
+    training = options.option_values(CreateConfig, context, COMMAND_OPTIONS["evolve"])
+    model = options.model_choice(context, default=None)
+    train_with_progress(EvolveRequest(tuple(parents), model, training, out, force, offload), "evolve", "evolve")

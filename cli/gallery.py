@@ -13,9 +13,8 @@ import typer
 
 from conceptlab.cli import options
 from conceptlab.cli.output import spinner, stderr, stdout
-from conceptlab.engine.errors import UsageError
-from conceptlab.engine.gallery.imagine_runs import find_imagine_runs
-from conceptlab.engine.gallery.scan import check_output_folder, find_concepts, write_gallery
+from conceptlab.engine.gallery.model import GalleryScan
+from conceptlab.engine.gallery.request import GalleryRequest, gallery
 from conceptlab.engine.io.printable import printable
 
 GALLERY_EXAMPLES = """
@@ -32,6 +31,7 @@ It needs no server and fetches nothing: it opens from file:// offline.
 
 
 def gallery_command(
+    context: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Folder searched recursively for concept files and metrics JSON.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write index.html and its pictures to.")],
     force: Annotated[
@@ -39,12 +39,25 @@ def gallery_command(
     ] = False,
 ) -> None:
     """Write a static HTML gallery of the concepts under FOLDER."""
-    if not folder.exists():
-        raise UsageError(f"{folder} does not exist; give the folder that holds your concepts (e.g. runs/).")
-    check_output_folder(out, force)
-    with spinner(f"Reading concepts under {folder}…"):
-        scan = find_concepts(folder)
-        imagine_runs = find_imagine_runs(folder)
+    request = options.request(GalleryRequest, context)
+    with spinner(f"Reading concepts under {request.folder}…") as status:
+
+        def on_read(scan: GalleryScan) -> None:
+            _print_skipped(scan)
+            status.update(f"Writing the gallery to {request.out}…")
+
+        result = gallery(request, on_read)
+    imagined = f", {len(result.imagine_runs)} imagine run(s)" if result.imagine_runs else ""
+    stdout.print(
+        f"wrote {result.index}: {len(result.scan.concepts)} concept(s), {result.evaluated} with metrics, "
+        f"{len(result.scan.skipped)} skipped{imagined}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+def _print_skipped(scan: GalleryScan) -> None:
     for skipped in scan.skipped:
         line = printable(f"skipped {skipped.path}: {skipped.reason}")
         stderr.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -56,15 +69,3 @@ def gallery_command(
             soft_wrap=True,
             markup=False,
         )
-    if not scan.concepts and not imagine_runs:
-        raise UsageError(f"No concept files under {folder}; point at a folder of runs (e.g. runs/).")
-    with spinner(f"Writing the gallery to {out}…"):
-        index = write_gallery(scan.concepts, out, force, imagine_runs)
-    evaluated = sum(concept.metrics is not None for concept in scan.concepts)
-    stdout.print(
-        f"wrote {index}: {len(scan.concepts)} concept(s), {evaluated} with metrics, {len(scan.skipped)} skipped"
-        + (f", {len(imagine_runs)} imagine run(s)" if imagine_runs else ""),
-        highlight=False,
-        soft_wrap=True,
-        markup=False,
-    )

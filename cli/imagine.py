@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 from conceptlab.cli import options
 from conceptlab.cli.output import description_column, progress_bar, shown, stdout
-from conceptlab.cli.parsing import integer_list, word_list
+from conceptlab.cli.parsing import integer_list
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
-from conceptlab.engine.imagine.pick import pick
+from conceptlab.engine.imagine.pick import PickRequest, pick
 from conceptlab.engine.imagine.request import DEFAULT_PROMPT, DEFAULT_QUESTION
 
 IMAGINE_EXAMPLES = """
@@ -38,6 +38,7 @@ step from which it acts, the oracle's raw answers, seconds denoising and asking)
 
 
 def imagine_command(
+    context: typer.Context,
     category: Annotated[str, typer.Option(help="What to imagine a new member of (pet, plant, ...).")],
     n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = ImagineRequest.n,
     seed: Annotated[int, typer.Option(help="Seed of the first image; the same seed gives the same image.")] = 0,
@@ -75,32 +76,7 @@ def imagine_command(
     force: Annotated[bool, options.force_option("the images and record of an earlier imagine run in --out")] = False,
 ) -> None:
     """Creative images without training: VLM-guided adaptive negative prompting."""
-    request = ImagineRequest(
-        category=category,
-        n=n,
-        seed=seed,
-        prompt=prompt,
-        model=model,
-        backend=backend,
-        oracle=oracle,
-        oracle_model=oracle_model,
-        oracle_revision=oracle_revision,
-        question=question,
-        ask_from=ask_from,
-        ask_until=ask_until,
-        ask_every=ask_every,
-        neg=word_list(neg),
-        max_negatives=max_negatives,
-        steps=steps,
-        guidance=guidance,
-        size=size,
-        preview=preview,
-        seeds=integer_list("--seeds", seeds) if seeds else (),
-        device=device,
-        dtype=dtype,
-        out=out,
-        force=force,
-    )
+    request = options.request(ImagineRequest, context, seeds=integer_list("--seeds", seeds) if seeds else ())
     bar = progress_bar(
         description_column(),
         BarColumn(),
@@ -140,11 +116,12 @@ PICK_EXAMPLES = """
 
 
 def pick_command(
+    context: typer.Context,
     run: Annotated[Path, typer.Argument(help="The folder an imagine run wrote.")],
     seeds: Annotated[str, typer.Option(help="Seeds of the images to pick, comma-separated (3,5).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New folder for the picked images.")],
     force: Annotated[bool, options.force_option("picked images already in --out")] = False,
 ) -> None:
     """Copy chosen images of an imagine run into a folder that evolve takes as a parent."""
-    for path in pick(run, integer_list("--seeds", seeds), out, force):
+    for path in pick(options.request(PickRequest, context)):
         print(path)

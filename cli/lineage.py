@@ -11,9 +11,15 @@ from rich.tree import Tree
 from conceptlab.cli import options
 from conceptlab.cli.output import print_json, shown, stdout
 from conceptlab.engine.concept.file import load_concept
-from conceptlab.engine.concept.lineage import LineageNode, check_ancestors, lineage_dot, lineage_tree, recorded_paths
+from conceptlab.engine.concept.lineage import (
+    LineageNode,
+    LineageRequest,
+    check_ancestors,
+    lineage,
+    lineage_tree,
+    recorded_paths,
+)
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.io.atomic import refuse_existing, write_text
 
 LINEAGE_EXAMPLES = """
 [bold]Examples[/]
@@ -55,10 +61,7 @@ def lineage_command(
     force: Annotated[bool, options.force_option("an existing --dot file")] = False,
 ) -> None:
     """Show a concept's family tree, known from its own file (parent files are not needed)."""
-    root = lineage_tree(load_concept(concept).metadata)
-    if dot is not None:
-        refuse_existing([dot], force, "--dot file")
-        write_text(dot, lineage_dot(root))
+    root = lineage(LineageRequest(concept, dot, force))
     if as_json:
         print_json(root.as_json())
         return

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from typer.models import OptionInfo
 
-from conceptlab.engine.models.loading import default_model
+from conceptlab.cli.parsing import integer_list, number_list, word_list
+from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.options import option_kinds, request_values
+
+Request = TypeVar("Request")
+
+LIST_PARSERS: dict[str, Callable[[str, str], tuple | None]] = {
+    "words": lambda _option, value: word_list(value),
+    "floats": number_list,
+    "ints": integer_list,
+}
+"""How a comma-separated option is read, by the kind of the field it sets (`conceptlab.engine.options`)."""
 
 MODEL_FORMS = "a backend name (tiny, kandinsky-2.1, kandinsky-2.2: its default weights), a hub id or a local folder"
 
 
 def model_option(purpose: str) -> OptionInfo:
-    """`--model/-m`. Left out it is None on every command: `model_or_default` or the concepts' own model decides."""
+    """`--model/-m`. Left out it is None on every command: the default model or the concepts' own decides."""
     return typer.Option("--model", "-m", help=f"{purpose}: {MODEL_FORMS}.")
-
-
-def model_or_default(model: str | None) -> str:
-    """`--model` left out (None): the default model."""
-    return default_model() if model is None else model
 
 
 ModelOpt = Annotated[str | None, model_option("Model to train (default kandinsky-2.1)")]
@@ -184,3 +193,53 @@ MaxParallelOpt = Annotated[
 def ray_address(ray: str | None) -> str | None:
     """The cluster address `--ray` names; None for a local Ray (`--ray` alone) or no Ray."""
     return None if ray in (None, "local") else ray
+
+
+def option_name(parameter: click.Parameter) -> str:
+    """A parameter's name as a plan and a request field say it: `--image-seeds` -> image_seeds, `-n` -> n."""
+    if parameter.param_type_name == "argument":
+        return parameter.name or ""
+    long = [opt for opt in parameter.opts if opt.startswith("--")] or parameter.opts
+    return long[0].lstrip("-").replace("-", "_")
+
+
+def given_options(context: click.Context) -> dict[str, Any]:
+    """The command's parameters as parsed, by option name."""
+    return {option_name(parameter): context.params[parameter.name] for parameter in context.command.params}
+
+
+def option_values(
+    cls: type, context: click.Context, names: Iterable[str] | None = None, read: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Field name -> value for the fields `names` of `cls` (default: all) that the command's options set, by
+    option name (the one
+    schema of `conceptlab.engine.options`): a comma-separated value is read as its field's kind (`--neg cat,dog`
+    -> ("cat", "dog")), and such an option left out (None) leaves its field to the default. Options named in
+    `read` are left to the command, which reads them itself."""
+    kinds = option_kinds(cls, names)
+    values = {}
+    for name, value in given_options(context).items():
+        if name in read:
+            continue
+        kind = kinds.get(name)
+        parse = LIST_PARSERS.get(kind) if isinstance(kind, str) else None
+        if parse is not None and value is None:
+            continue
+        values[name] = parse(f"--{name.replace('_', '-')}", value) if parse and isinstance(value, str) else value
+    return request_values(cls, values, names)
+
+
+def request(cls: type[Request], context: click.Context, **parsed: Any) -> Request:
+    """The request `cls` with every field the command's options set, then `parsed` (values the command reads
+    itself). Every option must set a field: an option and a field that drifted apart fail here, not silently."""
+    unknown = set(given_options(context)) - set(option_kinds(cls)) - set(parsed)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field for the option(s) {', '.join(sorted(unknown))}.")
+    return cls(**option_values(cls, context, read=parsed) | parsed)
+
+
+def model_choice(context: click.Context, default: str | None) -> ModelChoice:
+    """The command's `--model/--backend/--revision/--decoder/--device/--dtype`; `--model` left out is `default`
+    (None: the model its concepts were made with)."""
+    choice = ModelChoice(**option_values(ModelChoice, context))
+    return dataclasses.replace(choice, model=default if choice.model is None else choice.model)

@@ -39,6 +39,7 @@ DEFAULTS = RenderSettings()
 
 
 def sample_command(
+    context: typer.Context,
     concepts: Annotated[list[Path], typer.Argument(help="Concept files (.safetensors) to use in the prompt.")],
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
     n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = SampleRequest.n,
@@ -107,37 +108,11 @@ def sample_command(
     force: Annotated[bool, options.force_option("images of an earlier sample with the same names")] = False,
 ) -> None:
     """Render prompts that use learned concepts."""
-    request = SampleRequest(
-        concepts=tuple(concepts),
-        prompt=prompt,
-        n=n,
-        seed=seed,
-        size=size,
-        steps=steps,
-        guidance=guidance,
-        prior_steps=prior_steps,
-        prior_guidance=prior_guidance,
-        decoder_prompt=decoder_prompt,
-        negative_prompt=negative_prompt,
-        decoder=decoder,
-        decoder_revision=decoder_revision,
-        grid=grid,
-        offload=offload,
-        via=via,
-        via_model=via_model,
-        ip_scale=ip_scale,
-        noise_level=noise_level,
-        model=model,
-        backend=backend,
-        revision=revision,
-        device=device,
-        dtype=dtype,
-        out=out,
-        force=force,
-    )
-    with image_progress(n, "Rendering") as on_image:
+    request = options.request(SampleRequest, context)
+    with image_progress(request.n, "Rendering") as on_image:
         result = sample(request, on_image=on_image)
     prompt = escape(repr(result.prompt))
-    stdout.print(f"[bold green]Rendered[/] {prompt} (seeds {seed} to {seed + n - 1})", highlight=False)
+    seeds = f"seeds {request.seed} to {request.seed + request.n - 1}"
+    stdout.print(f"[bold green]Rendered[/] {prompt} ({seeds})", highlight=False)
     for path in [*result.images, *([result.grid] if result.grid else [])]:
         print(path)

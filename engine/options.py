@@ -63,6 +63,22 @@ def shared_keys(cls: type, names: Iterable[str] | None = None) -> frozenset[str]
     return frozenset(option_name(field) for field in _fields(cls, names) if field.metadata.get("shared", True))
 
 
+def option_kinds(cls: type, names: Iterable[str] | None = None) -> dict[str, PlanKind]:
+    """Option name -> kind for the fields `names` of `cls` (default: every field, those only a command line sets
+    included)."""
+    return plan_keys(cls, _all_fields(cls) if names is None else names)
+
+
+def request_values(cls: type, options: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
+    """Field name -> value for each of the fields `names` of `cls` (default: every field) that `options` (a
+    command line's, by option name) sets."""
+    return field_values(cls, options, _all_fields(cls) if names is None else names)
+
+
+def _all_fields(cls: type) -> list[str]:
+    return [field.name for field in dataclasses.fields(cls)]
+
+
 def field_values(cls: type, options: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
     """Field name -> value for each of those fields that `options` (keyed by option name) sets; lists as tuples."""
     chosen = [field for field in _fields(cls, names) if option_name(field) in options]

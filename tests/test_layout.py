@@ -1,6 +1,7 @@
 """The architecture's promises: engine is a library free of the CLI and of named models."""
 
 import ast
+import functools
 import importlib.metadata
 import subprocess
 import sys
@@ -46,6 +47,7 @@ ALLOWED_ENGINE_STRINGS = {
     ("models/settings.py", "clip"): "the settings file's key of the evaluating CLIP (`clip = ...` in conceptlab.toml)",
     ("evaluation/evaluate.py", "clip"): "metrics.json's key naming the CLIP that scored the rows",
     ("batch/jobs.py", "clip"): "a batch plan's key for `--clip`",
+    ("batch/breed.py", "clip"): "the same plan key, in the jobs breed writes",
     ("imagine/request.py", "tiny"): "`--preview tiny`, a preview mode (a tiny autoencoder), not the tiny model",
 }
 """Strings that are spelt like a plugin but name something else the user writes: each kept once, with its reason."""
@@ -215,3 +217,95 @@ def test_each_room_imports_only_rooms_above_it_in_the_architecture_page():
         if order.index(imported) >= order.index(room)
     }
     assert not upward
+
+
+CLI = ENGINE.parent / "cli"
+FILE_READERS = {"load_concept", "load_images", "load_state", "load_settings", "load_into"}
+"""Engine `load_*` functions that read a file rather than load a model: a command may call them."""
+STDLIB_LOADS = {"from_pretrained", "ModelCache", "evaluating_clip"}
+"""Model loads not named `load_*`: the hub's loader, the engine's model cache and the evaluating CLIP."""
+STDLIB_WRITES = {"write_text", "write_bytes", "mkdir", "touch", "unlink", "rename", "rmtree", "symlink_to", "save"}
+"""Writes by method (`Path.write_text`, `Image.save`, `torch.save`, ...), whatever object they are called on."""
+OS_WRITES = {"replace", "rename", "remove", "unlink", "mkdir", "makedirs", "rmdir", "link", "symlink", "truncate"}
+"""`os` functions that change files; every function of `shutil` does too."""
+
+
+@functools.cache
+def _defined_functions() -> frozenset[str]:
+    """Every function the engine and the plugins define."""
+    roots = (ENGINE, ENGINE.parent / "plugins")
+    return frozenset(
+        node.name
+        for root in roots
+        for path in root.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    )
+
+
+def _engine_functions(*prefixes: str) -> set[str]:
+    """The functions the engine and the plugins define under one of `prefixes`, so a new one is caught too."""
+    return {name for name in _defined_functions() if name.startswith(prefixes)}
+
+
+def _cli_modules() -> dict[str, ast.Module]:
+    return {path.name: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(CLI.glob("*.py"))}
+
+
+def _named(node: ast.AST) -> str | None:
+    """The name a call or reference uses: `load_prior` in `load_prior(...)` and in `loading.load_prior`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.alias):
+        return node.asname or node.name.split(".")[-1]
+    return None
+
+
+def _writes_by_mode(call: ast.Call) -> bool:
+    """`open(path, "w")`, `path.open("a")`, `open(path, mode="x")`: a file opened for writing."""
+    if _named(call.func) != "open":
+        return False
+    modes = list(call.args[1:] if isinstance(call.func, ast.Name) else call.args[:1])
+    modes += [keyword.value for keyword in call.keywords if keyword.arg == "mode"]
+    return any(isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+") for mode in modes)
+
+
+def _cli_offences(module: ast.Module) -> list[str]:
+    loaders = (_engine_functions("load_") - FILE_READERS) | STDLIB_LOADS
+    writers = _engine_functions("write_", "save_") | STDLIB_WRITES
+    offences = []
+    for node in ast.walk(module):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            offences += [f"imports {name}" for name in modules if name.startswith("conceptlab.plugins")]
+            offences += [f"imports {name}" for name in modules if name == "shutil" and isinstance(node, ast.ImportFrom)]
+            names = [_named(alias) for alias in node.names]
+            offences += [f"imports {name}" for name in names if name in loaders | writers]
+        elif isinstance(node, ast.Name | ast.Attribute) and _named(node) in loaders:
+            offences.append(f"loads a model: {_named(node)}")
+        elif isinstance(node, ast.Call) and (_named(node.func) in writers or _writes_by_mode(node) or _os_write(node)):
+            offences.append(f"writes a file: {_named(node.func)}")
+    return offences
+
+
+def _os_write(call: ast.Call) -> bool:
+    """`shutil.copy(...)`, `os.replace(...)` and the like."""
+    owner = call.func.value if isinstance(call.func, ast.Attribute) else None
+    module = owner.id if isinstance(owner, ast.Name) else None
+    return module == "shutil" or (module == "os" and _named(call.func) in OS_WRITES)
+
+
+def test_cli_loads_no_model_imports_no_plugin_and_writes_no_file():
+    """Every command is parse -> one frozen request -> one engine call -> print: the engine loads and writes."""
+    offences = {name: found for name, module in _cli_modules().items() if (found := _cli_offences(module))}
+    assert not offences
+
+
+def test_the_cli_layout_check_reads_every_command_module():
+    modules = _cli_modules()
+    assert {"create.py", "sample.py", "gallery.py", "convert.py", "lineage.py", "breed.py"} <= set(modules)
+    assert len(modules) == len(list(CLI.glob("*.py")))
+    assert {"load_prior", "load_decoder", "load_oracle", "load_backend", "load_baseline"} <= _engine_functions("load_")
+    assert {"save_concept", "write_json", "write_gallery"} <= _engine_functions("write_", "save_")

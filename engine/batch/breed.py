@@ -19,10 +19,12 @@ from typing import Any
 
 from conceptlab.engine.batch.jobs import METRICS_FILE
 from conceptlab.engine.batch.plan import SHARED_KEYS, Job, Plan, topological_order
-from conceptlab.engine.batch.runner import BatchEvent, BatchResult, run_plan
+from conceptlab.engine.batch.runner import BatchEvent, BatchResult, ray_options, run_plan
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import write_json
+from conceptlab.engine.models import loading
+from conceptlab.engine.options import renamed
 
 BREED_FILE = "breed.json"
 
@@ -203,3 +205,73 @@ def breed(
     }
     write_json(out / BREED_FILE, record)
     return BreedResult(out, populations, batches)
+
+
+@dataclass(frozen=True)
+class BreedRequest:
+    """`conceptlab breed`: one field per option."""
+
+    seeds: tuple[Path, ...]
+    population: int = BreedConfig.population
+    generations: int = BreedConfig.generations
+    children: int | None = None
+    category: str | None = None
+    steps: int | None = None
+    """Each child's training steps (None: evolve's)."""
+    images_per_parent: int | None = None
+    eval_images: int = renamed("n", default=BreedConfig.eval_images)
+    images: bool = True
+    seed: int = BreedConfig.seed
+    image_size: int | None = None
+    image_steps: int | None = None
+    decoder: str | None = None
+    decoder_revision: str | None = None
+    clip: str | None = None
+    clip_revision: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    out: Path = Path("runs/breed")
+    ray: str | None = None
+    """None: here, one job after another; `local`: a local Ray started for the run; else a cluster's address."""
+    max_parallel: int | None = None
+    force: bool = False
+    default_model: str = field(default_factory=loading.default_model)
+    """The model of jobs that name none and read no concept (the batch's)."""
+
+    def __post_init__(self) -> None:
+        self.config()  # refuses a population, generation count or -n that cannot breed before any job runs
+
+    def job_options(self) -> dict[str, Any]:
+        """The options every evolve and evaluate job takes (as recorded in breed.json: those given, in this order)."""
+        options: dict[str, Any] = {"device": self.device, "dtype": self.dtype, "images": self.images}
+        options |= {"steps": self.steps} if self.steps else {}
+        options |= {"images_per_parent": self.images_per_parent} if self.images_per_parent else {}
+        named = {"image_size": self.image_size, "image_steps": self.image_steps, "decoder": self.decoder}
+        named |= {"clip": self.clip, "decoder_revision": self.decoder_revision, "clip_revision": self.clip_revision}
+        return options | {key: value for key, value in named.items() if value is not None}
+
+    def config(self) -> BreedConfig:
+        return BreedConfig(
+            self.population,
+            self.generations,
+            self.children,
+            self.seed,
+            self.category,
+            self.eval_images,
+            self.job_options(),
+        )
+
+    def run_options(self) -> dict[str, Any]:
+        """`run_plan`'s options."""
+        options = {"default_model": self.default_model, **ray_options(self.ray)}
+        return options | {"max_parallel": self.max_parallel, "force": self.force}
+
+    @property
+    def total_jobs(self) -> int:
+        """The seeds' scoring, then each generation's children and their scoring."""
+        return 1 + self.generations * ((self.children or self.population) + 1)
+
+
+def run_breed(request: BreedRequest, on_event: Callable[[BatchEvent], None] | None = None) -> BreedResult:
+    """`conceptlab breed` in one call."""
+    return breed(list(request.seeds), request.config(), request.out, request.run_options(), on_event)

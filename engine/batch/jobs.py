@@ -29,13 +29,12 @@ from conceptlab.engine.io.atomic import working_directory, write_json, write_tex
 from conceptlab.engine.io.images import save_renders
 from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.models.offload import IDLE_DEVICE
 from conceptlab.engine.options import field_values
 from conceptlab.engine.rendering.render import render_settings
 from conceptlab.engine.rendering.sample import SampleRequest, sample
-from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig, create_config, mix_config
-from conceptlab.engine.training.create import RunCallbacks, create
-from conceptlab.engine.training.evolve import evolve
+from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig
+from conceptlab.engine.training.create import RunCallbacks
+from conceptlab.engine.training.request import CreateRequest, EvolveRequest, command_config, idle_decoder, train
 from conceptlab.engine.training.run_folder import token_slug
 
 JobProgress = Callable[[int, int], None]
@@ -69,45 +68,23 @@ def _folder_files(root: Path, folder: Path) -> tuple[str, ...]:
     return tuple(sorted(str(path.relative_to(root)) for path in (root / folder).rglob("*") if path.is_file()))
 
 
-def _decoder(cache: ModelCache, choice: ModelChoice):
-    """The decoder waits on the CPU between uses: a batch keeps several models loaded."""
-    return cache.decoder(cache.prior(choice), choice.decoder, choice.decoder_revision, place=IDLE_DEVICE)
-
-
 def _create(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> Any:
-    choice = model_choice(job.options, [], model)
     values = training_values(job)
     if "vocab_file" in values:
         values["vocab_file"] = inputs[values["vocab_file"]]
-    if job.run == "create":
-        config = create_config(values.pop("category"), values.pop("negatives", ()), **values)
-    else:
-        config = mix_config(values.pop("positives"), values.pop("weights", None), **values)
-    loaded = cache.prior(choice)
-    decoder = _decoder(cache, choice) if config.images or config.adaptive else None
+    config = command_config(job.run, values)
     callbacks = RunCallbacks(on_step=lambda record: on_progress(record.step, config.steps))
-    return create(config, loaded, out=Path(job.out), force=True, callbacks=callbacks, decoder=decoder)
+    request = CreateRequest(config, model_choice(job.options, [], model), out=Path(job.out), force=True)
+    return train(request, callbacks, cache)
 
 
 def _evolve(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> Any:
-    paths = [Path(inputs[parent]) for parent in job.options["parents"]]
+    paths = tuple(Path(inputs[parent]) for parent in job.options["parents"])
     concepts = [load_concept(path) for path in paths if not path.is_dir()]
     choice = model_choice(job.options, concepts, model)
-    values = training_values(job)
-    steps = values.get("steps", CreateConfig.steps)
-    return evolve(
-        paths,
-        choice,
-        weights=values.pop("weights", None),
-        token=values.pop("token"),
-        initializer=values.pop("initializer", None),
-        out=Path(job.out),
-        force=True,
-        callbacks=RunCallbacks(on_step=lambda record: on_progress(record.step, steps)),
-        loaded=cache.prior(choice),
-        decoder=_decoder(cache, choice),
-        **values,
-    )
+    request = EvolveRequest(paths, choice, training_values(job), out=Path(job.out), force=True)
+    callbacks = RunCallbacks(on_step=lambda record: on_progress(record.step, request.total_steps()))
+    return train(request, callbacks, cache)
 
 
 def _sample(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, on_progress: JobProgress) -> str:
@@ -135,7 +112,7 @@ def _evaluate(job: Job, inputs: dict[str, str], cache: ModelCache, model: str, o
     vocabulary = inputs.get(options.get("vocab", ""))
     sets = []
     for index, (path, concept) in enumerate(zip(paths, concepts, strict=True)):
-        images = render_concept_images(concept, loaded, _decoder(cache, choice), count, seed, settings)
+        images = render_concept_images(concept, loaded, idle_decoder(cache, choice), count, seed, settings)
         source = {"concept": concept.sha256, "count": count, "first_seed": seed, "render": asdict(settings)}
         save_renders(images, Path(job.out) / "images" / token_slug(concept.token), source)
         parents = recorded_parents(concept.metadata)

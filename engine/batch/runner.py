@@ -30,11 +30,13 @@ from conceptlab.engine.batch.plan import (
     Job,
     Plan,
     job_fingerprint,
+    read_plan,
     topological_order,
 )
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import refuse_system_folder, write_atomically, write_json
 from conceptlab.engine.models.cache import ModelCache
+from conceptlab.engine.models.loading import default_model
 
 ATTEMPTS = 2
 """A failed job is tried once more before it is reported."""
@@ -65,7 +67,7 @@ class JobRecord:
 class BatchEvent:
     job: str
     what: str
-    """start, progress, done, reused, retry, failed or blocked."""
+    """plan (read: `total` jobs), start, progress, done, reused, retry, failed or blocked."""
     message: str = ""
     done: int = 0
     total: int = 0
@@ -460,3 +462,40 @@ def run_plan(
     summary = {"mode": result.mode, "seconds": result.seconds, "jobs": [asdict(r) for r in records.values()]}
     write_json(plan.out / SUMMARY_FILE, summary)
     return result
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """`conceptlab batch`: one field per option."""
+
+    plan_path: Path
+    ray: str | None = None
+    """None: here, one job after another; `local`: a local Ray started for the run; else a cluster's address."""
+    max_parallel: int | None = None
+    gpus_per_job: float | None = None
+    out: Path | None = None
+    """None: the plan's `out`, else runs/plan."""
+    model: str | None = None
+    """The model of jobs that name none and read no concept (None: the default model)."""
+    force: bool = False
+
+
+def ray_options(ray: str | None) -> dict[str, Any]:
+    """`run_plan`'s `ray` and `address` from a `--ray` value: None (no Ray), `local` or a cluster's address."""
+    return {"ray": ray is not None, "address": None if ray in (None, "local") else ray}
+
+
+def run_batch(request: BatchRequest, on_event: Callable[[BatchEvent], None] | None = None) -> BatchResult:
+    """`conceptlab batch` in one call: read the plan (a `plan` event tells how many jobs it holds), then run it."""
+    plan = read_plan(request.plan_path, request.out)
+    if on_event:
+        on_event(BatchEvent("", "plan", total=len(plan.jobs)))
+    return run_plan(
+        plan,
+        default_model() if request.model is None else request.model,
+        **ray_options(request.ray),
+        max_parallel=request.max_parallel,
+        gpus_per_job=request.gpus_per_job,
+        force=request.force,
+        on_event=on_event,
+    )

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from conceptlab.engine.concept.file import Concept
+from conceptlab.engine.concept.file import Concept, save_concept
 from conceptlab.engine.errors import ConceptFileError, UsageError
+from conceptlab.engine.io.atomic import refuse_existing
 from conceptlab.engine.models.plugins import resolve_model
+from conceptlab.engine.options import COMMAND_LINE_ONLY
 from conceptlab.engine.prior.tokens import check_token_text
 from conceptlab.engine.version import conceptlab_version, created_timestamp
 
@@ -104,3 +107,32 @@ def convert_embedding(path: Path | str, *, model: str, backend: str | None = Non
         "conceptlab_version": conceptlab_version(),
     }
     return Concept(found, vector, metadata)
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    """`conceptlab convert`: one field per option."""
+
+    source: Path
+    """The `.bin` file the official code or diffusers saved."""
+    model: str
+    """The model it was trained with (nothing in the file records it)."""
+    out: Path = field(metadata=COMMAND_LINE_ONLY)
+    """The concept `.safetensors` file to write."""
+    token: str | None = None
+    """None: the file's only token."""
+    backend: str | None = None
+    force: bool = field(default=False, metadata=COMMAND_LINE_ONLY)
+
+
+def convert(request: ConvertRequest) -> Concept:
+    """Convert `request.source` and write it to `request.out` (refused if it is there, unless `force`)."""
+    out = request.out
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out} must end in .safetensors.")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a .safetensors file name.")
+    refuse_existing([out], request.force, "--out")
+    concept = convert_embedding(request.source, model=request.model, backend=request.backend, token=request.token)
+    save_concept(concept, out)
+    return concept

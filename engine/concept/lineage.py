@@ -12,6 +12,7 @@ from typing import Any
 
 from conceptlab.engine.concept.file import Concept, load_concept, read_metadata
 from conceptlab.engine.errors import ConceptFileError
+from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.printable import printable
 
 OMITTED_FROM_LINEAGE = ("oracle_answers", "config", "final_similarities")
@@ -185,3 +186,22 @@ def _recorded_sha256(path: Path) -> str | None:
         return read_metadata(path).get("sha256")
     except ConceptFileError:
         return None
+
+
+@dataclass(frozen=True)
+class LineageRequest:
+    """`conceptlab lineage`: the concept whose family tree to read, and a Graphviz file to write it to."""
+
+    concept: Path
+    dot: Path | None = None
+    force: bool = False
+    """Replace an existing `dot` file."""
+
+
+def lineage(request: LineageRequest) -> LineageNode:
+    """The family tree `request.concept` records; with `request.dot`, also written there as Graphviz text."""
+    root = lineage_tree(load_concept(request.concept).metadata)
+    if request.dot is not None:
+        refuse_existing([request.dot], request.force, "--dot file")
+        write_text(request.dot, lineage_dot(root))
+    return root

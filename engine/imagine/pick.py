@@ -4,7 +4,7 @@ so a picture one likes becomes a reusable token (ConceptLab's), trained toward t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
@@ -12,8 +12,20 @@ from conceptlab.engine.imagine.run import RECORD
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
 
 
-def pick(run: Path, seeds: Sequence[int], out: Path, force: bool = False) -> list[Path]:
+@dataclass(frozen=True)
+class PickRequest:
+    """`conceptlab pick`: one field per option."""
+
+    run: Path
+    """The folder an imagine run wrote."""
+    seeds: tuple[int, ...]
+    out: Path
+    force: bool = False
+
+
+def pick(request: PickRequest) -> list[Path]:
     """Copy `run/<seed>.png` for each seed the run's `imagine.json` records into `out`; return the copies."""
+    run, seeds, out = request.run, request.seeds, request.out
     try:
         record = json.loads((run / RECORD).read_text(encoding="utf-8"))
         files = {int(image["seed"]): str(image["file"]) for image in record["images"]}
@@ -27,7 +39,7 @@ def pick(run: Path, seeds: Sequence[int], out: Path, force: bool = False) -> lis
     if out.resolve() == run.resolve():
         raise UsageError(f"--out {out} is the run itself; give a new folder for the picked images.")
     targets = [out / files[seed] for seed in seeds]
-    refuse_existing(targets, force, "--out")
+    refuse_existing(targets, request.force, "--out")
     out.mkdir(parents=True, exist_ok=True)
     for seed, target in zip(seeds, targets, strict=True):
         write_atomically(target, (run / files[seed]).read_bytes())
