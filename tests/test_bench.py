@@ -1,8 +1,8 @@
 """The benchmark compares like with like, and records what it documents (no timing assertions)."""
 
 import json
-import statistics
 
+import pytest
 import torch
 
 from conceptlab.engine.prior.sampling import sample_image_embeds
@@ -69,7 +69,19 @@ def test_prior_without_padding_matches_the_full_context(stack):
     assert stack.prior.positional_embedding.shape[1] == stack.prior.config.num_embeddings + 4  # restored
 
 
-def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
+def _scripted_rounds(monkeypatch, scripted: dict[str, list[float]]) -> None:
+    """The timed rounds return these milliseconds per side (hand-made, so medians and ratios are known)."""
+    from conceptlab.engine.training import benchmark
+
+    def rounds(steps, device, count):
+        assert set(steps) == set(scripted) and all(len(times) == count for times in scripted.values())
+        return {key: list(times) for key, times in scripted.items()}
+
+    monkeypatch.setattr(benchmark, "interleaved_steps", rounds)
+
+
+def test_bench_json_has_the_documented_fields(run_cli, tmp_path, monkeypatch):
+    _scripted_rounds(monkeypatch, {"baseline": [30.0, 10.0, 20.0], "ours": [5.0, 10.0, 4.0]})
     out = tmp_path / "bench.json"
     code, stdout, _ = run_cli(
         "bench",
@@ -105,13 +117,14 @@ def test_bench_json_has_the_documented_fields(run_cli, tmp_path):
         part = stack_report[side]
         assert set(part) == fields | {"compile_s", "constraint_encoder"} and part["compile_s"] is None
         assert part["step_ms"] > 0 and part["peak_memory_mb"] > 0 and set(part["step_ms_by_negatives"]) == {"1", "2"}
-        assert len(part["steps_ms"]) == 3 and part["step_ms"] == statistics.median(part["steps_ms"])
+        assert len(part["steps_ms"]) == 3
+    assert stack_report["baseline"]["step_ms"] == 20.0 and stack_report["ours"]["step_ms"] == 5.0  # the medians
+    assert stack_report["ours"]["create_estimate_s"] == 12.5 and stack_report["baseline"]["create_estimate_s"] == 50.0
     assert "re-encoded every step" in stack_report["baseline"]["constraint_encoder"]
     assert "compiled" not in stack_report and set(stack_report["ratio"]) == {"ours"}
     ratio = stack_report["ratio"]["ours"]
-    pairs = [b / o for b, o in zip(stack_report["baseline"]["steps_ms"], stack_report["ours"]["steps_ms"], strict=True)]
-    assert ratio["median"] == statistics.median(pairs) and ratio["pairs"] == 3
-    assert ratio["low"] <= ratio["median"] <= ratio["high"] and ratio["unstable"] == (
+    assert ratio["median"] == 5.0 and ratio["pairs"] == 3  # the round ratios are 6, 1 and 5
+    assert 1.0 <= ratio["low"] <= ratio["median"] <= ratio["high"] <= 6.0 and ratio["unstable"] == (
         ratio["low"] <= 1 <= ratio["high"]
     )
     assert "baseline / ours with 2 negatives" in stdout
@@ -196,11 +209,14 @@ def test_bench_json_has_the_compiled_side_with_its_compile_time(run_cli, tmp_pat
     from conceptlab.engine.training import compiled_step
 
     monkeypatch.setattr(compiled_step, "COMPILE_BACKEND", "eager")  # dynamo's capture only: no code generation
+    _scripted_rounds(monkeypatch, {"baseline": [12.0, 8.0], "ours": [4.0, 2.0], "compiled": [3.0, 1.0]})
     quick = ("--stacks", "tiny", "--device", "cpu", "--repeats", "2", "--warmup", "1", "--no-render")
     code, stdout, stderr = run_cli("bench", *quick, "--negative-counts", "1", "--sweep-repeats", "1", "--json")
     assert code == 0, stderr
     (stack_report,) = json.loads(stdout)["stacks"]
     compiled = stack_report["compiled"]
     assert compiled["compile_s"] > 0 and len(compiled["steps_ms"]) == 2 and compiled["step_ms_by_negatives"] == {}
-    assert compiled["create_estimate_s"] == compiled["step_ms"] * 2.5 + compiled["compile_s"]
+    assert compiled["step_ms"] == 2.0  # 2,500 steps of 2 ms, and the compilation once
+    assert compiled["create_estimate_s"] == pytest.approx(5.0 + compiled["compile_s"], abs=1e-9)
     assert set(stack_report["ratio"]) == {"ours", "compiled"} and stack_report["ratio"]["compiled"]["pairs"] == 2
+    assert stack_report["ratio"]["compiled"]["median"] == 6.0 and stack_report["ratio"]["ours"]["median"] == 3.5
