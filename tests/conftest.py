@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may download anything
 os.environ.setdefault("CONCEPTLAB_CONFIG", "")  # no settings file of the machine applies (tests set their own)
 
 import pytest
 import torch
+from shared_models import SharedTiny
 
 from conceptlab.cli.app import main
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
@@ -16,10 +18,18 @@ from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prio
 from conceptlab.engine.models.plugins import load_backend
 
 
+@pytest.fixture(scope="session")
+def shared_tiny() -> SharedTiny:
+    """The tiny backend, loaded once per session through the real `load_prior` path."""
+    return SharedTiny(load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")))
+
+
 @pytest.fixture
-def tiny() -> LoadedPrior:
-    """A fresh load of the tiny backend (a test may add tokens to its tokenizer)."""
-    return load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32"))
+def tiny(shared_tiny: SharedTiny) -> Iterator[LoadedPrior]:
+    """The tiny backend as a fresh load gives it; a test may add tokens, train or move its modules."""
+    lent = shared_tiny.lend()
+    yield lent
+    shared_tiny.take_back(lent)
 
 
 @pytest.fixture
