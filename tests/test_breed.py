@@ -16,10 +16,10 @@ from conceptlab.engine.errors import ConceptLabError, UsageError
 
 SEEDS_PLAN = "\n".join(
     f'[[job]]\nname = "{name}"\nrun = "create"\ncategory = "pet"\nneg = ["{neg}"]\nseed = {seed}\n'
-    'steps = 5\nimages = false\nmodel = "tiny"\ndevice = "cpu"\n'
+    'steps = 3\nimages = false\nmodel = "tiny"\ndevice = "cpu"\n'
     for seed, (name, neg) in enumerate([("fluff", "cat"), ("scale", "dog"), ("wing", "parrot")])
 )
-JOB_OPTIONS = {"device": "cpu", "steps": 5, "images": False, "images_per_parent": 2}
+JOB_OPTIONS = {"device": "cpu", "steps": 3, "images": False, "images_per_parent": 2, "image_steps": 2}  # plumbing
 RUN_OPTIONS = {"default_model": "tiny"}
 
 

@@ -9,7 +9,6 @@ from torch._dynamo.utils import counters
 
 from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.models.loading import ModelChoice, load_prior
 from conceptlab.engine.prior.drawn_noise import draw_noise, prior_schedule, sample_with_noise
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import encode_prompts, initializer_vector
@@ -104,7 +103,7 @@ def _run(run_cli, out, *extra):
     return load_concept(out / "new-pet.safetensors"), stderr
 
 
-def test_compile_compiles_once_over_every_template_and_learns_the_eager_concept(run_cli, tmp_path, monkeypatch):
+def test_compile_compiles_once_over_every_template_and_learns_the_eager_concept(run_cli, stack, tmp_path, monkeypatch):
     """30 steps of `create --compile`: torch's own counters see one graph, no graph break and one cache entry
     (no recompile) although the templates' prompts differ in length; the concept is the eager run's."""
     monkeypatch.setattr(compiled_step, "COMPILE_BACKEND", "eager")  # dynamo's capture only: no code generation
@@ -115,7 +114,6 @@ def test_compile_compiles_once_over_every_template_and_learns_the_eager_concept(
     assert len(_debug_get_cache_entry_list(compiled_step.CompiledStep._forward.__code__)) == 1
     eager, _ = _run(run_cli, tmp_path / "eager")
     torch.testing.assert_close(compiled.vector, eager.vector, rtol=0, atol=1e-5)
-    stack = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).stack
     start = initializer_vector(stack.tokenizer, stack.text_encoder, "pet")
     assert (eager.vector.flatten() - start).abs().max() > 1e-3  # both trained: the match is not two initial vectors
 

@@ -15,7 +15,6 @@ from safetensors.torch import save_file
 from conceptlab.engine.concept.file import Concept, check_concept_fits, load_concept, save_concept, tensor_sha256
 from conceptlab.engine.errors import ConceptFileError
 from conceptlab.engine.models.backend import ModelInfo
-from conceptlab.engine.models.loading import ModelChoice, load_prior
 
 
 def _concept(dim=64, token="<new-pet>", **metadata):
@@ -51,11 +50,10 @@ class _TextOnlyPipeline(DiffusionPipeline, TextualInversionLoaderMixin):
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder)
 
 
-def test_loads_with_diffusers_load_textual_inversion(tmp_path):
+def test_loads_with_diffusers_load_textual_inversion(stack, tmp_path):
     concept = _concept()
     path = tmp_path / "new-pet.safetensors"
     save_concept(concept, path)
-    stack = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).stack
     pipeline = _TextOnlyPipeline(stack.tokenizer, stack.text_encoder)
     pipeline.load_textual_inversion(str(path))
     token_id = stack.tokenizer.convert_tokens_to_ids("<new-pet>")

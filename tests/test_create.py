@@ -21,7 +21,7 @@ def _tree_hashes(folder):
 
 @pytest.fixture(scope="module")
 def pet_run(tmp_path_factory):
-    """The issue's reference run: 200 steps, seed 0, negatives cat and dog."""
+    """The issue's reference run: 200 steps, seed 0, negatives cat and dog (no renders: no test here reads them)."""
     out = tmp_path_factory.mktemp("pet")
     from conceptlab.cli.app import main
 
@@ -39,6 +39,7 @@ def pet_run(tmp_path_factory):
             "0",
             "--every",
             "50",
+            "--no-images",
             "--out",
             str(out),
         ]
@@ -90,7 +91,7 @@ def test_same_seed_gives_same_bytes(run_cli, tmp_path):
             "cat",
             *TINY,
             "--steps",
-            "40",
+            "10",
             "--seed",
             seed,
             "--out",
@@ -111,7 +112,7 @@ def test_refuses_to_overwrite_a_run_without_force(run_cli, pet_run):
 
 
 def test_force_replaces_a_run(run_cli, tmp_path):
-    args = ("create", "--category", "pet", "--neg", "cat", *TINY, "--out", tmp_path)
+    args = ("create", "--category", "pet", "--neg", "cat", *TINY, "--no-images", "--out", tmp_path)
     assert run_cli(*args, "--steps", "10", "--every", "5")[0] == 0
     assert run_cli(*args, "--steps", "6", "--force")[0] == 0
     assert len(read_log(tmp_path / "log.jsonl")) == 6
@@ -123,7 +124,8 @@ def test_force_replaces_a_run(run_cli, tmp_path):
 
 
 def test_mix_blends_weighted_positives_without_negatives(run_cli, tmp_path):
-    code, out, err = run_cli("mix", "lobster", "turtle", "--weights", "3,1", *TINY, "--steps", "30", "--out", tmp_path)
+    args = ("--weights", "3,1", *TINY, "--steps", "30", "--no-images", "--out", tmp_path)
+    code, out, err = run_cli("mix", "lobster", "turtle", *args)
     assert code == 0, err
     concept = load_concept(tmp_path / "lobster-turtle.safetensors")
     assert concept.metadata["kind"] == "mix" and concept.metadata["negatives"] == []
@@ -193,15 +195,15 @@ def test_demo_never_replaces_an_earlier_demo(run_cli, tmp_path):
     assert (base / "new-pet.safetensors").exists() and (tmp_path / "demo-2" / "new-pet.safetensors").exists()
 
 
-def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read(run_cli, tmp_path):
+def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read(run_cli, stack, tmp_path):
     """The printed scores are clip-zeroshot's, averaged over the first and last checkpoints' renders, recomputed
     here for the category and each negative."""
     from PIL import Image
 
-    from conceptlab.engine.models.loading import ModelChoice, load_prior
     from conceptlab.plugins.oracles.clip_zeroshot import zero_shot_scores
 
-    code, out, _ = run_cli("demo", "--steps", "200", "--out", tmp_path / "demo")
+    # the demo keeps a checkpoint every 100 steps and at its last: 101 steps give two, 100 and 101
+    code, out, _ = run_cli("demo", "--steps", "101", "--out", tmp_path / "demo")
     assert code == 0
     lines = out.splitlines()
     strip = next(line for line in lines if line.startswith("Strip of renders: ")).removeprefix("Strip of renders: ")
@@ -211,11 +213,10 @@ def test_demo_ends_with_its_strip_what_the_oracle_named_and_how_the_renders_read
     assert named and f"The oracle named: {', '.join(named)}" in lines
     words = ["pet", *(n["word"] for n in negatives)]
     assert words[1:3] == ["cat", "dog"]
-    stack = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).stack
     images = tmp_path / "demo" / "images"
     first, last = (
         zero_shot_scores(stack, [Image.open(p) for p in sorted(images.glob(f"*step-{step:04d}-seed-*.png"))], words)
-        for step in (100, 200)
+        for step in (100, 101)
     )
     assert len(first) == len(last) == 6  # 3 prompts x 2 seeds
     for index, word in enumerate(words):
@@ -244,7 +245,8 @@ def test_console_script_runs_end_to_end(tmp_path):
             "apple",
             *TINY,
             "--steps",
-            "5",
+            "2",
+            "--no-images",
             "--out",
             str(tmp_path),
         ],

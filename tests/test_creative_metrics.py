@@ -167,6 +167,61 @@ def test_clip_zeroshot_judges_validity_by_its_category_winning_among_the_built_i
     assert set(answers) <= set(known_members("pet")), "it picks known members: its vqa-novelty is 0 by design"
 
 
+TABLE_ORDER = (
+    "positive",
+    "negative",
+    "novelty",
+    "typicality",
+    "diversity",
+    "vendi",
+    "variance",
+    "validity",
+    "vqa-novelty",
+    "render-seconds",
+    "train-seconds",
+    "parent",
+)
+
+
 def test_rows_keep_the_metric_order_of_the_table():
-    row = EvaluationRow("m", ConceptMetrics("r", "pet", (), {"positive": Summary.of([0.2])}, {}))
-    assert "vendi_mean" in results_csv([row]).splitlines()[0]
+    """The columns follow the table whatever order a row holds its metrics in, and each value lands in its column."""
+    scrambled = {
+        "train-seconds": Summary(13.0, 1.0, 2),
+        "vendi": Summary.of_set(2.5, 3),
+        "positive": Summary(0.25, 0.05, 3),
+        "novelty": Summary(0.75, 0.0, 3),
+    }
+    only_negative = {"negative": Summary(0.125, 0.0, 1)}
+    rows = [
+        EvaluationRow("m", ConceptMetrics("first", "pet", ("cat", "dog"), scrambled, {})),
+        EvaluationRow("n", ConceptMetrics("second", "pet", (), only_negative, {})),
+    ]
+    header, first, second = (line.split(",") for line in results_csv(rows).splitlines())
+    metrics = [f"{metric}_{field}" for metric in TABLE_ORDER for field in ("mean", "std", "n")]
+    assert header == ["name", "method", "category", "negatives", *metrics]
+    assert first[:4] == ["first", "m", "pet", "cat;dog"] and second[:4] == ["second", "n", "pet", ""]
+    filled = {column: value for column, value in zip(header, first, strict=True) if value and column in metrics}
+    assert filled == {
+        "positive_mean": "0.250000",
+        "positive_std": "0.050000",
+        "positive_n": "3",
+        "novelty_mean": "0.750000",
+        "novelty_std": "0.000000",
+        "novelty_n": "3",
+        "vendi_mean": "2.500000",
+        "vendi_n": "3",
+        "train-seconds_mean": "13.000000",
+        "train-seconds_std": "1.000000",
+        "train-seconds_n": "2",
+    }
+    assert [column for column, value in zip(header, second, strict=True) if value and column in metrics] == [
+        "negative_mean",
+        "negative_std",
+        "negative_n",
+    ]
+    costs = {"train-seconds": [12.0], "render-seconds": [0.5]}  # given before the measured metrics
+    image_set = ImageSet("x", "concept", _images(3), EvaluationTarget("pet", ("cat",)), costs=costs)
+    (evaluated,) = evaluate_image_sets(FixedClip(), [image_set])
+    names = list(evaluated.metrics.metrics)
+    assert {"positive", "negative", "vendi", "render-seconds", "train-seconds"} <= set(names)
+    assert names == sorted(names, key=TABLE_ORDER.index)

@@ -20,22 +20,10 @@ TINY = ("--model", "tiny", "--device", "cpu")
 QUICK = ("--no-images", "--every", "20")
 
 
-@pytest.fixture(scope="module")
-def family(tmp_path_factory):
-    """Three created concepts, a child of the first two, and a grandchild of the child and the third."""
-    from conceptlab.cli.app import main
-
-    root = tmp_path_factory.mktemp("family")
-    for name, negatives, seed in (("a", "cat", "0"), ("b", "dog", "1"), ("c", "hamster", "2")):
-        args = ["create", "--category", "pet", "--neg", negatives, "--seed", seed, "--steps", "20", *TINY, *QUICK]
-        assert main([*args, "--out", str(root / name)]) == 0
-    a, b, c = (root / name / "new-pet.safetensors" for name in "abc")
-    evolve = ["evolve", "--images-per-parent", "3", "--device", "cpu", *QUICK]
-    assert main([*evolve, str(a), str(b), "--steps", "120", "--weights", "3,1", "--out", str(root / "child")]) == 0
-    child = next((root / "child").glob("*.safetensors"))
-    assert main([*evolve, str(child), str(c), "--steps", "20", "--out", str(root / "grandchild")]) == 0
-    grandchild = next((root / "grandchild").glob("*.safetensors"))
-    return {"root": root, "a": a, "b": b, "c": c, "child": child, "grandchild": grandchild}
+@pytest.fixture
+def family(concept_family):
+    """The session's concept family (conftest): a, b, c, their child (a and b, 3:1) and grandchild (child and c)."""
+    return concept_family
 
 
 def test_child_records_its_parents_with_weights(family):
@@ -159,10 +147,8 @@ def test_verify_calls_an_ancestor_changed_only_where_another_concept_replaced_it
     assert b.sha256[:12] in changed[0] and str(b_place) in changed[0]
 
 
-def test_evaluate_scores_an_evolved_concept_against_its_parents_images(family, run_cli):
-    code, out, err = run_cli("eval", family["child"], "-n", "2", "--device", "cpu", "--json")
-    assert code == 0, err
-    (row,) = json.loads(out)["rows"]
+def test_evaluate_scores_an_evolved_concept_against_its_parents_images(family):
+    (row,) = json.loads(family["metrics"].read_text())["rows"]  # `eval CHILD -n 2 --json`, run by the fixture
     parents = row["parents"]
     assert [entry["weight"] for entry in parents.values()] == [0.75, 0.25]
     assert all(entry["similarity"]["n"] == 2 for entry in parents.values())
@@ -172,9 +158,14 @@ def test_lineage_survives_deleting_every_parent_file(family, tmp_path, run_cli):
     shas = {name: load_concept(family[name]).sha256 for name in ("a", "b", "c", "child", "grandchild")}
     alone = tmp_path / "grandchild.safetensors"
     shutil.copy(family["grandchild"], alone)
-    for name in ("a", "b", "c", "child"):
-        family[name].unlink()
-    code, out, err = run_cli("lineage", alone, "--json")
+    hidden = {name: tmp_path / f"hidden-{name}.safetensors" for name in ("a", "b", "c", "child")}
+    for name, place in hidden.items():  # gone from where they were made; put back after (the family is shared)
+        shutil.move(family[name], place)
+    try:
+        code, out, err = run_cli("lineage", alone, "--json")
+    finally:
+        for name, place in hidden.items():
+            shutil.move(place, family[name])
     assert code == 0, err
     tree = json.loads(out)
     child, third = tree["parents"]

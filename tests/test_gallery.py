@@ -1,7 +1,5 @@
 """`conceptlab gallery`: finding concepts, the family graph's layout, the page's HTML, and the page in Chromium."""
 
-import contextlib
-import io
 import itertools
 import json
 import shutil
@@ -27,7 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TINY = ("--model", "tiny", "--device", "cpu")
 
 
 def _concept(token: str, seed: int, parents: tuple[tuple[Concept, float], ...] = (), **metadata) -> Concept:
@@ -196,35 +193,25 @@ def test_write_gallery_refuses_a_non_empty_folder_without_force(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def family_site(tmp_path_factory):
-    """An adaptive parent in DIR, a parent outside DIR, their evolved child, metrics, a copy, junk; the gallery."""
+def family_site(tmp_path_factory, concept_family):
+    """The session's family laid out as runs: the adaptive parent a in DIR, the parent b outside DIR, their evolved
+    child in DIR, its metrics, a copy of a, junk; the gallery of DIR."""
     from conceptlab.cli.app import main
 
     root = tmp_path_factory.mktemp("gallery")
     runs, outside = root / "runs", root / "outside"
-    create = ["create", "--category", "pet", "--steps", "20", "--every", "10", *TINY]
-    assert (
-        main([*create, "--neg", "cat", "--adaptive", "--ask-every", "10", "--token", "<pet-a>", "--out", runs / "a"])
-        == 0
-    )
-    assert (
-        main([*create, "--neg", "dog", "--seed", "1", "--no-images", "--token", "<pet-b>", "--out", outside / "b"]) == 0
-    )
-    a, b = runs / "a" / "pet-a.safetensors", outside / "b" / "pet-b.safetensors"
-    evolve = ["evolve", str(a), str(b), "--weights", "3,1", "--steps", "20", "--every", "10", "--device", "cpu"]
-    assert main([*evolve, "--images-per-parent", "2", "--out", str(runs / "child")]) == 0
-    child = next((runs / "child").glob("*.safetensors"))
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["eval", str(child), "-n", "2", "--device", "cpu", "--json"]) == 0
-    (runs / "metrics.json").write_text(printed.getvalue())
+    for name, folder in (("a", runs / "a"), ("b", outside / "b"), ("child", runs / "child")):
+        shutil.copytree(concept_family[name].parent, folder)
+    a, b = runs / "a" / "new-pet.safetensors", outside / "b" / "new-pet.safetensors"
+    child = runs / "child" / concept_family["child"].name
+    shutil.copy(concept_family["metrics"], runs / "metrics.json")
     (runs / "copies").mkdir()
     shutil.copy(a, runs / "copies" / "a-again.safetensors")
     (runs / "junk.safetensors").write_bytes(b"\x00" * 64)
     site = root / "site"
     assert main(["gallery", str(runs), "--out", str(site)]) == 0
     concepts = {name: load_concept(path) for name, path in (("a", a), ("b", b), ("child", child))}
-    return {"runs": runs, "site": site, "concepts": concepts}  # fmt: skip
+    return {"runs": runs, "site": site, "concepts": concepts}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_json
@@ -19,11 +20,50 @@ from conceptlab.engine.io.safetensors_header import (
 )
 
 
-def test_png_bytes_are_pils_png_with_default_settings():
-    image = Image.new("RGB", (8, 8), (10, 20, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    assert png_bytes(image) == buffer.getvalue()
+def _chunk_names(data: bytes) -> list[bytes]:
+    """The chunk types of a PNG file, in order (each chunk: length, type, data, CRC)."""
+    names, position = [], 8
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        names.append(data[position + 4 : position + 8])
+        position += 12 + length
+    return names
+
+
+def _gradient(mode: str) -> Image.Image:
+    image = Image.new(mode, (7, 5))
+    image.putdata(
+        [tuple((x * 37 + y * 11 + c * 5) % 256 for c in range(len(mode))) for y in range(5) for x in range(7)]
+    )
+    return image
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_png_bytes_decode_to_the_same_pixels_and_depend_on_the_pixels_only(mode):
+    image = _gradient(mode)
+    data = png_bytes(image)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    decoded = Image.open(io.BytesIO(data))
+    assert (decoded.format, decoded.mode, decoded.size) == ("PNG", mode, (7, 5))
+    assert list(decoded.getdata()) == list(image.getdata())  # lossless
+    assert png_bytes(image) == data and png_bytes(image.copy()) == data  # the same pixels, the same bytes
+    changed = image.copy()
+    changed.putpixel((3, 2), (0,) * len(mode))
+    assert png_bytes(changed) != data
+
+
+def test_png_bytes_carry_no_timestamp_text_or_resolution_of_the_source_file():
+    """An image read from a PNG with a comment and a resolution encodes like its bare pixels: no tIME, tEXt or pHYs."""
+    image = _gradient("RGB")
+    info = PngInfo()
+    info.add_text("Comment", "made on a Tuesday")
+    source = io.BytesIO()
+    image.save(source, format="PNG", pnginfo=info, dpi=(300, 300))
+    reread = Image.open(io.BytesIO(source.getvalue()))
+    assert reread.info["Comment"] == "made on a Tuesday" and b"tEXt" in _chunk_names(source.getvalue())
+    data = png_bytes(reread)
+    assert data == png_bytes(image)
+    assert _chunk_names(data) == [b"IHDR", b"IDAT", b"IEND"]
 
 
 def test_json_files_are_indented_sorted_and_end_in_a_newline(tmp_path):

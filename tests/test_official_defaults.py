@@ -156,7 +156,7 @@ def test_oracle_sees_only_the_first_image_and_checkpoints_render_three_prompts(t
 
     config = create_config("pet", steps=10)
     add_placeholder_token(stack.tokenizer, stack.text_encoder, config.token, config.initializer)
-    settings = render_settings(tiny.backend)
+    settings = render_settings(tiny.backend, steps=2)  # which picture the oracle sees, at any decoder steps
     residency = prior_and_decoder_residency(tiny, tiny_decoder, offload=False)
     watcher = ConceptWatcher(stack, tiny_decoder, config, settings, None, Oracle(), residency)
     assert watcher.ask(0, []) == ["hamster"]

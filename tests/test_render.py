@@ -161,5 +161,21 @@ def test_render_settings_refuse_what_no_sampler_runs(values, option):
         replace(FAST, **values)
 
 
-def test_render_settings_accept_zero_guidance_and_one_step():
+def test_zero_guidance_and_one_step_render_and_turn_the_negatives_off(stack, tiny_decoder):
+    """Accepted, and what diffusers does with them: one decoder step, and a guidance of at most 1 is no
+    classifier-free guidance: the prior's embeds are those of guidance 1, and the decoder's negative embedding
+    changes nothing."""
     assert replace(FAST, steps=1, prior_steps=1, guidance=0.0, prior_guidance=0.0).steps == 1
+    settings = replace(FAST, steps=1, prior_steps=2, guidance=0.0, prior_guidance=0.0)  # unCLIP's scheduler needs 2
+    prompt = ["a photo of a cat"]
+    plain, negative = prior_image_embeds(stack, prompt, 3, settings)
+    at_one, _ = prior_image_embeds(stack, prompt, 3, replace(settings, prior_guidance=1.0))
+    guided, _ = prior_image_embeds(stack, prompt, 3, replace(settings, prior_guidance=4.0))
+    torch.testing.assert_close(plain, at_one, rtol=0, atol=0)
+    assert (plain - guided).abs().max() > 1e-3  # above 1 the guidance does count
+    (image,) = render_image_embeds(tiny_decoder, plain, negative, 5, settings)
+    (other_negative,) = render_image_embeds(tiny_decoder, plain, -negative, 5, settings)
+    assert image.size == (32, 32)
+    np.testing.assert_array_equal(_pixels([image]), _pixels([other_negative]))
+    (two_steps,) = render_image_embeds(tiny_decoder, plain, negative, 5, replace(settings, steps=2))
+    assert np.abs(_pixels([two_steps]) - _pixels([image])).mean() > 1  # one step is one step, not the default

@@ -233,7 +233,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(run_cli, tmp_path):
 def test_ctrl_c_in_the_console_script_saves_and_resume_finishes(run_cli, tmp_path):
     """The real thing: SIGINT to `conceptlab create`, exit 130 with a resume hint, then `--resume`."""
     out = tmp_path / "run"
-    argv = ["create", "--category", "pet", "--neg", "cat", "--model", "tiny", "--device", "cpu", "--steps", "60"]
+    argv = ["create", "--category", "pet", "--neg", "cat", "--model", "tiny", "--device", "cpu", "--steps", "20"]
     argv += ["--seed", "2", "--out", str(out)]
     process = subprocess.Popen(
         [sys.executable, "-c", "from conceptlab.cli.app import run; run()", *argv],
@@ -250,7 +250,7 @@ def test_ctrl_c_in_the_console_script_saves_and_resume_finishes(run_cli, tmp_pat
     hint = err.strip().splitlines()[-1]
     assert hint.startswith("Interrupted after step") and f"conceptlab create --resume {out}" in hint
     stopped_at = load_state(out / "checkpoints" / "state.safetensors").step
-    assert 0 < stopped_at < 60 and not (out / "new-pet.safetensors").exists()
+    assert 0 < stopped_at < 20 and not (out / "new-pet.safetensors").exists()
     code, _, err = run_cli("create", "--resume", out)
     assert code == 0, err
     assert run_cli(*argv[:-1], tmp_path / "uninterrupted")[0] == 0

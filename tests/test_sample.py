@@ -16,16 +16,10 @@ from conceptlab.plugins.tiny.backend import tiny_world_folder
 FAST = ("--steps", "3", "--prior-steps", "3", "--model", "tiny", "--device", "cpu")
 
 
-@pytest.fixture(scope="module")
-def concept_file(tmp_path_factory):
-    """A learned-looking concept for the tiny backend (a short `create`, made once)."""
-    from conceptlab.cli.app import main
-
-    out = tmp_path_factory.mktemp("run") / "x"
-    assert (
-        main(["create", "--category", "pet", "--neg", "cat", "--model", "tiny", "--steps", "5", "--out", str(out)]) == 0
-    )
-    return out / "new-pet.safetensors"
+@pytest.fixture
+def concept_file(concept_family):
+    """A learned concept for the tiny backend, `<new-pet>`: the session family's first parent (conftest)."""
+    return concept_family["a"]
 
 
 def _digests(paths):

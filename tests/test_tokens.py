@@ -1,5 +1,6 @@
 import pytest
 import torch
+from shared_models import SharedTiny
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.prior.tokens import add_placeholder_token, encode_prompts
@@ -53,3 +54,25 @@ def test_only_the_placeholder_row_receives_gradient(stack):
     encoded.text_embeds.sum().backward()
     assert placeholder.vector.grad is not None and placeholder.vector.grad.abs().sum() > 0
     assert stack.text_encoder.get_input_embeddings().weight.grad is None
+
+
+def test_a_token_added_by_one_test_never_reaches_the_next(shared_tiny, tiny):
+    """`tiny` is lent from one session-wide load: what a test adds or trains stays in its copy, and a change to the
+    shared load itself fails the test that made it."""
+    first = shared_tiny.lend()
+    placeholder = add_placeholder_token(first.stack.tokenizer, first.stack.text_encoder, "<leak>", "pet")
+    with torch.no_grad():
+        placeholder.vector.add_(1.0)
+        first.stack.prior.positional_embedding.add_(1.0)
+    shared_tiny.take_back(first)
+    second = shared_tiny.lend()
+    assert "<leak>" in first.stack.tokenizer.get_vocab() and "<leak>" not in second.stack.tokenizer.get_vocab()
+    assert len(second.stack.tokenizer) == len(first.stack.tokenizer) - 1
+    assert second.stack.text_encoder.text_model.eos_token_id == 2  # as loaded, before any placeholder
+    assert not torch.equal(second.stack.prior.positional_embedding, first.stack.prior.positional_embedding)
+    add_placeholder_token(second.stack.tokenizer, second.stack.text_encoder, "<leak>", "pet")  # free again
+    shared_tiny.take_back(second)
+    changed = SharedTiny(tiny)  # `tiny` stands for a shared load here: changing it must be caught
+    add_placeholder_token(tiny.stack.tokenizer, tiny.stack.text_encoder, "<changed>", "pet")
+    with pytest.raises(AssertionError, match="changed the shared tiny prior"):
+        changed.take_back(changed.lend())

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conceptlab.engine import Concept, ModelCache, SampleRequest, load_prior, sample, save_concept
-from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine import Concept, ModelCache, SampleRequest, sample, save_concept
 from conceptlab.engine.portability.routes import load_route
 from conceptlab.plugins.kandinsky import VIT_BIGG_14, VIT_L_14
 from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
@@ -16,10 +15,10 @@ from conceptlab.plugins.tiny.world import EMBED_DIM
 
 
 @pytest.fixture(scope="module")
-def concepts(tmp_path_factory) -> dict[str, Path]:
+def concepts(tmp_path_factory, shared_tiny) -> dict[str, Path]:
     """Two tiny concepts, and two that only claim Kandinsky 2.1 and 2.2 (no weights are ever loaded for those)."""
     folder = tmp_path_factory.mktemp("concepts")
-    info = load_prior(ModelChoice(model="tiny", device="cpu", dtype="float32")).info
+    info = shared_tiny.info
     recorded = {"model": info.model, "text_encoder_fingerprint": info.text_encoder_fingerprint, "category": "pet"}
     paths = {}
     for name, seed in (("a", 1), ("b", 2)):
