@@ -14,11 +14,16 @@ TOLERANCE = 0.02
 
 def _train(dtype: str) -> tuple[torch.Tensor, list]:
     stack = load_prior(ModelChoice("tiny", device="cpu", dtype=dtype)).stack
-    # Seed 1: with seed 0 the two negatives tie at step 4 (cat 0.2280 vs dog 0.2296 in float32, 0.2273 vs 0.2267 in
-    # bfloat16), so `max_neg` takes a different word in each precision and that one step's gradients are unrelated.
-    session = start_training(stack, create_config("pet", ("cat", "dog"), steps=STEPS, learning_rate=1e-3, seed=1))
+    # A smooth objective: one negative and no clamps. With two negatives `max_neg` may take a different word in each
+    # precision where they tie, and a clamp may bite at a step in one precision only; either makes that step's
+    # gradients unrelated, and where that happens depends on the CPU that built the tiny world (seed 0 tied the
+    # negatives in one build; seed 1 crossed a clamp in another: cosine 0.80). Smooth, seeds 0-3 gave 0.998-0.9999.
+    config = create_config(
+        "pet", ("cat",), steps=STEPS, learning_rate=1e-3, seed=1, positive_clamp=1.0, negative_clamp=-1.0
+    )
+    session = start_training(stack, config)
     start = session.vector()
-    records = [session.step(step, ["pet"], ["cat", "dog"]) for step in range(1, STEPS + 1)]
+    records = [session.step(step, ["pet"], ["cat"]) for step in range(1, STEPS + 1)]
     assert session.placeholder.vector.dtype == torch.float32
     return session.vector() - start, records
 
@@ -30,6 +35,5 @@ def test_bfloat16_models_train_like_float32():
     for ours, full in zip(records, reference, strict=True):
         assert ours.template == full.template  # the same random draws
         assert abs(ours.loss - full.loss) < TOLERANCE
-        for word in ("cat", "dog"):
-            assert abs(ours.negative[word] - full.negative[word]) < TOLERANCE
+        assert abs(ours.negative["cat"] - full.negative["cat"]) < TOLERANCE
     assert any(ours.loss != full.loss for ours, full in zip(records, reference, strict=True))  # really bfloat16
