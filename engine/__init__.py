@@ -11,8 +11,8 @@ from conceptlab.engine.concept.file import Concept, check_concept_fits, load_con
 from conceptlab.engine.errors import ConceptLabError
 from conceptlab.engine.evaluation.request import EvaluateRequest, EvaluateResult, evaluate
 from conceptlab.engine.models.backend import Backend, ModelInfo, PriorStack
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, default_model, load_prior
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.portability.load_into import load_into
 from conceptlab.engine.rendering.embed import EmbedRequest, EmbedResult, embed
 from conceptlab.engine.rendering.sample import SampleRequest, SampleResult, sample

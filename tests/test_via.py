@@ -103,7 +103,7 @@ def test_via_refusals_come_before_any_weights_load(concepts, run_cli, monkeypatc
     def no_loading(*_args, **_kwargs):
         raise AssertionError("weights were loaded")
 
-    monkeypatch.setattr("conceptlab.engine.models.cache.load_prior", no_loading)
+    monkeypatch.setattr("conceptlab.engine.models.model_cache.load_prior", no_loading)
     code, _, stderr = run_cli("sample", concepts[concept], "--prompt", "a {}", "--out", tmp_path, *args)
     assert code == 2, stderr
     assert message in stderr and len(stderr.strip().splitlines()) == 1

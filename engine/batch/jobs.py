@@ -27,8 +27,8 @@ from conceptlab.engine.evaluation.judge import load_judge
 from conceptlab.engine.evaluation.request import EvaluateRequest
 from conceptlab.engine.io.atomic import working_directory, write_json, write_text
 from conceptlab.engine.io.images import save_renders
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.options import field_values
 from conceptlab.engine.rendering.render import render_settings
 from conceptlab.engine.rendering.sample import SampleRequest, sample

@@ -35,8 +35,8 @@ from conceptlab.engine.batch.plan import (
 )
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import refuse_system_folder, write_atomically, write_json
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import default_model
+from conceptlab.engine.models.model_cache import ModelCache
 
 ATTEMPTS = 2
 """A failed job is tried once more before it is reported."""

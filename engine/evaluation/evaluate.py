@@ -28,8 +28,8 @@ from conceptlab.engine.evaluation.metrics import (
 from conceptlab.engine.io.atomic import write_json
 from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.backend import DecoderStack
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts
 from conceptlab.engine.training.evolve import recorded_parent_folders

@@ -12,8 +12,8 @@ import torch
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.metrics import ClipEmbedder
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.plugins import find, names, resolve_model
 from conceptlab.engine.models.settings import CLIP_ROLE, configured
 

@@ -34,8 +34,8 @@ from conceptlab.engine.evaluation.metrics import EvaluationTarget
 from conceptlab.engine.io.atomic import refuse_existing, write_text
 from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.io.images import load_images, scored_image_files
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, renamed
 from conceptlab.engine.rendering.render import render_settings
 

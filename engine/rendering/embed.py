@@ -19,8 +19,8 @@ from conceptlab.engine.concept.file import check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
 from conceptlab.engine.io.safetensors_header import encode_metadata
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.options import COMMAND_LINE_ONLY
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import prior_image_embeds, render_settings

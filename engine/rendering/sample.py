@@ -19,8 +19,8 @@ from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
 from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
 from conceptlab.engine.portability.routes import category_word, route_for

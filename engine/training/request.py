@@ -12,8 +12,8 @@ from typing import Any
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.backend import DecoderStack
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.offload import IDLE_DEVICE
 from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig, create_config, mix_config
 from conceptlab.engine.training.create import CreateResult, RunCallbacks, create, resume, saved_run_config

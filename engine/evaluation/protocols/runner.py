@@ -35,8 +35,8 @@ from conceptlab.engine.evaluation.metrics import ClipEmbedder
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.io.atomic import write_json, write_text
 from conceptlab.engine.io.images import load_images, render_source, save_renders
-from conceptlab.engine.models.cache import ModelCache
 from conceptlab.engine.models.loading import ModelChoice
+from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
 
