@@ -54,6 +54,11 @@ class KandinskyBackend:
     imagine_oracle = "vilt"
     default_sd: str | None = None
 
+    @staticmethod
+    def first_use() -> str | None:
+        """Nothing is built here: the weights come from the hub or a folder."""
+        return None
+
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:

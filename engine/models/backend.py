@@ -111,6 +111,10 @@ class Backend(Protocol):
     """The Stable Diffusion weights a baseline of the settings role "sd" runs for this backend; None: its own
     default."""
 
+    def first_use(self) -> str | None:
+        """What a first use builds before anything loads (a locally built model), while it is not built; else None."""
+        ...
+
     def load_prior(
         self, model: str, device: torch.device, dtype: torch.dtype, revision: str | None = None
     ) -> PriorStack:

@@ -81,9 +81,7 @@ def demo(
     use of the backend builds it), then read its first and last checkpoints' renders."""
     backend, _ = resolve_model(request.model)
     config = request.config
-    first_use = getattr(backend, "first_use", None)
-    note = first_use() if callable(first_use) else None
-    if note:
+    if note := backend.first_use():
         on_phase(note)
     unlike = ", ".join(f"a {word}" for word in config.negatives)
     on_phase(
