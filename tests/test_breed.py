@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,14 @@ SEEDS_PLAN = "\n".join(
     'steps = 3\nimages = false\nmodel = "tiny"\ndevice = "cpu"\n'
     for seed, (name, neg) in enumerate([("fluff", "cat"), ("scale", "dog"), ("wing", "parrot")])
 )
-JOB_OPTIONS = {"device": "cpu", "steps": 3, "images": False, "images_per_parent": 2, "image_steps": 2}  # plumbing
+JOB_OPTIONS = {
+    "device": "cpu",
+    "dtype": "auto",
+    "steps": 3,
+    "images": False,
+    "images_per_parent": 2,
+    "image_steps": 2,
+}  # plumbing
 RUN_OPTIONS = {"default_model": "tiny"}
 
 
@@ -81,16 +89,20 @@ def test_rerun_reuses_every_child(bred):
     assert [[m.name for m in p] for p in again.populations] == [[m.name for m in p] for p in bred["result"].populations]
 
 
-def test_cli_breed_prints_the_generations_and_the_fittest(bred, run_cli, tmp_path):
-    seeds = [str(path) for path in bred["seeds"][:2]]
-    code, out, err = run_cli(
-        "breed", *seeds, "--population", "2", "--generations", "1", "--children", "1", "--steps", "3",
-        "--images-per-parent", "2", "-n", "2", "--no-images", "--device", "cpu", "--out", tmp_path / "b",
+def test_cli_breed_maps_its_flags_to_the_engine_config_and_prints_each_generation(bred, run_cli, tmp_path):
+    """The CLI rerun of the fixture's breed reuses every job: its flags build the same jobs as `BreedConfig` did."""
+    out = tmp_path / "b"
+    shutil.copytree(bred["result"].out, out)
+    code, stdout, err = run_cli(
+        "breed", *bred["seeds"], "--population", "3", "--generations", "2", "--children", "2", "--steps", "3",
+        "--images-per-parent", "2", "--image-steps", "2", "-n", "2", "--no-images", "--device", "cpu", "--out", out,
     )  # fmt: skip
-    assert code == 0
-    assert "generation 1" in out and "fittest:" in out
+    assert code == 0, err
+    assert "generation 1" in stdout and "generation 2" in stdout and "fittest:" in stdout
     assert err.count("score-g0") == 1  # each job reported once, not again when the next generation reuses it
-    assert (tmp_path / "b" / BREED_FILE).is_file()
+    assert "reused" in err and "done" not in err.replace("reused", "")
+    record = json.loads((out / BREED_FILE).read_text())
+    assert record == json.loads((bred["result"].out / BREED_FILE).read_text())
 
 
 @pytest.mark.parametrize(
