@@ -21,7 +21,7 @@ from conceptlab.engine.io.atomic import refuse_existing, write_atomically
 from conceptlab.engine.io.safetensors_header import encode_metadata
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
-from conceptlab.engine.options import COMMAND_LINE_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import prior_image_embeds, render_settings
 from conceptlab.engine.rendering.sample import check_sample_request, model_prompt
@@ -64,6 +64,7 @@ def embed(
 
     Everything that needs no model (the concepts, prompt, count, seed, output) is checked before weights are read.
     """
+    check_bounds(request)
     concepts = [load_concept(path) for path in request.concepts]
     display_prompt = check_sample_request(concepts, request.prompt, request.n, request.seed)
     if request.out.suffix != ".safetensors":

@@ -19,6 +19,7 @@ import torch
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.models.backend import Backend, DecoderStack, PriorStack
+from conceptlab.engine.options import check_bounds
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import encode_prompts
 
@@ -38,6 +39,7 @@ class RenderSettings:
 
     def __post_init__(self) -> None:
         """Refuse what no sampler can run (zero steps divide by zero deep in diffusers), naming the option."""
+        check_bounds(self)
         if self.size <= 0:
             raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
         if self.steps < 1:
