@@ -1,9 +1,10 @@
 """`embed`: the prior's image embeddings of a prompt with concepts, exported for any model that takes CLIP image
 embeddings (`KandinskyV22Pipeline(image_embeds=...)`, IP-Adapter's `ip_adapter_image_embeds`, Stable unCLIP).
 
-Row i is exactly what a stock prior pipeline with the concepts loaded by `load_into` returns for
-`pipe(prompt, negative_prompt="", generator=torch.Generator().manual_seed(seed + i), ...)`: the same numbers
-`conceptlab sample` paints.
+Row i is exactly what a stock prior pipeline with the concepts loaded by `load_into` returns with its defaults,
+`pipe(prompt, generator=torch.Generator().manual_seed(seed + i), ...)` (`negative_prompt=None`: guidance against the
+empty prompt, the zero image's embedding as negative): the same numbers `conceptlab sample` paints. A
+`negative_prompt` (even "") is run through the prior instead, as the pipeline does when given one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class EmbedRequest:
     seed: int = 42
     prior_steps: int | None = None
     prior_guidance: float | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
+    """None: the stock pipeline's default and `sample`'s (the zero image's embedding as negative)."""
     model: str | None = None
     """None: the model the first concept was trained against."""
     backend: str | None = None
