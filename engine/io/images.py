@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from diffusers.image_processor import VaeImageProcessor
 from PIL import Image, UnidentifiedImageError
 
 from conceptlab.engine.errors import UsageError
@@ -101,6 +104,27 @@ def load_images(folder: Path, files: Sequence[Path] | None = None) -> list[Image
         except (UnidentifiedImageError, OSError):
             raise UsageError(f"{path} is not a readable image; remove it from {folder}.") from None
     return images
+
+
+NON_FINITE_ADVICE = "lower --guidance (or --ip-scale, --prior-guidance), or use another concept"
+
+
+def finite_images(pixels: np.ndarray, what: str) -> list[Image.Image]:
+    """A pipeline's `output_type="np"` pixels (`[n, h, w, c]` in [0, 1]) as the PIL images `output_type="pil"` gives
+    (diffusers' own conversion), refused in one line when any pixel is NaN or infinite: such an image would be
+    written black, and nothing would say why."""
+    if not np.isfinite(pixels).all():
+        raise UsageError(f"{what} came out NaN or infinite, so no image was written; {NON_FINITE_ADVICE}.")
+    return VaeImageProcessor.numpy_to_pil(pixels)
+
+
+def check_finite_tensors(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse to write tensors holding NaN or infinite values (what a too-large guidance or concept makes)."""
+    broken = [name for name, tensor in tensors.items() if not torch.isfinite(tensor).all()]
+    if broken:
+        raise UsageError(
+            f"{what}: {', '.join(broken)} came out NaN or infinite, so nothing was written; {NON_FINITE_ADVICE}."
+        )
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -19,6 +19,7 @@ from safetensors.torch import save as safetensors_bytes
 from conceptlab.engine.concept.file import check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
+from conceptlab.engine.io.images import check_finite_tensors
 from conceptlab.engine.io.safetensors_header import encode_metadata
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
@@ -103,5 +104,6 @@ def embed(
         "embedding_dim": int(image_embeds.shape[1]),
     }
     tensors = {"image_embeds": image_embeds, "negative_image_embeds": negative_image_embeds}
+    check_finite_tensors(tensors, f"--out {request.out}")
     write_atomically(request.out, safetensors_bytes(tensors, encode_metadata(metadata)))
     return EmbedResult(request.out, image_embeds, negative_image_embeds)

@@ -18,6 +18,7 @@ import PIL.Image
 import torch
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.images import finite_images
 from conceptlab.engine.models.backend import Backend, DecoderStack, PriorStack
 from conceptlab.engine.options import check_bounds
 from conceptlab.engine.prior.sampling import sample_image_embeds
@@ -126,9 +127,9 @@ def render_image_embeds(
             num_inference_steps=settings.steps,
             guidance_scale=settings.guidance,
             generator=seeded_generator(seed),
-            output_type="pil",
+            output_type="np",
         )
-    return list(output.images)
+    return finite_images(output.images, f"The image of seed {seed}")
 
 
 def render_prompts(
