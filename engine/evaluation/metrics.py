@@ -36,6 +36,8 @@ METRIC_NAMES = (
 SET_METRICS = ("vendi", "variance")
 """Metrics of a whole image set (one value, no spread over images): their std is NaN, their n the set's size."""
 LOWER_IS_BETTER = ("negative", "render-seconds", "train-seconds")
+EMBED_BATCH = 64
+"""Images the evaluating CLIP embeds at once."""
 COST_METRICS = ("render-seconds", "train-seconds")
 """The only metrics a row's costs (a `timing.json` beside images) may supply: seconds, never a score."""
 
@@ -266,9 +268,11 @@ class Evaluator:
         return torch.stack([self._text_cache[word] for word in words])
 
     def image_embeds(self, images: Sequence[Any]) -> torch.Tensor:
+        """`[n, d]`, embedded `EMBED_BATCH` images at a time: the CLIP's activations grow with the batch."""
         if not images:
             raise UsageError("No images to evaluate; give a folder with .png/.jpg images or render some with -n.")
-        return self.clip.embed_images(images).float().cpu()
+        batches = [images[start : start + EMBED_BATCH] for start in range(0, len(images), EMBED_BATCH)]
+        return torch.cat([self.clip.embed_images(batch).float().cpu() for batch in batches])
 
     def evaluate(
         self,

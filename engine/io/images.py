@@ -29,6 +29,11 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 """An image claiming more pixels than this is refused before it is decoded: a few bytes of PNG header can claim
 billions (a decompression bomb). Renders, strips and grids stay far below it."""
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
+MAX_LOADED_SIDE = 1024
+"""A larger image is shrunk to this side as it is read (one image at a time), so a folder costs memory by its count,
+not its pixels: CLIP sees 224 or 336 pixels, and renders are at most 1024."""
+MAX_FOLDER_IMAGES = 1000
+"""The most images a folder may hand to evaluate or evolve (the bound of -n: each one is embedded and held)."""
 
 
 def image_problem(path: Path) -> str | None:
@@ -66,6 +71,11 @@ def image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UsageError(f"Image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); add some or drop it.")
+    if len(files) > MAX_FOLDER_IMAGES:
+        raise UsageError(
+            f"Image folder {folder} holds {len(files)} images, beyond the bound {MAX_FOLDER_IMAGES} (each one is "
+            "read, embedded and held); give a folder of fewer."
+        )
     return files
 
 
@@ -92,7 +102,8 @@ def scored_image_files(folder: Path) -> tuple[list[Path], int]:
 
 
 def load_images(folder: Path, files: Sequence[Path] | None = None) -> list[Image.Image]:
-    """The images `files` of `folder` (default: all of them), as RGB; one line naming a file that cannot be one."""
+    """The images `files` of `folder` (default: all of them), as RGB, each read alone and shrunk to
+    `MAX_LOADED_SIDE` if larger; one line naming a file that cannot be one."""
     images = []
     for path in image_files(folder) if files is None else files:
         problem = image_problem(path)
@@ -100,6 +111,7 @@ def load_images(folder: Path, files: Sequence[Path] | None = None) -> list[Image
             raise UsageError(f"{path} {problem}; remove it from {folder}.")
         try:
             with Image.open(path) as image:
+                image.thumbnail((MAX_LOADED_SIDE, MAX_LOADED_SIDE))  # no-op at or below the side
                 images.append(image.convert("RGB"))
         except (UnidentifiedImageError, OSError):
             raise UsageError(f"{path} is not a readable image; remove it from {folder}.") from None
