@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import io
 import json
 import stat
@@ -160,10 +161,36 @@ def save_images(images: list[Image.Image], folder: Path, prefix: str = "") -> li
     return paths
 
 
+RENDERED_FILES = "files"
+"""The render record's key naming each image it wrote and its sha256, so a reuse can check what it reads."""
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def save_renders(images: list[Image.Image], folder: Path, source: dict[str, Any]) -> None:
-    """`save_images`, then the folder's render record (last, so a folder without one is unfinished)."""
-    save_images(images, folder)
-    write_json(folder / RENDER_RECORD, source)
+    """`save_images`, then the folder's render record (last, so a folder without one is unfinished): `source` and,
+    under `RENDERED_FILES`, each image's name and sha256."""
+    paths = save_images(images, folder)
+    write_json(folder / RENDER_RECORD, {**source, RENDERED_FILES: {path.name: file_sha256(path) for path in paths}})
+
+
+def rendered_files(folder: Path, record: dict[str, Any]) -> tuple[list[Path], str | None]:
+    """The images a render record lists, and what is wrong with them (None when each is there with its recorded
+    sha256, and there are as many as the record's `count`)."""
+    files = record.get(RENDERED_FILES)
+    if not isinstance(files, dict) or not all(isinstance(digest, str) for digest in files.values()):
+        return [], "its render record lists no sha256 per image (an earlier version wrote it)"
+    paths = [folder / name for name in files if isinstance(name, str) and Path(name).name == name]
+    if len(paths) != len(files) or len(paths) != record.get("count", len(paths)):
+        return paths, f"its render record lists {len(files)} images for a count of {record.get('count')}"
+    for path in paths:
+        if image_problem(path) is not None:
+            return paths, f"{path.name}, which its render record lists, is missing or unreadable"
+        if file_sha256(path) != files[path.name]:
+            return paths, f"{path.name} is not the image its render record hashed (changed or swapped)"
+    return paths, None
 
 
 def render_source(folder: Path) -> dict[str, Any] | None:
