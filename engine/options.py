@@ -153,7 +153,9 @@ def check_bound(option: str, value: Any, key: str | None = None) -> None:
         if isinstance(item, bool) or not isinstance(item, int | float):
             continue
         if isinstance(item, float) and not math.isfinite(item):
-            raise UsageError(f"{flag} must be a finite number (got {item}); at most {bound.high:g}: {bound.why}.")
+            raise UsageError(
+                f"{flag} must be a finite number within the bound {bound.high:g} (got {item}): {bound.why}."
+            )
         if item > bound.high:
             shown = item if isinstance(item, int) else f"{item:g}"
             raise UsageError(f"{flag} {shown} is beyond the bound {bound.high:g}: {bound.why}.")

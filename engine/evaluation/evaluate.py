@@ -106,9 +106,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def inert_cell(text: str) -> str:
-    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading `'` (OWASP's advice).
-    Only text goes through here; the numbers the table computes are written as numbers."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading `'` (OWASP's advice), and
+    a carriage return (which the writer would not quote) is written as `\\r`. Only text goes through here; the
+    numbers the table computes are written as numbers."""
+    return (f"'{text}" if text.startswith(FORMULA_STARTS) else text).replace("\r", "\\r")
 
 
 def results_csv(rows: Sequence[EvaluationRow]) -> str:
