@@ -137,7 +137,7 @@ BOUNDS: dict[str, Bound] = {
     "prior_layers": Bound(64, "a layer count of the benchmark's stack; the largest real model has 32"),
 }
 """The bound of each option that sets a size, a count, a number of steps or a scale, by option name (a field's
-`bound` metadata names another entry: training `steps`). docs/bounds.md lists them; `check_bound` enforces them."""
+`bound` metadata names another entry: training `steps`). docs/hostile-files.md lists them; `check_bound` enforces."""
 
 
 def check_bound(option: str, value: Any, key: str | None = None) -> None:

@@ -194,15 +194,18 @@ def baseline_rows(run: ProtocolRun, category: str, name: str) -> list[ImageSet]:
 
 IMAGINED_HASHES = ".protocol-images.json"
 """Beside an imagine row's images: the sha256 of each as the protocol rendered it, so a rerun checks what it reuses."""
+MAX_HASHES_BYTES = 1024 * 1024
+"""Far above the 1000 images' hashes (about 80 KB) a row can have."""
 
 
 def _imagined_hashes(request: ImagineRequest, force: bool) -> dict[str, str]:
     """The hashes recorded by an earlier run of this row, after checking the images they name: one changed or
     swapped is refused (unless `force`, which renders every image again); one the protocol never hashed (an
     interrupted run's) is removed, so imagine renders it again."""
-    folder = request.out_folder
-    try:
-        recorded = json.loads((folder / IMAGINED_HASHES).read_text(encoding="utf-8"))
+    folder, record = request.out_folder, request.out_folder / IMAGINED_HASHES
+    try:  # a regular file of at most 1 MB (a FIFO would hang the read); anything else counts as no hashes
+        small = record.is_file() and record.stat().st_size <= MAX_HASHES_BYTES
+        recorded = json.loads(record.read_text(encoding="utf-8")) if small else {}
     except (OSError, ValueError, RecursionError):
         recorded = {}
     recorded = {k: v for k, v in recorded.items() if isinstance(v, str)} if isinstance(recorded, dict) else {}
