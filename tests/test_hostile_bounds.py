@@ -6,9 +6,11 @@ weights load: `no_weights` makes every `from_pretrained` fail the test.
 """
 
 import csv
+import hashlib
 import io
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -320,7 +322,7 @@ def test_imagine_rows_rerender_unhashed_images_and_refuse_changed_ones(tmp_path)
         Image.new("RGB", (8, 8), "red").save(tmp_path / f"{seed}.png")
     assert _imagined_hashes(request, force=False) == {} and not (tmp_path / "0.png").exists()  # interrupted: again
     Image.new("RGB", (8, 8), "red").save(tmp_path / "0.png")
-    good = {"0.png": __import__("hashlib").sha256((tmp_path / "0.png").read_bytes()).hexdigest()}
+    good = {"0.png": hashlib.sha256((tmp_path / "0.png").read_bytes()).hexdigest()}
     (tmp_path / IMAGINED_HASHES).write_text(json.dumps(good))
     assert _imagined_hashes(request, force=False) == good
     Image.new("RGB", (8, 8), "blue").save(tmp_path / "0.png")  # swapped after the protocol hashed it
@@ -351,3 +353,10 @@ def test_embed_s_default_rows_are_what_sample_paints(concept_file, tmp_path, mon
         torch.testing.assert_close(default.image_embeds[row : row + 1], image_embeds)
         torch.testing.assert_close(default.negative_image_embeds[row : row + 1], negative_image_embeds)
     assert not torch.allclose(empty.image_embeds, default.image_embeds), "'' runs the prior on other noise"
+
+
+def test_a_fifo_in_place_of_the_imagine_row_s_hashes_never_hangs(tmp_path):
+    os.mkfifo(tmp_path / IMAGINED_HASHES)
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "0.png")
+    request = ImagineRequest(category="pet", n=1, model="tiny", out=tmp_path)
+    assert _imagined_hashes(request, force=False) == {} and not (tmp_path / "0.png").exists()
