@@ -24,8 +24,9 @@ EMBED_EXAMPLES = """
   conceptlab embed pet.safetensors --prompt "a plush toy {}" --seed 500 --prior-steps 25 --out toy.safetensors
 
 Writes image_embeds and negative_image_embeds, [N, dim] each: row i is what a stock prior pipeline with the
-concepts loaded by load_into returns for negative_prompt="" and seed SEED+i. They go wherever CLIP image embeddings
-go: KandinskyV22Pipeline(image_embeds=...), IP-Adapter's ip_adapter_image_embeds, StableUnCLIPImg2ImgPipeline.
+concepts loaded by load_into returns with its defaults for seed SEED+i, and what sample paints. They go wherever CLIP
+image embeddings go: KandinskyV22Pipeline(image_embeds=...), IP-Adapter's ip_adapter_image_embeds,
+StableUnCLIPImg2ImgPipeline.
 """
 
 DEFAULTS = RenderSettings()
@@ -45,7 +46,12 @@ def embed_command(
         float | None, typer.Option(help=f"Prior classifier-free guidance (default {DEFAULTS.prior_guidance}).")
     ] = None,
     negative_prompt: Annotated[
-        str, typer.Option(help="Negative prompt of the prior (its embedding is negative_image_embeds).")
+        str | None,
+        typer.Option(
+            help="Negative prompt of the prior (its embedding is negative_image_embeds). Default: none, as sample and "
+            "a stock prior pipeline (the zero image's embedding is the negative); --negative-prompt '' gives the "
+            "prior's output for the empty prompt (embed's earlier default)."
+        ),
     ] = EmbedRequest.negative_prompt,
     model: options.ConceptModelOpt = None,
     backend: options.BackendOpt = None,

@@ -8,11 +8,14 @@ A plan's keys are the option names with `_` for `-`, derived here from the field
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from conceptlab.engine.errors import UsageError
 
 PlanKind = type | str
 """How a plan value is checked: str, int, float, bool, or a list: "words", "floats", "ints"."""
@@ -82,8 +85,84 @@ def _all_fields(cls: type) -> list[str]:
 def field_values(cls: type, options: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
     """Field name -> value for each of those fields that `options` (keyed by option name) sets; lists as tuples."""
     chosen = [field for field in _fields(cls, names) if option_name(field) in options]
+    for field in chosen:
+        check_bound(option_name(field), options[option_name(field)], field.metadata.get("bound"))
     return {field.name: _field_value(options[option_name(field)]) for field in chosen}
 
 
 def _field_value(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The largest value an option takes, and why: checked before any weights load."""
+
+    high: float
+    why: str
+
+
+IMAGE_COUNT = Bound(1000, "every image is rendered, held and scored; 1000 is 30 times the 32 the paper scores")
+SCHEDULE_STEPS = Bound(1000, "a diffusion schedule has 1000 timesteps, so more steps cannot be taken")
+IMAGE_SIDE = Bound(4096, "memory grows with the side squared; 4096 is 4 times the largest model's native 1024")
+GUIDANCE = Bound(100, "guidance multiplies a difference of predictions; beyond 100 it saturates or overflows")
+TRAINING_STEPS = {"bound": "train_steps"}
+"""Field metadata of `steps` where it counts optimization steps (create, evolve, breed, demo), not denoising ones."""
+MAX_ITEMS = 1000
+"""At most this many items in a comma-separated option (seeds, words, counts): each one is work."""
+BOUNDS: dict[str, Bound] = {
+    "n": IMAGE_COUNT,
+    "images_per_parent": IMAGE_COUNT,
+    "max_negatives": Bound(1000, "each negative is a word in every unconditional prompt"),
+    "population": Bound(1000, "every member of the population is a concept trained each generation"),
+    "generations": Bound(1000, "every generation trains and scores a population"),
+    "children": Bound(1000, "every child is a concept trained and scored"),
+    "size": IMAGE_SIDE,
+    "image_size": IMAGE_SIDE,
+    "steps": SCHEDULE_STEPS,
+    "image_steps": SCHEDULE_STEPS,
+    "prior_steps": SCHEDULE_STEPS,
+    "train_steps": Bound(100_000, "the log keeps a row per step; 100000 is 40 times the paper's 2500"),
+    "guidance": GUIDANCE,
+    "prior_guidance": GUIDANCE,
+    "ip_scale": Bound(10, "1 is the image's full weight in IP-Adapter's attention; beyond 10 it overflows"),
+    "lr": Bound(1, "AdamW moves the token by about lr per step; a word's embedding is about 1 long"),
+    "top_k": Bound(100, "each of the oracle's answers is a word kept and encoded"),
+    "repeats": Bound(10_000, "each repeat is a timed step"),
+    "sweep_repeats": Bound(10_000, "each repeat is a timed step"),
+    "warmup": Bound(10_000, "each warmup is an untimed step"),
+    "negatives": Bound(1000, "each negative is a prompt encoded every step"),
+    "negative_counts": Bound(1000, "each negative is a prompt encoded every step"),
+    "text_layers": Bound(64, "a layer count of the benchmark's stack; the largest real model has 32"),
+    "prior_layers": Bound(64, "a layer count of the benchmark's stack; the largest real model has 32"),
+}
+"""The bound of each option that sets a size, a count, a number of steps or a scale, by option name (a field's
+`bound` metadata names another entry: training `steps`). docs/hostile-files.md lists them; `check_bound` enforces."""
+
+
+def check_bound(option: str, value: Any, key: str | None = None) -> None:
+    """Refuse `value` of `--option` (a number, or a tuple of them) beyond its bound, in one line naming the bound and
+    why; a float must also be finite. Lower limits are each command's own checks."""
+    flag = f"--{option.replace('_', '-')}" if len(option) > 1 else f"-{option}"
+    if isinstance(value, tuple | list) and len(value) > MAX_ITEMS:
+        raise UsageError(f"{flag} has {len(value)} items; give at most {MAX_ITEMS} (each one is work).")
+    bound = BOUNDS.get(key or option)
+    if bound is None or value is None:
+        return
+    for item in value if isinstance(value, tuple | list) else (value,):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(
+                f"{flag} must be a finite number within the bound {bound.high:g} (got {item}): {bound.why}."
+            )
+        if item > bound.high:
+            shown = item if isinstance(item, int) else f"{item:g}"
+            raise UsageError(f"{flag} {shown} is beyond the bound {bound.high:g}: {bound.why}.")
+
+
+def check_bounds(request: Any) -> None:
+    """`check_bound` on every field of the dataclass `request`: a library caller's request meets the same bounds as
+    the command line's."""
+    for field in dataclasses.fields(request):
+        check_bound(option_name(field) or field.name, getattr(request, field.name), field.metadata.get("bound"))

@@ -14,6 +14,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline, StableUnCLIPImg2ImgPipeline
 
 from conceptlab.engine.errors import BackendError
+from conceptlab.engine.io.images import finite_images
 from conceptlab.engine.portability.routes import RouteSettings
 from conceptlab.plugins import tiny
 from conceptlab.plugins.kandinsky import LOAD_ERRORS, VIT_BIGG_14, VIT_L_14
@@ -52,7 +53,7 @@ class IpAdapterSdxlPipeline:
         if settings.guidance > 1:
             embeds = torch.cat([torch.zeros_like(embeds), embeds])
         with torch.inference_mode():
-            return self.pipeline(
+            pixels = self.pipeline(
                 prompt,
                 ip_adapter_image_embeds=[embeds],
                 height=settings.size,
@@ -60,7 +61,9 @@ class IpAdapterSdxlPipeline:
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
                 generator=torch.Generator().manual_seed(seed),
-            ).images[0]
+                output_type="np",
+            ).images
+        return finite_images(pixels, f"The image of seed {seed}")[0]
 
 
 class IpAdapterSdxlRoute:
@@ -96,7 +99,7 @@ class UnclipPipeline:
 
     def render(self, prompt: str, image_embeds: torch.Tensor, seed: int, settings: RouteSettings) -> PIL.Image.Image:
         with torch.inference_mode():
-            return self.pipeline(
+            pixels = self.pipeline(
                 prompt=prompt,
                 image_embeds=image_embeds.reshape(1, -1).to(self.device, self.dtype),
                 noise_level=settings.noise_level,
@@ -105,7 +108,9 @@ class UnclipPipeline:
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
                 generator=torch.Generator().manual_seed(seed),
-            ).images[0]
+                output_type="np",
+            ).images
+        return finite_images(pixels, f"The image of seed {seed}")[0]
 
 
 class UnclipRoute:

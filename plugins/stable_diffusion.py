@@ -9,6 +9,7 @@ from PIL import Image
 from conceptlab.engine.errors import BackendError, short_reason
 from conceptlab.engine.evaluation.baselines import BaselineRequest, negative_prompt
 from conceptlab.engine.evaluation.metrics import prompt_for
+from conceptlab.engine.io.images import finite_images
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
 from conceptlab.engine.models.plugins import backend_names, load_backend
 from conceptlab.engine.models.settings import SD_ROLE, load_settings
@@ -66,8 +67,9 @@ class StableDiffusionNegativeBaseline:
                 height=request.size,
                 width=request.size,
                 generator=generator,
+                output_type="np",
             )
-            images.append(output.images[0])
+            images += finite_images(output.images, f"The {self.name} image of seed {request.seed + index}")
             if request.on_image:
                 request.on_image(index)
         return images

@@ -196,7 +196,23 @@ def test_load_into_snippet_runs_and_equals_the_engine(stock_folders, tmp_path):
     torch.testing.assert_close(namespace["out"].image_embeds, expected, rtol=1e-5, atol=1e-5)
 
 
+def _embeds(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    with safe_open(path, "pt") as file:
+        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        metadata = {key: json.loads(value) for key, value in file.metadata().items()}
+    return tensors, metadata
+
+
+def _assert_rows_are_the_stock_pipeline_s(tensors: dict, pipe, prompt: str, **negative) -> None:
+    for row in range(tensors["image_embeds"].shape[0]):
+        stock = pipe(prompt, generator=torch.Generator().manual_seed(5 + row), **negative, **SETTINGS)
+        torch.testing.assert_close(tensors["image_embeds"][row : row + 1], stock.image_embeds, rtol=1e-5, atol=1e-5)
+        negative_row = tensors["negative_image_embeds"][row : row + 1]
+        torch.testing.assert_close(negative_row, stock.negative_image_embeds, rtol=1e-5, atol=1e-5)
+
+
 def test_embed_rows_equal_the_stock_pipeline_row_by_row(stock_folders, tmp_path, run_cli, capsys):
+    """Left out, --negative-prompt is the stock pipeline's default (None); `''` is the pipeline given ""."""
     folder = stock_folders[KandinskyV22PriorPipeline]
     concept = _concept(_engine(folder, KandinskyV22PriorPipeline), tmp_path / "pet.safetensors", "<new-pet>", 1)
     out = tmp_path / "embeds.safetensors"
@@ -205,20 +221,18 @@ def test_embed_rows_equal_the_stock_pipeline_row_by_row(stock_folders, tmp_path,
     code, stdout, stderr = run_cli(*args, *settings, "--out", out)
     assert code == 0, stderr
     assert str(out) in stdout
-    with safe_open(out, "pt") as file:
-        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open has no iterator)
-        metadata = {key: json.loads(value) for key, value in file.metadata().items()}
+    code, _, stderr = run_cli(*args, *settings, "--negative-prompt", "", "--out", tmp_path / "empty.safetensors")
+    assert code == 0, stderr
+    tensors, metadata = _embeds(out)
+    empty, empty_metadata = _embeds(tmp_path / "empty.safetensors")
     assert tensors["image_embeds"].shape == tensors["negative_image_embeds"].shape == (3, 32)
+    assert (metadata["negative_prompt"], empty_metadata["negative_prompt"]) == (None, "")
 
     pipe = KandinskyV22PriorPipeline.from_pretrained(folder)
     token = load_into(pipe, tmp_path / "pet.safetensors")
-    for row in range(3):
-        stock = pipe(
-            f"a plush {token}", negative_prompt="", generator=torch.Generator().manual_seed(5 + row), **SETTINGS
-        )
-        torch.testing.assert_close(tensors["image_embeds"][row : row + 1], stock.image_embeds, rtol=1e-5, atol=1e-5)
-        negative = tensors["negative_image_embeds"][row : row + 1]
-        torch.testing.assert_close(negative, stock.negative_image_embeds, rtol=1e-5, atol=1e-5)
+    _assert_rows_are_the_stock_pipeline_s(tensors, pipe, f"a plush {token}")
+    _assert_rows_are_the_stock_pipeline_s(empty, pipe, f"a plush {token}", negative_prompt="")
+    assert not torch.allclose(tensors["image_embeds"], empty["image_embeds"]), "the two defaults draw other noise"
     assert not torch.allclose(tensors["image_embeds"][0], tensors["image_embeds"][1])
     assert metadata["concepts"] == [{"token": "<new-pet>", "sha256": concept.sha256}]
     assert (metadata["prompt"], metadata["seeds"], metadata["prior_steps"]) == ("a plush <new-pet>", [5, 6, 7], 5)

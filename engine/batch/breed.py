@@ -24,7 +24,7 @@ from conceptlab.engine.concept.file import load_concept
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import write_json
 from conceptlab.engine.models import loading
-from conceptlab.engine.options import renamed
+from conceptlab.engine.options import TRAINING_STEPS, check_bounds, renamed
 
 BREED_FILE = "breed.json"
 
@@ -216,7 +216,7 @@ class BreedRequest:
     generations: int = BreedConfig.generations
     children: int | None = None
     category: str | None = None
-    steps: int | None = None
+    steps: int | None = field(default=None, metadata=TRAINING_STEPS)
     """Each child's training steps (None: evolve's)."""
     images_per_parent: int | None = None
     eval_images: int = renamed("n", default=BreedConfig.eval_images)
@@ -239,6 +239,7 @@ class BreedRequest:
     """The model of jobs that name none and read no concept (the batch's)."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         self.config()  # refuses a population, generation count or -n that cannot breed before any job runs
 
     def job_options(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.evaluation.request import EvaluateRequest
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.options import PlanKind, plan_keys, shared_keys
+from conceptlab.engine.options import PlanKind, check_bound, plan_keys, shared_keys
 from conceptlab.engine.rendering.sample import SampleRequest
 from conceptlab.engine.training.config import COMMAND_OPTIONS, CreateConfig
 
@@ -133,6 +133,16 @@ def _check_value(where: str, key: str, value: Any, kind: PlanKind) -> Any:
     return float(value) if kind is float else value
 
 
+def _check_bounds(where: str, run: str, options: dict[str, Any]) -> None:
+    """The command line's bounds (`conceptlab.engine.options.BOUNDS`) on a job's options, when the plan is read;
+    `steps` of a job that trains is its training steps."""
+    for key, value in options.items():
+        try:
+            check_bound(key, value, "train_steps" if key == "steps" and run in CONCEPT_MAKERS else None)
+        except UsageError as error:
+            raise UsageError(f"{where}: {error}") from None
+
+
 def _short(value: Any) -> str:
     """`value` as it reads in a one-line error: a long or deeply nested value is cut short."""
     try:
@@ -161,6 +171,7 @@ def _parse_job(index: int, raw: Any, defaults: dict[str, Any]) -> Job:
     options = {key: value for key, value in defaults.items() if key in SHARED_KEYS[run]}
     options |= {key: value for key, value in raw.items() if key in keys}
     options = {key: _check_value(where, key, value, keys[key]) for key, value in options.items()}
+    _check_bounds(where, run, options)
     missing = [key for key in REQUIRED[run] if not options.get(key)]
     if missing:
         raise UsageError(f"{where}: {run} needs {', '.join(missing)}.")

@@ -24,7 +24,7 @@ from conceptlab.engine.benchmark.timing import PeakMemory
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.models.devices import resolve_device, resolve_dtype
-from conceptlab.engine.options import COMMAND_LINE_ONLY, renamed
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds, renamed
 from conceptlab.engine.version import conceptlab_version
 
 NOT_AN_OPTION = {"plan": False, "option": None}
@@ -59,6 +59,7 @@ class BenchRequest:
     """The oracles timed on `render_model`'s images: (name, its weights; None: the oracle's default)."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         known = stack_names()
         unknown = [name for name in self.stacks if name not in known]
         if unknown or not self.stacks:

@@ -77,7 +77,15 @@ def canonical_safetensors(name: str, tensor: torch.Tensor, metadata: dict[str, s
     return header_bytes({"__metadata__": metadata, name: entry}) + data
 
 
+MAX_CONCEPT_NORM = 1000.0
+"""The longest embedding a concept may hold: CLIP's word embeddings are 0.3 to 1.5 long and training moves a token
+by about the learning rate per step; 1000 times a word's length is no word, and overflows the text encoder."""
+
+
 def save_concept(concept: Concept, path: Path) -> None:
+    """Write the concept file; a vector with NaN or infinite values (a too-large learning rate) is refused."""
+    if not torch.isfinite(concept.vector).all():
+        raise ConceptFileError(f"{path}: the learned embedding holds NaN or infinite values; nothing was written.")
     write_atomically(path, concept_bytes(concept))
 
 
@@ -217,6 +225,12 @@ def _checked_vector(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     vector = tensor.reshape(-1)
     if not torch.isfinite(vector).all():
         raise ConceptFileError(f"{path}: the embedding holds NaN or infinite values.")
+    length = float(vector.double().norm())
+    if length > MAX_CONCEPT_NORM:
+        raise ConceptFileError(
+            f"{path}: the embedding is {length:.3g} long, beyond the bound {MAX_CONCEPT_NORM:g} (a word's is about 1; "
+            "the text encoder would give NaN)."
+        )
     if metadata.get("embedding_dim") != vector.numel():
         raise ConceptFileError(
             f"{path}: metadata says width {metadata.get('embedding_dim')}, the tensor has {vector.numel()}."

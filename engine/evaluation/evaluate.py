@@ -101,6 +101,17 @@ def _number(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.6f}"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+
+
+def inert_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading `'` (OWASP's advice), and
+    a carriage return (which the writer would not quote) is written as `\\r`. Only text goes through here; the
+    numbers the table computes are written as numbers."""
+    return (f"'{text}" if text.startswith(FORMULA_STARTS) else text).replace("\r", "\\r")
+
+
 def results_csv(rows: Sequence[EvaluationRow]) -> str:
     """One line per row; for each metric its mean, std and n (empty where a row has no such metric, and the std of
     a set-level metric such as vendi)."""
@@ -110,7 +121,8 @@ def results_csv(rows: Sequence[EvaluationRow]) -> str:
     header += [f"{metric}_{field}" for metric in METRIC_NAMES for field in ("mean", "std", "n")]
     writer.writerow(header)
     for row in rows:
-        line = [row.metrics.name, row.method, row.metrics.category, ";".join(row.metrics.negatives)]
+        text = [row.metrics.name, row.method, row.metrics.category, ";".join(row.metrics.negatives)]
+        line: list[str | int] = [inert_cell(cell) for cell in text]
         for metric in METRIC_NAMES:
             summary = row.metrics.metrics.get(metric)
             line += [_number(summary.mean), _number(summary.std), summary.n] if summary and summary.n else ["", "", ""]

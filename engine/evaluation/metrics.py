@@ -36,6 +36,10 @@ METRIC_NAMES = (
 SET_METRICS = ("vendi", "variance")
 """Metrics of a whole image set (one value, no spread over images): their std is NaN, their n the set's size."""
 LOWER_IS_BETTER = ("negative", "render-seconds", "train-seconds")
+EMBED_BATCH = 64
+"""Images the evaluating CLIP embeds at once."""
+COST_METRICS = ("render-seconds", "train-seconds")
+"""The only metrics a row's costs (a `timing.json` beside images) may supply: seconds, never a score."""
 
 
 def cosine_matrix(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -59,10 +63,11 @@ def negative_similarity(image_embeds: torch.Tensor, negative_embeds: torch.Tenso
 
 
 def novelty(image_embeds: torch.Tensor, vocabulary_embeds: torch.Tensor) -> torch.Tensor:
-    """Per image: 1 − the highest cosine with any known member of the category (is it really something new?)."""
+    """Per image: 1 − the highest cosine with any known member of the category (is it really something new?), in
+    [0, 1]: a cosine of 0 or less means no likeness to any member, so novelty 1, never more."""
     if vocabulary_embeds.shape[0] == 0:
         raise UsageError("Novelty needs a vocabulary of known members; give --vocab FILE with one word a line.")
-    return 1 - cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values
+    return 1 - cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values.clamp(min=0)
 
 
 def diversity(image_embeds: torch.Tensor) -> torch.Tensor:
@@ -102,18 +107,24 @@ def total_variance(image_embeds: torch.Tensor) -> float:
     return float(unit.var(dim=0, correction=0).sum())
 
 
+TYPICALITY_FLOOR = 0.01
+"""Typicality counts a cosine from this up: a ratio of cosines at or below 0 would say nothing (or the opposite)."""
+
+
 def typicality(
     image_embeds: torch.Tensor, category_embed: torch.Tensor, vocabulary_embeds: torch.Tensor
 ) -> torch.Tensor:
-    """Per image: cos(image, category) / the highest cos(image, known member).
+    """Per image: cos(image, category) / the highest cos(image, known member), each counted from `TYPICALITY_FLOOR`
+    up, so it lies in [0.01, 100].
 
-    Above 1, the image resembles its category more than any member it could be mistaken for. Our definition,
-    inspired by the "relative typicality" of ConceptLab's follow-up (its exact formula is not public).
+    Above 1, the image resembles its category more than any member it could be mistaken for; below 1, a member more;
+    1 when it is like neither (both cosines at or below the floor). Our definition, inspired by the "relative
+    typicality" of ConceptLab's follow-up (its exact formula is not public).
     """
     if vocabulary_embeds.shape[0] == 0:
         raise UsageError("Typicality needs a vocabulary of known members; give --vocab FILE with one word a line.")
-    closest_member = cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values
-    return positive_similarity(image_embeds, category_embed) / closest_member
+    closest_member = cosine_matrix(image_embeds, vocabulary_embeds).max(dim=1).values.clamp(min=TYPICALITY_FLOOR)
+    return positive_similarity(image_embeds, category_embed).clamp(min=TYPICALITY_FLOOR) / closest_member
 
 
 def parent_similarity(image_embeds: torch.Tensor, parent_image_embeds: torch.Tensor) -> torch.Tensor:
@@ -217,6 +228,17 @@ class ConceptMetrics:
         }
 
 
+def seconds_costs(costs: Mapping[str, Sequence[float]]) -> dict[str, Summary]:
+    """The render and train seconds of `costs`, each kept only when every value is a finite number of seconds, 0 or
+    more; any other key (a score such as "positive" or "vendi") is ignored, so a file cannot replace a score."""
+    kept = {}
+    for metric in COST_METRICS:
+        values = costs.get(metric)
+        if values and all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in values):
+            kept[metric] = Summary.of(values)
+    return kept
+
+
 def prompt_for(word: str) -> str:
     return EVALUATION_TEMPLATE.format(word)
 
@@ -246,9 +268,11 @@ class Evaluator:
         return torch.stack([self._text_cache[word] for word in words])
 
     def image_embeds(self, images: Sequence[Any]) -> torch.Tensor:
+        """`[n, d]`, embedded `EMBED_BATCH` images at a time: the CLIP's activations grow with the batch."""
         if not images:
             raise UsageError("No images to evaluate; give a folder with .png/.jpg images or render some with -n.")
-        return self.clip.embed_images(images).float().cpu()
+        batches = [images[start : start + EMBED_BATCH] for start in range(0, len(images), EMBED_BATCH)]
+        return torch.cat([self.clip.embed_images(batch).float().cpu() for batch in batches])
 
     def evaluate(
         self,
@@ -275,7 +299,7 @@ class Evaluator:
             metrics["typicality"] = Summary.of(typicality(embeds, category, members))
         if self.judge is not None:
             metrics |= self.judge.judge(images, target)
-        metrics |= {metric: Summary.of(values) for metric, values in (costs or {}).items() if values}
+        metrics |= seconds_costs(costs or {})
         parents: dict[str, dict[str, float | Summary]] = {}
         weighted = torch.zeros(count)
         for parent, (weight, shots) in (target.parents or {}).items():

@@ -36,7 +36,7 @@ from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.io.images import load_images, scored_image_files
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
-from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, renamed
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, check_bounds, renamed
 from conceptlab.engine.rendering.render import render_settings
 
 TaskProgress = Callable[[str, int], Callable[[int], None]]
@@ -92,6 +92,7 @@ class EvaluateRequest:
     """Write over an existing `csv` or `plot`."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.plot is not None:
             figure_format(self.plot)
         if self.count < 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.models import default_imagine_model
-from conceptlab.engine.options import COMMAND_LINE_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds
 
 DEFAULT_PROMPT = "a photo of a new type of {}"
 DEFAULT_QUESTION = "What kind of {} is this?"
@@ -70,6 +70,7 @@ class ImagineRequest:
 
     def check(self) -> None:
         """Refuse in one line what no model could run; called before any weights load."""
+        check_bounds(self)
         if not self.category.strip():
             raise UsageError("--category is empty; name what to imagine a new member of, e.g. --category pet.")
         if self.n < 1:

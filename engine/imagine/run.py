@@ -49,7 +49,7 @@ from conceptlab.engine.imagine.steering import (
     shrink_latents,
 )
 from conceptlab.engine.io.atomic import refuse_existing, write_json
-from conceptlab.engine.io.images import write_png
+from conceptlab.engine.io.images import finite_images, write_png
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
@@ -325,13 +325,13 @@ def sample_one(
     with recorder.active(), torch.inference_mode():
         output = route.pipeline(
             **route.arguments(request.filled_prompt(), seed, negatives.prompt(), settings),
-            output_type="pil",
+            output_type="np",
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=list(route.tensor_inputs),
         )
     total = time.perf_counter() - started
     record = ImageRecord(seed, out / f"{seed}.png", tuple(negatives.entries), tuple(answers), total - asking, asking)
-    return output.images[0], record
+    return finite_images(output.images, f"The image of seed {seed}")[0], record
 
 
 def grid_image(records: tuple[ImageRecord, ...], caption: str) -> PIL.Image.Image:

@@ -1,9 +1,10 @@
 """`embed`: the prior's image embeddings of a prompt with concepts, exported for any model that takes CLIP image
 embeddings (`KandinskyV22Pipeline(image_embeds=...)`, IP-Adapter's `ip_adapter_image_embeds`, Stable unCLIP).
 
-Row i is exactly what a stock prior pipeline with the concepts loaded by `load_into` returns for
-`pipe(prompt, negative_prompt="", generator=torch.Generator().manual_seed(seed + i), ...)`: the same numbers
-`conceptlab sample` paints.
+Row i is exactly what a stock prior pipeline with the concepts loaded by `load_into` returns with its defaults,
+`pipe(prompt, generator=torch.Generator().manual_seed(seed + i), ...)` (`negative_prompt=None`: guidance against the
+empty prompt, the zero image's embedding as negative): the same numbers `conceptlab sample` paints. A
+`negative_prompt` (even "") is run through the prior instead, as the pipeline does when given one.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from safetensors.torch import save as safetensors_bytes
 from conceptlab.engine.concept.file import check_concept_fits, load_concept
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
+from conceptlab.engine.io.images import check_finite_tensors
 from conceptlab.engine.io.safetensors_header import encode_metadata
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
-from conceptlab.engine.options import COMMAND_LINE_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import prior_image_embeds, render_settings
 from conceptlab.engine.rendering.sample import check_sample_request, model_prompt
@@ -40,7 +42,8 @@ class EmbedRequest:
     seed: int = 42
     prior_steps: int | None = None
     prior_guidance: float | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
+    """None: the stock pipeline's default and `sample`'s (the zero image's embedding as negative)."""
     model: str | None = None
     """None: the model the first concept was trained against."""
     backend: str | None = None
@@ -64,6 +67,7 @@ def embed(
 
     Everything that needs no model (the concepts, prompt, count, seed, output) is checked before weights are read.
     """
+    check_bounds(request)
     concepts = [load_concept(path) for path in request.concepts]
     display_prompt = check_sample_request(concepts, request.prompt, request.n, request.seed)
     if request.out.suffix != ".safetensors":
@@ -100,5 +104,6 @@ def embed(
         "embedding_dim": int(image_embeds.shape[1]),
     }
     tensors = {"image_embeds": image_embeds, "negative_image_embeds": negative_image_embeds}
+    check_finite_tensors(tensors, f"--out {request.out}")
     write_atomically(request.out, safetensors_bytes(tensors, encode_metadata(metadata)))
     return EmbedResult(request.out, image_embeds, negative_image_embeds)

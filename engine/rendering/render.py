@@ -18,7 +18,9 @@ import PIL.Image
 import torch
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.images import finite_images
 from conceptlab.engine.models.backend import Backend, DecoderStack, PriorStack
+from conceptlab.engine.options import check_bounds
 from conceptlab.engine.prior.sampling import sample_image_embeds
 from conceptlab.engine.prior.tokens import encode_prompts
 
@@ -38,6 +40,7 @@ class RenderSettings:
 
     def __post_init__(self) -> None:
         """Refuse what no sampler can run (zero steps divide by zero deep in diffusers), naming the option."""
+        check_bounds(self)
         if self.size <= 0:
             raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
         if self.steps < 1:
@@ -124,9 +127,9 @@ def render_image_embeds(
             num_inference_steps=settings.steps,
             guidance_scale=settings.guidance,
             generator=seeded_generator(seed),
-            output_type="pil",
+            output_type="np",
         )
-    return list(output.images)
+    return finite_images(output.images, f"The image of seed {seed}")
 
 
 def render_prompts(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, check_bounds
 from conceptlab.engine.portability.routes import category_word, route_for
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_prompts, render_settings
@@ -83,25 +82,59 @@ class SampleResult:
     grid: Path | None
 
 
+PROMPT_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+"""A brace pair to keep (`{{`, `}}`), a field (`{}`, `{0}`, anything else between braces) or a lone brace."""
+
+
+def prompt_fields(prompt: str) -> list[str]:
+    """The concept fields of `prompt` in order, read literally (never by `str.format`, whose format specs would
+    let `{0:>200000000}` allocate gigabytes): '' for `{}`, '0' for `{0}`; one line for anything else in braces."""
+    names = []
+    for match in PROMPT_FIELD.finditer(prompt):
+        text, name = match.group(0), match.group(1)
+        if text in ("{{", "}}"):
+            continue
+        if name is None or not (name == "" or (name.isascii() and name.isdigit())):
+            raise UsageError(
+                f"--prompt {prompt!r}: {text[:20]!r} is not a concept's place; use {{}} or {{0}}, {{1}} "
+                "(and {{ or }} for a brace)."
+            )
+        names.append(name)
+    if "" in names and any(names):
+        raise UsageError(f"--prompt {prompt!r} mixes {{}} with {{0}}, {{1}}; number every field or none.")
+    return names
+
+
+def substitute_fields(prompt: str, tokens: Sequence[str]) -> str:
+    """`prompt` with each field replaced by its token (`{}` in order, `{i}` the i-th) and `{{`, `}}` by braces."""
+    automatic = iter(tokens)
+
+    def replace(match: re.Match[str]) -> str:
+        text, name = match.group(0), match.group(1)
+        if text in ("{{", "}}"):
+            return text[0]
+        return next(automatic) if name == "" else tokens[int(name)]
+
+    return PROMPT_FIELD.sub(replace, prompt)
+
+
 def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
     """Put the concepts' tokens into `prompt`: `{}` (in order) or `{0}`, `{1}`..., or the tokens written as is."""
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
-    except ValueError as error:
-        raise UsageError(f"--prompt {prompt!r}: {error}; use {{}} or {{0}}, {{1}} for the concepts.") from None
+    fields = prompt_fields(prompt)
     if not fields:
         if not any(token in prompt for token in tokens):
             raise UsageError(f"--prompt {prompt!r} has no {{}} and no concept token; write e.g. 'a plush toy {{}}'.")
         return prompt
     for name in fields:
-        if name and not (name.isdigit() and int(name) < len(tokens)):
+        if name and not int(name) < len(tokens):
             raise UsageError(
                 f"--prompt uses {{{name}}} but {len(tokens)} concept(s) were given; use {{0}} to {{{len(tokens) - 1}}}."
             )
-    try:
-        return prompt.format(*tokens)
-    except (IndexError, ValueError) as error:
-        raise UsageError(f"--prompt {prompt!r}: {error}; give one concept per {{}}.") from None
+    if fields.count("") > len(tokens):
+        raise UsageError(
+            f"--prompt {prompt!r} has {fields.count('')} {{}} for {len(tokens)} concept(s); give one each."
+        )
+    return substitute_fields(prompt, tokens)
 
 
 def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed: int) -> str:
@@ -125,8 +158,8 @@ def check_size(decoder: DecoderStack, size: int, option: str = "--size") -> None
 
 def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]) -> str:
     """The prompt the model reads: `{}` fields, or the concepts' own tokens as written, become `tokens`."""
-    if any(name is not None for _, name, _, _ in string.Formatter().parse(prompt)):
-        return prompt.format(*tokens)
+    if prompt_fields(prompt):
+        return substitute_fields(prompt, tokens)
     written = {}
     for concept, token in zip(concepts, tokens, strict=True):
         written.setdefault(concept.token, token)  # a token written twice stands for the first concept with it
@@ -217,6 +250,7 @@ def sample(
     Everything that needs no model is checked before any weights are read. The decoder waits on the CPU between
     phases unless `offload` is False.
     """
+    check_bounds(request)
     concepts = [load_concept(path) for path in request.concepts]
     check_sample_request(concepts, request.prompt, request.n, request.seed)
     if request.via is not None:

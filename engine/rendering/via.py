@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.options import check_bounds
 from conceptlab.engine.portability.routes import Route, RoutePipeline, RouteSettings
 
 SIZE_MULTIPLE = 8
@@ -21,6 +22,7 @@ def route_settings(route: Route, model: str, **chosen: Any) -> RouteSettings:
             raise UsageError(f"--{option.replace('_', '-')} does not apply to --via {route.name} (it takes {takes}).")
     values = {**route.recommended(model), **{key: value for key, value in chosen.items() if value is not None}}
     settings = RouteSettings(**values)
+    check_bounds(settings)
     if settings.size <= 0 or settings.size % SIZE_MULTIPLE:
         raise UsageError(f"--size {settings.size}: --via {route.name} needs a positive multiple of {SIZE_MULTIPLE}.")
     if settings.steps < 1:

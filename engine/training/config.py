@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from conceptlab.engine.adaptive.oracle import STYLE_CONTENT
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.options import renamed
+from conceptlab.engine.options import TRAINING_STEPS, check_bounds, renamed
 from conceptlab.engine.prior.tokens import check_token_text
 from conceptlab.engine.training.templates import EDIT_TEMPLATES, TEMPLATE_SETS, templates_for
 
@@ -40,7 +40,7 @@ class CreateConfig:
     weights: tuple[float, ...]
     negatives: tuple[str, ...] = renamed("neg", default=())
     category: str | None = None
-    steps: int = 2500
+    steps: int = field(default=2500, metadata=TRAINING_STEPS)
     learning_rate: float | None = renamed("lr", default=None)
     """None: the backend's recommendation (1e-4 for Kandinsky, as the official code)."""
     betas: tuple[float, float] = (0.9, 0.999)
@@ -94,6 +94,7 @@ class CreateConfig:
     """Compile the training step once with `torch.compile` (CUDA graphs on a GPU); pads the prompts."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.kind not in ("create", "mix", "evolve"):
             raise UsageError(f"Unknown kind {self.kind!r}; expected create, mix or evolve.")
         check_token_text(self.token)

@@ -14,7 +14,7 @@ from conceptlab.engine.adaptive.oracle import OracleOptions, ScoringOracle, load
 from conceptlab.engine.models.backend import Backend
 from conceptlab.engine.models.loading import ModelChoice, load_prior
 from conceptlab.engine.models.plugins import resolve_model
-from conceptlab.engine.options import COMMAND_LINE_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, TRAINING_STEPS
 from conceptlab.engine.training.config import CreateConfig, create_config
 from conceptlab.engine.training.create import CreateResult, RunCallbacks, create
 
@@ -30,7 +30,7 @@ class DemoRequest:
     """An offline backend (the command line's choice, not an option)."""
     out: Path = field(default=Path("runs/demo"), metadata=COMMAND_LINE_ONLY)
     """The base folder; a free name beside it is used, so a demo never replaces an earlier one."""
-    steps: int = 300
+    steps: int = field(default=300, metadata=TRAINING_STEPS)
     seed: int = 0
 
     @property

@@ -10,6 +10,7 @@ rows for that category); adding a method is one function and one entry.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +44,8 @@ from conceptlab.engine.evaluation.protocols.paper import summarize
 from conceptlab.engine.evaluation.protocols.runner import ProtocolRun, slug
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.models import resolve_family
-from conceptlab.engine.io.images import load_images
+from conceptlab.engine.io.atomic import write_json
+from conceptlab.engine.io.images import file_sha256, load_images
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import render_prompts
@@ -190,6 +192,38 @@ def baseline_rows(run: ProtocolRun, category: str, name: str) -> list[ImageSet]:
     return [ImageSet(f"{name} {category}", name, images, target, costs=costs)]
 
 
+IMAGINED_HASHES = ".protocol-images.json"
+"""Beside an imagine row's images: the sha256 of each as the protocol rendered it, so a rerun checks what it reuses."""
+MAX_HASHES_BYTES = 1024 * 1024
+"""Far above the 1000 images' hashes (about 80 KB) a row can have."""
+
+
+def _imagined_hashes(request: ImagineRequest, force: bool) -> dict[str, str]:
+    """The hashes recorded by an earlier run of this row, after checking the images they name: one changed or
+    swapped is refused (unless `force`, which renders every image again); one the protocol never hashed (an
+    interrupted run's) is removed, so imagine renders it again."""
+    folder, record = request.out_folder, request.out_folder / IMAGINED_HASHES
+    try:  # a regular file of at most 1 MB (a FIFO would hang the read); anything else counts as no hashes
+        small = record.is_file() and record.stat().st_size <= MAX_HASHES_BYTES
+        recorded = json.loads(record.read_text(encoding="utf-8")) if small else {}
+    except (OSError, ValueError, RecursionError):
+        recorded = {}
+    recorded = {k: v for k, v in recorded.items() if isinstance(v, str)} if isinstance(recorded, dict) else {}
+    if force:
+        return {}
+    for seed in request.image_seeds:
+        path = folder / f"{seed}.png"
+        if not path.is_file():
+            continue
+        if path.name not in recorded:
+            path.unlink()
+        elif file_sha256(path) != recorded[path.name]:
+            raise UsageError(
+                f"{path} is not the image this protocol rendered (changed or swapped); add --force to render again."
+            )
+    return recorded
+
+
 def imagine_rows(run: ProtocolRun, category: str) -> list[ImageSet]:
     """`imagine`: the training-free method (VLM-guided adaptive negatives) on the same backend and render settings,
     with its own default oracle; its record makes a rerun skip every finished image."""
@@ -213,7 +247,9 @@ def imagine_rows(run: ProtocolRun, category: str) -> list[ImageSet]:
         if event.skipped or event.step == event.steps:
             on_image(event.image)
 
+    hashes = _imagined_hashes(request, run.force)
     result = imagine(request, progress, kandinsky=run.loaded())
+    write_json(request.out_folder / IMAGINED_HASHES, hashes | {path.name: file_sha256(path) for path in result.paths})
     images = load_images(result.out, result.paths)
     # as imagine.json records them (rounded), so a rerun that reads them back reports the same costs
     seconds = [round(image.seconds_denoising, 4) + round(image.seconds_asking, 4) for image in result.images]

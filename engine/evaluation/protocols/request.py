@@ -14,7 +14,7 @@ from conceptlab.engine.evaluation.request import TaskProgress, write_tables
 from conceptlab.engine.io.atomic import refuse_existing
 from conceptlab.engine.io.figures import figure_format
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.options import COMMAND_LINE_ONLY, renamed
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds, renamed
 
 PROTOCOLS: dict[str, EvaluationProtocol] = {"paper": PAPER, "creative": CREATIVE}
 
@@ -56,6 +56,7 @@ class ProtocolRequest:
     """Write over existing `csv` and `plot` files, and redo what other settings made."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.protocol not in PROTOCOLS:
             raise UsageError(f"Unknown protocol {self.protocol!r}; the protocols are 'paper' and 'creative'.")
         if self.plot is not None:

@@ -34,7 +34,7 @@ from conceptlab.engine.evaluation.judge import Judge, load_judge
 from conceptlab.engine.evaluation.metrics import ClipEmbedder
 from conceptlab.engine.evaluation.request import TaskProgress, no_progress
 from conceptlab.engine.io.atomic import write_json, write_text
-from conceptlab.engine.io.images import load_images, render_source, save_renders
+from conceptlab.engine.io.images import RENDERED_FILES, load_images, render_source, rendered_files, save_renders
 from conceptlab.engine.models.loading import ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.plugins import resolve_model
@@ -109,15 +109,20 @@ def already_rendered(folder: Path, source: dict[str, Any], force: bool) -> bool:
     """Whether `folder` already holds the renders that `source` describes.
 
     A folder without its record was interrupted before the last image and is rendered again. Renders of
-    something else (a retrained concept, other settings) are the user's earlier results: kept, and refused,
-    unless `force`, which clears them.
+    something else (a retrained concept, other settings), or whose images are not those the record lists with
+    their sha256 (one deleted, changed or swapped for another's), are kept and refused, unless `force`, which clears
+    them.
     """
     recorded = render_source(folder)
     if recorded is None:
         return False
-    if recorded == source:
-        return True
-    if not force:
+    if {key: value for key, value in recorded.items() if key != RENDERED_FILES} == source:
+        problem = rendered_files(folder, recorded)[1]
+        if problem is None:
+            return True
+        if not force:
+            raise UsageError(f"{folder}: {problem}; add --force to render them again.")
+    elif not force:
         raise UsageError(
             f"{folder} holds renders of another concept or other settings; add --force to render them again."
         )
@@ -202,7 +207,7 @@ class ProtocolRun:
             images = make(clock)
             record_costs(folder, {"render-seconds": clock.seconds_per_image})
             save_renders(images, folder, source)
-        return load_images(folder), recorded_costs(folder)
+        return load_images(folder, rendered_files(folder, render_source(folder) or {})[0]), recorded_costs(folder)
 
 
 def run_protocol(
