@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from conceptlab.engine.errors import UsageError
+
 PlanKind = type | str
 """How a plan value is checked: str, int, float, bool, or a list: "words", "floats", "ints"."""
 
@@ -87,3 +89,14 @@ def field_values(cls: type, options: Mapping[str, Any], names: Iterable[str] | N
 
 def _field_value(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+MAX_SEED = 2**64 - 1
+"""The largest seed a random generator takes (torch seeds with 64 bits): a seed option is refused past it."""
+
+
+def check_seeds(option: str, seeds: Iterable[int]) -> None:
+    """Refuse a seed below 0 or beyond 64 bits at its option (`--seed`, `--seeds`, a seed plus its count)."""
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"{option} {seed} is not a seed; give an integer from 0 to {MAX_SEED} (64 bits).")

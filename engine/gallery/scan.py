@@ -92,7 +92,10 @@ def renders_by_concept(folder: Path) -> dict[str, tuple[Path, ...]]:
     """The first few images of every render folder under `folder` whose record names a concept, by its sha256."""
     renders: dict[str, tuple[Path, ...]] = {}
     for record in sorted(folder.rglob(RENDER_RECORD)):
-        source = render_source(record.parent)
+        try:
+            source = render_source(record.parent)
+        except UsageError:  # a record the protocol would refuse names no concept's renders
+            continue
         sha256 = source.get("concept") if source else None
         if isinstance(sha256, str) and sha256 not in renders:
             images = sorted(p for p in record.parent.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -22,7 +22,7 @@ from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, check_seeds
 from conceptlab.engine.portability.routes import category_word, route_for
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_prompts, render_settings
@@ -112,6 +112,7 @@ def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed:
         raise UsageError(f"-n {n}: give a positive number of images.")
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer (got {seed}).")
+    check_seeds("the last seed (--seed + -n - 1)", [seed + n - 1])
     return fill_prompt(prompt, [concept.token for concept in concepts])
 
 
