@@ -31,6 +31,7 @@ from conceptlab.engine.adaptive.oracle import (
     oracle_input_size,
     oracle_uses_prior,
 )
+from conceptlab.engine.adaptive.vocabulary import NoVocabulary
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
@@ -58,6 +59,7 @@ from conceptlab.engine.io.lock import RunLock
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.rendering.sample import check_size
 
 GRID = "imagine-grid.png"
 CAPTION_HEIGHT = 14
@@ -111,7 +113,14 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
             f"--oracle {name} uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle "
             f"{entry.default_oracle}."
         )
-    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights, revision=request.oracle_revision))
+    try:
+        options = OracleOptions(model=weights, revision=request.oracle_revision)
+        check_oracle_inputs(name, imagine_question(request), options)
+    except NoVocabulary:
+        raise UsageError(
+            f"--oracle {name} picks from known kinds of a category and knows none of {request.category!r}; use "
+            "--oracle vilt (free-text answers) or a category it knows (pet, plant, fruit, ...)."
+        ) from None
     return entry, name, weights
 
 
@@ -141,14 +150,25 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
             prior = load_prior(choice)
             kandinsky = prior, load_decoder(prior)
         prior, decoder = kandinsky
+        check_size(decoder, settings.size)
         return Loaded(KandinskyRoute(prior, decoder, render), settings, prior, None)
     device, dtype = choice.placement()
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
+    _check_pipeline_size(pipeline, settings.size)
     preview = entry.preview_autoencoder() if request.preview == TINY_PREVIEW else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
     route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
     return Loaded(route, settings, DeviceHost(device), entry)
+
+
+def _check_pipeline_size(pipeline: Any, size: int) -> None:
+    """Refuse a size the pipeline would round (or reject with an internal error): the record says what is written."""
+    multiple = getattr(pipeline, "vae_scale_factor", 1) * getattr(pipeline, "patch_size", 1)
+    if size % multiple:
+        raise UsageError(
+            f"--size {size}: this model needs a multiple of {multiple} (e.g. {size - size % multiple or multiple})."
+        )
 
 
 def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
@@ -252,12 +272,18 @@ def _refuse_outputs(out: Path, seeds: tuple[int, ...], finished: dict[int, Image
 def _claimed(out: Path) -> Iterator[None]:
     """Make `out` and hold its lock (as `create` does): two runs into one folder would each write a record of only
     their own seeds."""
+    made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"Cannot create --out {out}: {error.strerror}.") from None
-    with RunLock(out):
-        yield
+    try:
+        with RunLock(out):
+            yield
+    except BaseException:
+        if made and not any(out.iterdir()):  # refused before writing anything: no empty folder left behind
+            out.rmdir()
+        raise
 
 
 def _forget_forced(out: Path) -> None:

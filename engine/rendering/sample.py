@@ -90,7 +90,7 @@ def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
     except ValueError as error:
         raise UsageError(f"--prompt {prompt!r}: {error}; use {{}} or {{0}}, {{1}} for the concepts.") from None
     if not fields:
-        if not any(token in prompt for token in tokens):
+        if not any(re.search(_whole_token(token), prompt) for token in tokens):
             raise UsageError(f"--prompt {prompt!r} has no {{}} and no concept token; write e.g. 'a plush toy {{}}'.")
         return prompt
     for name in fields:
@@ -131,8 +131,16 @@ def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]
     written = {}
     for concept, token in zip(concepts, tokens, strict=True):
         written.setdefault(concept.token, token)  # a token written twice stands for the first concept with it
-    pattern = "|".join(re.escape(name) for name in sorted(written, key=len, reverse=True))
+    pattern = "|".join(_whole_token(name) for name in sorted(written, key=len, reverse=True))
     return re.sub(pattern, lambda match: written[match.group(0)], prompt)
+
+
+def _whole_token(name: str) -> str:
+    """A pattern for `name` as a whole token: a token `e` is not the `e` inside "the" (a word character at either end
+    must not touch another; `<x>` has none to guard)."""
+    before = r"(?<!\w)" if re.match(r"\w", name[:1]) else ""
+    after = r"(?!\w)" if re.match(r"\w", name[-1:]) else ""
+    return f"{before}{re.escape(name)}{after}"
 
 
 def slug(text: str) -> str:
