@@ -20,9 +20,11 @@ from pathlib import Path
 
 import PIL.Image
 import pytest
+import torch
 
 from conceptlab.engine.adaptive.answers import MAX_ANSWER_CHARS, checked_answers
 from conceptlab.engine.adaptive.vocabulary import read_vocabulary
+from conceptlab.engine.concept.file import Concept, save_concept
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.evaluation.judge import Judge
 from conceptlab.engine.evaluation.metrics import EvaluationTarget
@@ -157,6 +159,20 @@ def test_the_gallery_copies_no_file_from_outside_a_run_into_the_site(run_cli, tm
     skipped = [line for line in err.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 1 and "a/run/imagine.json" in skipped[0], err
     _nothing_has_the_secret(site)
+
+
+def test_the_gallery_copies_no_concept_picture_linked_to_a_file_outside(run_cli, tmp_path):
+    run = tmp_path / "runs" / "new-pet"
+    save_concept(Concept("<new-pet>", torch.zeros(8), {"category": "pet"}), run / "new-pet.safetensors")
+    private = tmp_path / "private.png"  # a real picture: only where it lies keeps it out of the site
+    write_png(private, PIL.Image.new("RGB", (8, 8), "blue"))
+    (run / "images").mkdir()
+    (run / "images" / "strip.png").symlink_to(private)
+    code, _, err = run_cli("gallery", tmp_path / "runs", "--out", tmp_path / "site")
+    assert code == 0, err
+    assert any(line.startswith("skipped") and "strip.png: resolves outside" in line for line in err.splitlines()), err
+    copied = [path for path in (tmp_path / "site").rglob("*.png") if path.read_bytes() == private.read_bytes()]
+    assert copied == []
 
 
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "link"])

@@ -14,7 +14,8 @@ from conceptlab.engine.gallery.pictures import IMAGES_FOLDER
 from conceptlab.engine.imagine.record import RECORD, read_imagine_record
 from conceptlab.engine.imagine.request import ImageRecord
 from conceptlab.engine.io.atomic import write_atomically
-from conceptlab.engine.io.records import MAX_IMAGE_BYTES, inside, record_bytes, write_inside
+from conceptlab.engine.io.images import MAX_IMAGE_BYTES, image_problem
+from conceptlab.engine.io.records import inside, record_bytes, write_inside
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,20 @@ def find_imagine_runs(folder: Path, skipped: list[SkippedFile] | None = None) ->
             if skipped is not None:
                 skipped.append(SkippedFile(path, str(problem)))
             continue
-        images = tuple(image for image in record.images if image.path.is_file())
+        images = tuple(image for image in record.images if _shown(image.path, skipped))
         if images:
             runs.append(ImagineRun(path.parent, record.settings, images))
     return runs
+
+
+def _shown(path: Path, skipped: list[SkippedFile] | None) -> bool:
+    """Whether an image the record names goes on the page: there, and readable as an image (no FIFO, no bomb)."""
+    if not path.exists():
+        return False
+    problem = image_problem(path)
+    if problem and skipped is not None:
+        skipped.append(SkippedFile(path, problem))
+    return problem is None
 
 
 def copy_run_images(run: ImagineRun, index: int, out: Path) -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.record import read_imagine_record
 from conceptlab.engine.io.atomic import refuse_existing, write_atomically
-from conceptlab.engine.io.records import MAX_IMAGE_BYTES, record_bytes, write_inside
+from conceptlab.engine.io.images import MAX_IMAGE_BYTES
+from conceptlab.engine.io.records import record_bytes, write_inside
 
 
 @dataclass(frozen=True)

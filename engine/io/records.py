@@ -23,8 +23,6 @@ from conceptlab.engine.errors import UsageError
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """A record is kilobytes (an imagine run of thousands of images: a few megabytes); past this it is not one."""
-MAX_IMAGE_BYTES = 256 * 1024 * 1024
-"""An image a record names, copied as it is (pick, the gallery): a PNG of 8192² RGBA is at most this."""
 MAX_DEPTH = 32
 """Nesting a record may have: the deepest conceptlab writes is 4 (images, negatives, their fields)."""
 
