@@ -75,7 +75,7 @@ def breed_command(
     ] = None,
     eval_images: Annotated[int, typer.Option("-n", help="Images of each child that evaluate scores.")] = 8,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Render each child at its checkpoints.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the pairing and of each child's training.")] = 0,
+    seed: Annotated[int, options.seed_option("Seed of the pairing and of each child's training.")] = 0,
     image_size: options.ImageSizeOpt = None,
     image_steps: options.ImageStepsOpt = None,
     decoder: options.DecoderOpt = None,

@@ -34,7 +34,7 @@ def _table(report: DoctorReport) -> Table:
     for device in report.devices:
         free = f"{_size(device.free_bytes)} free of {_size(device.total_bytes)}" if device.free_bytes else ""
         table.add_row("device", device.name, "", free, shown(device.detail))
-    hub = "HF_HUB_OFFLINE set: nothing is downloaded" if report.hub_offline else "HF_HUB_OFFLINE not set"
+    hub = "HF_HUB_OFFLINE true: nothing is downloaded" if report.hub_offline else "HF_HUB_OFFLINE not true"
     table.add_row("hub", hub, shown(report.hub_cache), "", "")
     table.add_row("settings", shown(report.settings_file or "none (conceptlab.toml, CONCEPTLAB_CONFIG)"), "", "", "")
     for backend in report.backends:

@@ -38,7 +38,7 @@ def embed_command(
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
     n: Annotated[int, typer.Option("-n", help="Number of rows (seeds SEED, SEED+1, ...).")] = EmbedRequest.n,
-    seed: Annotated[int, typer.Option(help="Seed of the first row (0 or more).")] = EmbedRequest.seed,
+    seed: Annotated[int, options.seed_option("Seed of the first row (0 or more).")] = EmbedRequest.seed,
     prior_steps: Annotated[
         int | None, typer.Option(help=f"Prior sampling steps (default {DEFAULTS.prior_steps}).")
     ] = None,

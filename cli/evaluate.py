@@ -169,7 +169,7 @@ def evaluate_command(
         int, typer.Option("-n", help="Images to render per concept and per baseline row.")
     ] = EvaluateRequest.count,
     seed: Annotated[
-        int, typer.Option(help="Seed of the first rendered image; image i uses seed + i.")
+        int, options.seed_option("Seed of the first rendered image; image i uses seed + i.")
     ] = EvaluateRequest.seed,
     size: Annotated[int | None, typer.Option(help="Side of rendered images in pixels (default: the model's).")] = None,
     steps: Annotated[

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from conceptlab.cli import options
@@ -19,6 +18,7 @@ from conceptlab.cli.parsing import integer_list
 from conceptlab.engine.imagine import ImagineProgress, ImagineRequest, imagine
 from conceptlab.engine.imagine.pick import PickRequest, pick
 from conceptlab.engine.imagine.request import DEFAULT_PROMPT, DEFAULT_QUESTION
+from conceptlab.engine.io.printable import printable
 
 IMAGINE_EXAMPLES = """
 [bold]Examples[/]
@@ -41,7 +41,7 @@ def imagine_command(
     context: typer.Context,
     category: Annotated[str, typer.Option(help="What to imagine a new member of (pet, plant, ...).")],
     n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = ImagineRequest.n,
-    seed: Annotated[int, typer.Option(help="Seed of the first image; the same seed gives the same image.")] = 0,
+    seed: Annotated[int, options.seed_option("Seed of the first image; the same seed gives the same image.")] = 0,
     prompt: Annotated[str, typer.Option(help="Prompt; {} is the category.")] = DEFAULT_PROMPT,
     model: Annotated[
         str,
@@ -94,16 +94,20 @@ def imagine_command(
         task = tasks[event.image]
         bar.update(task, completed=event.steps if event.skipped else event.step)
         for word in event.added:
-            bar.console.print(f"seed {event.seed}, step {event.step}: new negative [bold]{shown(word)}[/]")
+            bar.console.print(
+                f"seed {event.seed}, step {event.step}: new negative [bold]{shown(word)}[/]", highlight=False
+            )
 
     with bar:
         result = imagine(request, on_progress)
-    stdout.print(f"[bold green]Imagined[/] {escape(request.filled_prompt())!r} in {result.out}", highlight=False)
+    stdout.print(
+        f"[bold green]Imagined[/] {shown(repr(request.filled_prompt()))} in {shown(result.out)}", highlight=False
+    )
     for image in result.images:
         words = ", ".join(str(entry["word"]) for entry in image.negatives) or "no negatives"
-        stdout.print(f"  {image.path}  [dim]{escape(words)}[/]", highlight=False)
-    print(result.grid)
-    print(result.record)
+        stdout.print(f"  {shown(image.path)}  [dim]{shown(words)}[/]", highlight=False)
+    print(printable(result.grid))
+    print(printable(result.record))
 
 
 PICK_EXAMPLES = """
@@ -124,4 +128,4 @@ def pick_command(
 ) -> None:
     """Copy chosen images of an imagine run into a folder that evolve takes as a parent."""
     for path in pick(options.request(PickRequest, context)):
-        print(path)
+        print(printable(path))

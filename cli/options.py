@@ -13,7 +13,7 @@ from typer.models import OptionInfo
 
 from conceptlab.cli.parsing import integer_list, number_list, word_list
 from conceptlab.engine.models.loading import ModelChoice
-from conceptlab.engine.options import option_kinds, request_values
+from conceptlab.engine.options import MAX_SEED, check_seeds, option_kinds, request_values
 
 Request = TypeVar("Request")
 
@@ -82,7 +82,21 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), c
 DtypeOpt = Annotated[
     str, typer.Option(help="auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16 or bfloat16.")
 ]
-SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw: the same seed gives the same concept.")]
+
+
+def _seed_in_range(context: click.Context, parameter: click.Parameter, value: int | None) -> int | None:
+    """A seed past 64 bits, refused at its option (a random generator takes no more); below 0 the request says."""
+    if value is not None and value > MAX_SEED:
+        check_seeds(f"--{parameter.name}", [value])
+    return value
+
+
+def seed_option(purpose: str) -> OptionInfo:
+    """`--seed`, bounded to 64 bits on every command."""
+    return typer.Option(help=purpose, callback=_seed_in_range)
+
+
+SeedOpt = Annotated[int, seed_option("Seed of every random draw: the same seed gives the same concept.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write (default: runs/<token>).")]
 
 

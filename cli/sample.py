@@ -44,7 +44,7 @@ def sample_command(
     prompt: Annotated[str, typer.Option(help="Prompt; {} (or {0}, {1}, ... or the token itself) marks each concept.")],
     n: Annotated[int, typer.Option("-n", help="Number of images (seeds SEED, SEED+1, ...).")] = SampleRequest.n,
     seed: Annotated[
-        int, typer.Option(help="Seed of the first image (0 or more): the same seed gives the same image.")
+        int, options.seed_option("Seed of the first image (0 or more): the same seed gives the same image.")
     ] = SampleRequest.seed,
     size: Annotated[int | None, typer.Option(help=f"Image size in pixels (default {DEFAULTS.size}; tiny: 32).")] = None,
     steps: Annotated[int | None, typer.Option(help=f"Decoder steps (default {DEFAULTS.steps}; tiny: 10).")] = None,

@@ -166,3 +166,14 @@ def check_bounds(request: Any) -> None:
     the command line's."""
     for field in dataclasses.fields(request):
         check_bound(option_name(field) or field.name, getattr(request, field.name), field.metadata.get("bound"))
+
+
+MAX_SEED = 2**64 - 1
+"""The largest seed a random generator takes (torch seeds with 64 bits): a seed option is refused past it."""
+
+
+def check_seeds(option: str, seeds: Iterable[int]) -> None:
+    """Refuse a seed below 0 or beyond 64 bits at its option (`--seed`, `--seeds`, a seed plus its count)."""
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"{option} {seed} is not a seed; give an integer from 0 to {MAX_SEED} (64 bits).")

@@ -157,6 +157,24 @@ BAD_INPUTS = [
     (("demo", "--steps", "0", "--out", "{new}"), "--steps"),
     (("demo", "--seed", "-1", "--out", "{new}"), "--seed"),
     (("nonsense",), "no such command"),
+    # seeds beyond 64 bits, refused at the option on every command that takes one (issue 29, class 6)
+    (("create", "--category", "pet", "--seed", str(2**64), *T, *NEW), "64 bits"),
+    (("create", "--category", "pet", "--image-seeds", f"1,{2**70}", *T, *NEW), "64 bits"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--seed", str(2**64), *NEW), "64 bits"),
+    (("sample", "{concept}", "--prompt", "a {} toy", "--seed", str(2**64 - 1), "-n", "2", *NEW), "64 bits"),
+    (("embed", "{concept}", "--prompt", "a {} toy", "--seed", str(2**64), "--out", "{new}.safetensors"), "64 bits"),
+    (("imagine", "--category", "pet", "--seed", "99999999999999999999999", *T, *NEW), "64 bits"),
+    (("imagine", "--category", "pet", "--seeds", f"3,{2**64}", *T, *NEW), "64 bits"),
+    (("imagine", "--category", "pet", "--seed", str(2**64 - 1), "-n", "2", *T, *NEW), "64 bits"),
+    (("evaluate", "{concept}", "--seed", str(2**64)), "64 bits"),
+    (("breed", "{concept}", "{concept}", "--seed", str(2**64)), "64 bits"),
+    (("demo", "--seed", str(2**64), "--out", "{new}"), "64 bits"),
+    # imagine's smaller seams (issue 29, class 6)
+    (("imagine", "--category", "pet", *T, "--out", "{text}"), "is a file, not a folder"),
+    (("imagine", "--category", "dragon", *T, *NEW), "--oracle vilt"),
+    (("imagine", "--category", "pet", "--model", "tiny-sdxl", "--backend", "sd3.5", *NEW), "leave it out"),
+    (("bench", "--imagine", "nosuch"), "--imagine nosuch"),
+    (("bench", "--imagine", "tiny,,tiny"), "empty item"),
 ]
 
 

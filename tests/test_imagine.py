@@ -165,7 +165,9 @@ def test_a_rerun_skips_finished_images_and_force_redoes_them(tmp_path, tiny_stat
     forced = Always()
     imagine(_request("tiny", tmp_path, n=1, force=True), oracle=forced, loaded=state)
     assert forced.calls == 2
-    assert image_names(tmp_path) == {"0.png", "1.png", "imagine-grid.png", "imagine.json"}
+    assert image_names(tmp_path) == {"0.png", "imagine-grid.png", "imagine.json"}  # seed 1 went with its record
+    recorded = json.loads((tmp_path / "imagine.json").read_text())
+    assert [image["seed"] for image in recorded["images"]] == [0]
 
 
 def image_names(folder: Path) -> set[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from conceptlab.engine.errors import BackendError
+
 LEADING_WORDS = ("a", "an", "the", "some", "this", "it", "is", "its")
 MAX_WORDS = 3
 APOSTROPHES = "['\u2019]"
@@ -52,3 +54,18 @@ def new_negative(answer: str, category: str | None, known: list[str]) -> str | N
         return None
     taken = {normalize_answer(item) for item in [*known, category or ""]}
     return None if word in taken else word
+
+
+MAX_ANSWER_CHARS = 200
+"""An answer names a thing in a few words; past this many characters the rest is cut before it is cleaned, so an
+oracle's megabyte reply neither slows the cleaning nor reaches a record or the terminal whole."""
+
+
+def checked_answers(raw: object, oracle: object) -> list[str]:
+    """An oracle's reply as a list of answers, each cut to `MAX_ANSWER_CHARS`; anything but a list of texts (None,
+    a number, a list of lists) is a `BackendError` naming the oracle, never an AttributeError later."""
+    if not isinstance(raw, list | tuple) or not all(isinstance(answer, str) for answer in raw):
+        name = getattr(oracle, "name", type(oracle).__name__)
+        shown = type(raw).__name__ if not isinstance(raw, list | tuple) else "a list holding non-text"
+        raise BackendError(f"oracle {name} answered {shown}; an oracle returns a list of text answers, one per image.")
+    return [answer[:MAX_ANSWER_CHARS] for answer in raw]

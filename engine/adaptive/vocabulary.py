@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.records import record_bytes
+
+MAX_VOCABULARY_BYTES = 16 * 1024 * 1024
+"""A vocabulary is a list of words: megabytes at most."""
 
 CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
     "pet": (
@@ -45,6 +50,11 @@ ART_STYLES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+class NoVocabulary(UsageError):
+    """A category with no built-in list of members, and no vocabulary file given: a command without `--vocab`
+    catches this one to name its own way out."""
+
+
 def known_members(category: str, members: Mapping[str, tuple[str, ...]] | None = None) -> tuple[str, ...]:
     """The members of `category` in `members` (default: the built-in lists), or () when there is no list for it."""
     return (CATEGORY_MEMBERS if members is None else members).get(category.strip().lower(), ())
@@ -52,11 +62,13 @@ def known_members(category: str, members: Mapping[str, tuple[str, ...]] | None =
 
 def read_vocabulary(path: Path) -> tuple[str, ...]:
     """One word a line; blank lines and `#` comments are skipped."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UsageError(f"--vocab {path}: no such file; give a text file with one word a line.")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        lines = (
+            record_bytes(path, MAX_VOCABULARY_BYTES, "; give a text file with one word a line").decode().splitlines()
+        )
+    except UnicodeDecodeError as error:
         raise UsageError(f"Cannot read --vocab {path}: {getattr(error, 'strerror', None) or error}.") from None
     words = [word for word in (line.split("#", 1)[0].strip() for line in lines) if word]
     if not words:
@@ -79,5 +91,5 @@ def vocabulary_for(
     words = known_members(category or "", members) or known_members(category or "")
     if not words:
         known = ", ".join(CATEGORY_MEMBERS)
-        raise UsageError(f"No built-in vocabulary for category {category!r} (known: {known}); give --vocab FILE.")
+        raise NoVocabulary(f"No built-in vocabulary for category {category!r} (known: {known}); give --vocab FILE.")
     return words

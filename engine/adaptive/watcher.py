@@ -7,7 +7,7 @@ from typing import Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
-from conceptlab.engine.adaptive.answers import new_negative
+from conceptlab.engine.adaptive.answers import checked_answers, new_negative
 from conceptlab.engine.adaptive.oracle import Oracle, OracleWithWeights, Question
 from conceptlab.engine.io.images import write_png
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
@@ -128,7 +128,7 @@ class ConceptWatcher:
         images = self.images_at(step)[:1]  # only the first image (first prompt, first seed), as the official code
         # clip-zeroshot uses the prior's own CLIP; with offloading, the others make room for an oracle's weights
         self.residency.use("oracle" if self.own_weights else "prior")
-        answers = self.oracle.ask(images, question, known)
+        answers = checked_answers(self.oracle.ask(images, question, known), self.oracle)
         self.residency.use("prior")  # with offloading, the oracle's weights leave the device
         found: list[str] = []
         for answer in answers:

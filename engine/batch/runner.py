@@ -8,7 +8,6 @@ more, then reported, and the jobs that wait for it are reported as blocked, neve
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import stat
@@ -35,6 +34,7 @@ from conceptlab.engine.batch.plan import (
 )
 from conceptlab.engine.errors import ConceptLabError, UsageError
 from conceptlab.engine.io.atomic import refuse_system_folder, write_atomically, write_json
+from conceptlab.engine.io.records import read_json
 from conceptlab.engine.models.loading import default_model
 from conceptlab.engine.models.model_cache import ModelCache
 
@@ -350,9 +350,9 @@ class Scheduler:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
             return JobRecord(**{**data, "files": tuple(data.get("files", ()))})
-        except (ValueError, TypeError):
+        except (UsageError, ValueError, TypeError, AttributeError):  # not a job record: the job runs again
             return None
 
     def save(self, record: JobRecord, keep_on_disk: bool = True) -> None:

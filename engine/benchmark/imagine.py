@@ -13,9 +13,23 @@ import torch
 from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, load_oracle
 from conceptlab.engine.benchmark.subjects import bench_pipeline, pipeline_names
 from conceptlab.engine.benchmark.timing import timed_rounds
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.request import ImagineRequest
 from conceptlab.engine.imagine.run import Loaded, check, load, sample_one
 from conceptlab.engine.models.devices import dtype_name
+
+
+def check_imagine_models(models: tuple[str, ...]) -> None:
+    """Refuse, before any stack is timed, an `--imagine` entry that is empty or names no model imagine knows."""
+    for model in models:
+        if not model.strip():
+            raise UsageError("--imagine has an empty item; write the models separated by commas, e.g. tiny,tiny-sdxl.")
+        if model in pipeline_names():
+            continue
+        try:
+            check(ImagineRequest(category="pet", n=1, model=model))
+        except UsageError as error:
+            raise UsageError(f"--imagine {model}: {error}".replace(f"--model {model!r}: ", "")) from None
 
 
 def imagine_row(model: str, device: torch.device, dtype: torch.dtype, rounds: int, full: bool) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from conceptlab.engine.benchmark.imagine import imagine_row
+from conceptlab.engine.benchmark.imagine import check_imagine_models, imagine_row
 from conceptlab.engine.benchmark.render import render_and_oracle_rows
 from conceptlab.engine.benchmark.step import (
     CREATE_STEPS,
@@ -70,6 +70,7 @@ class BenchRequest:
         if not self.negative_counts or min(self.negative_counts) < 1:
             counts = ",".join(map(str, self.negative_counts))
             raise UsageError(f"--negative-counts must all be at least 1 (got {counts}), e.g. 1,4,16,64.")
+        check_imagine_models(self.imagine_models)
         if self.render and self.render_model is None:
             raise UsageError("bench's render row needs a render_model; give one or set render=False.")
 

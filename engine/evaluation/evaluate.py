@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from conceptlab.engine.evaluation.metrics import (
     RowJudge,
     prompt_for,
 )
+from conceptlab.engine.evaluation.timing_record import TIMING_FILE, read_timing
 from conceptlab.engine.io.atomic import write_json
 from conceptlab.engine.io.images import load_images
 from conceptlab.engine.models.backend import DecoderStack
@@ -33,9 +33,6 @@ from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, render_prompts
 from conceptlab.engine.training.evolve import recorded_parent_folders
-
-TIMING_FILE = "timing.json"
-"""Beside a folder's renders: the seconds they took ({"render-seconds": [per image]}), the run record of cost."""
 
 Costs = Mapping[str, Sequence[float]]
 """Metric name ("render-seconds", "train-seconds") -> seconds measured while making a row's images."""
@@ -229,18 +226,8 @@ def baseline_images(
 
 
 def recorded_costs(folder: Path) -> dict[str, list[float]]:
-    """The costs a folder of renders records in `timing.json` (none for a folder without one)."""
-    try:
-        recorded = json.loads((folder / TIMING_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(recorded, dict):
-        return {}
-    return {
-        key: [float(v) for v in values]
-        for key, values in recorded.items()
-        if isinstance(values, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    }
+    """The seconds a folder of renders records in `timing.json` (none for a folder without one): `read_timing`."""
+    return read_timing(folder)
 
 
 def record_costs(folder: Path, costs: Mapping[str, Sequence[float]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from conceptlab.engine.adaptive.answers import normalize_answer
+from conceptlab.engine.adaptive.answers import checked_answers, normalize_answer
 from conceptlab.engine.adaptive.oracle import Oracle, OracleOptions, Question, check_oracle_inputs, load_oracle
 from conceptlab.engine.evaluation.metrics import EvaluationTarget, Summary
 from conceptlab.engine.models.loading import LoadedPrior
@@ -55,9 +55,10 @@ class Judge:
 
     def judge(self, images: Sequence[Any], target: EvaluationTarget) -> dict[str, Summary]:
         validity, kind = judge_questions(target.category)
-        metrics = {"validity": self._fraction(said_yes(a) for a in self.oracle.ask(list(images), validity, []))}
+        answers = checked_answers(self.oracle.ask(list(images), validity, []), self.oracle)
+        metrics = {"validity": self._fraction(said_yes(a) for a in answers)}
         if target.vocabulary:
-            answers = self.oracle.ask(list(images), kind, [])
+            answers = checked_answers(self.oracle.ask(list(images), kind, []), self.oracle)
             metrics["vqa-novelty"] = self._fraction(is_new_kind(a, target.vocabulary) for a in answers)
         return metrics
 

@@ -3,51 +3,66 @@ step from which each acts), copied beside the page like the concepts' pictures."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conceptlab.engine.errors import UsageError
 from conceptlab.engine.gallery.html import _negatives_html, _text, _url
+from conceptlab.engine.gallery.model import SkippedFile
 from conceptlab.engine.gallery.pictures import IMAGES_FOLDER
-from conceptlab.engine.imagine.run import RECORD
+from conceptlab.engine.imagine.record import RECORD, read_imagine_record
+from conceptlab.engine.imagine.request import ImageRecord
 from conceptlab.engine.io.atomic import write_atomically
+from conceptlab.engine.io.images import MAX_IMAGE_BYTES, image_problem
+from conceptlab.engine.io.records import inside, record_bytes, write_inside
 
 
 @dataclass(frozen=True)
 class ImagineRun:
     folder: Path
     settings: dict[str, Any]
-    images: tuple[dict[str, Any], ...]
-    """Each recorded image whose file is there: `seed`, `file`, `negatives`."""
+    images: tuple[ImageRecord, ...]
+    """Each recorded image whose file is there (inside the run folder, as the record reader checks)."""
 
 
-def find_imagine_runs(folder: Path) -> list[ImagineRun]:
-    """Every readable `imagine.json` under `folder` (recursively), in path order; unreadable ones are left out."""
+def find_imagine_runs(folder: Path, skipped: list[SkippedFile] | None = None) -> list[ImagineRun]:
+    """Every `imagine.json` under `folder` (recursively), in path order; one the record reader refuses (not a
+    regular file, a field of the wrong kind, a file named outside its run) is left out and added to `skipped`."""
     runs = []
-    for record in sorted(Path(folder).rglob(RECORD)):
+    for path in sorted(Path(folder).rglob(RECORD)):
         try:
-            data = json.loads(record.read_text(encoding="utf-8"))
-            images = tuple(
-                image
-                for image in data["images"]
-                if isinstance(image, dict) and (record.parent / image["file"]).is_file()
-            )
-            settings = data["settings"] if isinstance(data["settings"], dict) else {}
-        except (OSError, ValueError, KeyError, TypeError):
+            record = read_imagine_record(path.parent)
+        except UsageError as problem:
+            if skipped is not None:
+                skipped.append(SkippedFile(path, str(problem)))
             continue
+        images = tuple(image for image in record.images if _shown(image.path, skipped))
         if images:
-            runs.append(ImagineRun(record.parent, settings, images))
+            runs.append(ImagineRun(path.parent, record.settings, images))
     return runs
 
 
+def _shown(path: Path, skipped: list[SkippedFile] | None) -> bool:
+    """Whether an image the record names goes on the page: there, and readable as an image (no FIFO, no bomb)."""
+    if not path.exists():
+        return False
+    problem = image_problem(path)
+    if problem and skipped is not None:
+        skipped.append(SkippedFile(path, problem))
+    return problem is None
+
+
 def copy_run_images(run: ImagineRun, index: int, out: Path) -> list[str]:
-    """Copy the run's images under `out/images/imagine-<index>/`; their paths relative to the page."""
+    """Copy the run's images under `out/images/imagine-<index>/`; their paths relative to the page. Each source is
+    read as a regular file inside the run folder (checked again here, just before reading)."""
     folder = Path(IMAGES_FOLDER) / f"imagine-{index}"
     paths = []
     for image in run.images:
-        target = folder / Path(str(image["file"])).name
-        write_atomically(out / target, (run.folder / str(image["file"])).read_bytes())
+        name = image.path.relative_to(run.folder).as_posix()
+        source = inside(run.folder, name, f"{run.folder / RECORD}: the file of seed {image.seed}")
+        target = folder / source.name
+        write_atomically(write_inside(out, out / target, "a gallery picture"), record_bytes(source, MAX_IMAGE_BYTES))
         paths.append(target.as_posix())
     return paths
 
@@ -61,9 +76,9 @@ def imagine_section_html(runs: list[ImagineRun], pictures: list[list[str]]) -> s
         settings = run.settings
         title = str(settings.get("prompt", "{}")).replace("{}", str(settings.get("category", "")))
         figures = "".join(
-            f'<figure class="imagined"><a href="{_url(path)}"><img src="{_url(path)}" alt="seed {_text(image["seed"])}"'
-            f' loading="eager"></a><figcaption>seed {_text(image["seed"])}</figcaption>'
-            f"{_negatives_html({'negatives': image.get('negatives')})}</figure>"
+            f'<figure class="imagined"><a href="{_url(path)}"><img src="{_url(path)}" alt="seed {_text(image.seed)}"'
+            f' loading="eager"></a><figcaption>seed {_text(image.seed)}</figcaption>'
+            f"{_negatives_html({'negatives': list(image.negatives)})}</figure>"
             for image, path in zip(run.images, paths, strict=True)
         )
         about = (

@@ -41,7 +41,7 @@ def gallery(request: GalleryRequest, on_read: Callable[[GalleryScan], None] | No
         raise UsageError(f"{folder} does not exist; give the folder that holds your concepts (e.g. runs/).")
     check_output_folder(request.out, request.force)
     scan = find_concepts(folder)
-    imagine_runs = tuple(find_imagine_runs(folder))
+    imagine_runs = tuple(find_imagine_runs(folder, scan.skipped))
     if on_read:
         on_read(scan)
     if not scan.concepts and not imagine_runs:

@@ -61,17 +61,18 @@ def find_concepts(folder: Path) -> GalleryScan:
     evaluation_renders = renders_by_concept(folder)
     for concept in concepts:
         pictures = replace(find_pictures(concept.paths), evaluated=evaluation_renders.get(concept.sha256, ()))
-        concept.pictures = readable_pictures(pictures, skipped)
+        concept.pictures = readable_pictures(pictures, skipped, folder)
     metrics_files, unmatched = attach_metrics(concepts, folder, skipped)
     return GalleryScan(concepts, skipped, metrics_files, unmatched)
 
 
-def readable_pictures(pictures: Pictures, skipped: list[SkippedFile]) -> Pictures:
+def readable_pictures(pictures: Pictures, skipped: list[SkippedFile], root: Path | None = None) -> Pictures:
     """`pictures` without what cannot be read as an image (a folder or FIFO named like one, a decompression
-    bomb), each of those added to `skipped`."""
+    bomb) or what resolves outside `root` (a link to a file elsewhere: a site is for sharing), each of those added
+    to `skipped`."""
 
     def readable(path: Path | None) -> bool:
-        problem = image_problem(path) if path is not None else None
+        problem = _outside(path, root) or image_problem(path) if path is not None else None
         if problem:
             skipped.append(SkippedFile(path, problem))
         return path is not None and problem is None
@@ -88,11 +89,20 @@ def readable_pictures(pictures: Pictures, skipped: list[SkippedFile]) -> Picture
     )
 
 
+def _outside(path: Path, root: Path | None) -> str | None:
+    if root is None or path.resolve().is_relative_to(Path(root).resolve()):
+        return None
+    return f"resolves outside {root} (a link?); not copied into the site"
+
+
 def renders_by_concept(folder: Path) -> dict[str, tuple[Path, ...]]:
     """The first few images of every render folder under `folder` whose record names a concept, by its sha256."""
     renders: dict[str, tuple[Path, ...]] = {}
     for record in sorted(folder.rglob(RENDER_RECORD)):
-        source = render_source(record.parent)
+        try:
+            source = render_source(record.parent)
+        except UsageError:  # a record the protocol would refuse names no concept's renders
+            continue
         sha256 = source.get("concept") if source else None
         if isinstance(sha256, str) and sha256 not in renders:
             images = sorted(p for p in record.parent.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

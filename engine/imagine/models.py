@@ -61,6 +61,12 @@ def resolve_family(model: str, backend: str | None) -> tuple[PipelineModel | Non
     Refuses, before anything loads, a model no family knows and Kandinsky 2.1 (no step callback in its pipeline).
     """
     pipelines = pipeline_names()
+    named = model in pipelines or (backend in pipelines and model in names(BACKEND_GROUP))
+    if backend is not None and named and backend != model:
+        raise UsageError(
+            f"--model {model} names its own family; --backend {backend} is for a hub id or folder: leave it out, or "
+            f"give --model a {backend} hub id or folder."
+        )
     if backend in pipelines or (backend is None and model in pipelines):
         return find(PIPELINE_GROUP, backend or model), model
     if backend is None:

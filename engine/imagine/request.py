@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.models import default_imagine_model
-from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds
+from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds, check_seeds
 
 DEFAULT_PROMPT = "a photo of a new type of {}"
 DEFAULT_QUESTION = "What kind of {} is this?"
@@ -77,6 +77,7 @@ class ImagineRequest:
             raise UsageError(f"-n {self.n}: give a positive number of images.")
         if self.seed < 0 or any(seed < 0 for seed in self.seeds):
             raise UsageError("--seed must be a non-negative integer.")
+        check_seeds("--seeds" if self.seeds else "the last seed (--seed + -n - 1)", self.image_seeds)
         if any(not word.strip() for word in self.neg):
             raise UsageError("--neg has an empty item; write the words separated by commas, e.g. --neg cat,dog.")
         if "{}" not in self.question:

@@ -8,8 +8,10 @@ after every image, so an interrupted run keeps what it finished and a rerun with
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
+from conceptlab.engine.adaptive.answers import checked_answers
 from conceptlab.engine.adaptive.oracle import (
     Oracle,
     OracleOptions,
@@ -28,10 +31,12 @@ from conceptlab.engine.adaptive.oracle import (
     oracle_input_size,
     oracle_uses_prior,
 )
+from conceptlab.engine.adaptive.vocabulary import NoVocabulary
 from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
 from conceptlab.engine.imagine.negatives import NegativeList
+from conceptlab.engine.imagine.record import FORMAT, RECORD, read_imagine_record
 from conceptlab.engine.imagine.request import (
     TINY_PREVIEW,
     ImageRecord,
@@ -50,13 +55,13 @@ from conceptlab.engine.imagine.steering import (
 )
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.io.images import finite_images, write_png
+from conceptlab.engine.io.lock import RunLock
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import resolve_model
 from conceptlab.engine.rendering.render import RenderSettings, render_settings
+from conceptlab.engine.rendering.sample import check_size
 
-RECORD = "imagine.json"
 GRID = "imagine-grid.png"
-FORMAT = 1
 CAPTION_HEIGHT = 14
 PER_RUN_FIELDS = ("n", "seed", "seeds", "out", "force", "device", "dtype")
 """Request fields that do not change an image (which seeds, where, on which device): left out of its settings."""
@@ -108,7 +113,14 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
             f"--oracle {name} uses a Kandinsky prior's CLIP, which {request.model} has not; use --oracle "
             f"{entry.default_oracle}."
         )
-    check_oracle_inputs(name, imagine_question(request), OracleOptions(model=weights, revision=request.oracle_revision))
+    try:
+        options = OracleOptions(model=weights, revision=request.oracle_revision)
+        check_oracle_inputs(name, imagine_question(request), options)
+    except NoVocabulary:
+        raise UsageError(
+            f"--oracle {name} picks from known kinds of a category and knows none of {request.category!r}; use "
+            "--oracle vilt (free-text answers) or a category it knows (pet, plant, fruit, ...)."
+        ) from None
     return entry, name, weights
 
 
@@ -138,14 +150,25 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
             prior = load_prior(choice)
             kandinsky = prior, load_decoder(prior)
         prior, decoder = kandinsky
+        check_size(decoder, settings.size)
         return Loaded(KandinskyRoute(prior, decoder, render), settings, prior, None)
     device, dtype = choice.placement()
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
+    _check_pipeline_size(pipeline, settings.size)
     preview = entry.preview_autoencoder() if request.preview == TINY_PREVIEW else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
     route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
     return Loaded(route, settings, DeviceHost(device), entry)
+
+
+def _check_pipeline_size(pipeline: Any, size: int) -> None:
+    """Refuse a size the pipeline would round (or reject with an internal error): the record says what is written."""
+    multiple = getattr(pipeline, "vae_scale_factor", 1) * getattr(pipeline, "patch_size", 1)
+    if size % multiple:
+        raise UsageError(
+            f"--size {size}: this model needs a multiple of {multiple} (e.g. {size - size % multiple or multiple})."
+        )
 
 
 def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
@@ -190,20 +213,16 @@ def image_settings(request: ImagineRequest, settings: Settings, oracle: str, ora
     return chosen
 
 
-def _earlier_run(out: Path, settings: dict, force: bool) -> dict[int, dict]:
+def _earlier_run(out: Path, settings: dict, force: bool) -> dict[int, ImageRecord]:
     """The finished images of an earlier run in `out` with the same settings (none with `force`)."""
-    record = out / RECORD
-    if force or not record.exists():
+    if force or not os.path.lexists(out / RECORD):
         return {}
-    try:
-        earlier = json.loads(record.read_text(encoding="utf-8"))
-        same = earlier.get("settings") == json.loads(json.dumps(settings, default=str))
-        images = {int(entry["seed"]): entry for entry in earlier["images"]}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError(f"{record} is not an imagine record; choose another --out or add --force.") from None
-    if not same:
-        raise UsageError(f"{record} holds a run with other settings; choose another --out or add --force to redo it.")
-    return {seed: entry for seed, entry in images.items() if (out / str(entry.get("file"))).is_file()}
+    earlier = read_imagine_record(out, fix="; choose another --out or add --force")
+    if earlier.settings != json.loads(json.dumps(settings, default=str)):
+        raise UsageError(
+            f"{earlier.path} holds a run with other settings; choose another --out or add --force to redo it."
+        )
+    return {seed: image for seed, image in earlier.by_seed.items() if image.path.is_file()}
 
 
 def imagine(
@@ -222,22 +241,84 @@ def imagine(
     loads nothing."""
     entry, oracle_name, oracle_model = check(request)
     out = request.out_folder
+    refuse_not_folder(out)
     seeds = request.image_seeds
     steps = loaded.settings if loaded else resolved_settings(request, entry)[0]
     if oracle is not None:
         oracle_name, oracle_model = getattr(oracle, "name", type(oracle).__name__), None
     settings = image_settings(request, steps, oracle_name, oracle_model)
-    finished = _earlier_run(out, settings, request.force)
+    _refuse_outputs(out, seeds, _earlier_run(out, settings, request.force), request.force)
+    with _claimed(out):
+        return _imagine_locked(
+            request, progress, settings, steps, (oracle, oracle_name, oracle_model), loaded, kandinsky
+        )
+
+
+def refuse_not_folder(out: Path) -> None:
+    """Refuse an --out that is a file (or a link to one) before any weights load."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; give a folder for the images.")
+
+
+def _refuse_outputs(out: Path, seeds: tuple[int, ...], finished: dict[int, ImageRecord], force: bool) -> list[int]:
+    """The seeds still to sample; refuses (unless `force`) image files in the way of those."""
     todo = [seed for seed in seeds if seed not in finished]
-    has_record = (out / RECORD).exists() and not request.force
-    refuse_existing(
-        [out / f"{seed}.png" for seed in todo] + ([] if has_record else [out / GRID]), request.force, "--out"
-    )
+    has_record = (out / RECORD).exists() and not force
+    refuse_existing([out / f"{seed}.png" for seed in todo] + ([] if has_record else [out / GRID]), force, "--out")
+    return todo
+
+
+@contextmanager
+def _claimed(out: Path) -> Iterator[None]:
+    """Make `out` and hold its lock (as `create` does): two runs into one folder would each write a record of only
+    their own seeds."""
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"Cannot create --out {out}: {error.strerror}.") from None
+    try:
+        with RunLock(out):
+            yield
+    except BaseException:
+        if made and not any(out.iterdir()):  # refused before writing anything: no empty folder left behind
+            out.rmdir()
+        raise
+
+
+def _forget_forced(out: Path) -> None:
+    """With --force, the images an earlier run recorded go with its record: none is left unrecorded for the next run
+    to stumble on. Only the `<seed>.png` files the (validated) record names in `out` itself are removed."""
+    try:
+        earlier = read_imagine_record(out)
+    except UsageError:
+        return
+    for image in earlier.images:
+        if image.path == out / f"{image.seed}.png" and image.path.is_file():
+            image.path.unlink()
+
+
+def _imagine_locked(
+    request: ImagineRequest,
+    progress: Callable[[ImagineProgress], None] | None,
+    settings: dict,
+    steps: Settings,
+    chosen: tuple[Oracle | None, str, str | None],
+    loaded: Loaded | None,
+    kandinsky: tuple[LoadedPrior, Any] | None,
+) -> ImagineResult:
+    """`imagine` once `out` is made and locked: what an earlier run left is read again under the lock."""
+    out, seeds = request.out_folder, request.image_seeds
+    oracle, oracle_name, oracle_model = chosen
+    finished = _earlier_run(out, settings, request.force)
+    todo = _refuse_outputs(out, seeds, finished, request.force)
+    if request.force:
+        _forget_forced(out)
     if todo:
         loaded = loaded or load(request, kandinsky)
         options = OracleOptions(model=oracle_model, revision=request.oracle_revision)
         oracle = oracle or load_oracle(oracle_name, loaded.oracle_host, options)
-    records: dict[int, ImageRecord] = {seed: _record_of(out, image) for seed, image in finished.items()}
+    records: dict[int, ImageRecord] = dict(finished)
     for index, seed in enumerate(seeds):
         if seed in records:
             if progress:
@@ -261,18 +342,6 @@ def _step_reporter(
             progress(ImagineProgress(index, len(seeds), seeds[index], *event))
 
     return report
-
-
-def _record_of(out: Path, entry: dict) -> ImageRecord:
-    return ImageRecord(
-        int(entry["seed"]),
-        out / str(entry["file"]),
-        tuple(entry["negatives"]),
-        tuple(entry["answers"]),
-        float(entry["seconds_denoising"]),
-        float(entry["seconds_asking"]),
-        skipped=True,
-    )
 
 
 def _write_record(out: Path, settings: dict, records: dict[int, ImageRecord]) -> None:
@@ -312,7 +381,7 @@ def sample_one(
             oracle_side.append(oracle_input_size(oracle))
         x0 = shrink_latents(recorder.clean_estimate(), settings.size, oracle_side[0])
         preview = fit_to_oracle(route.preview(x0), oracle_side[0])
-        raw = oracle.ask([preview], question, negatives.words)
+        raw = checked_answers(oracle.ask([preview], question, negatives.words), oracle)
         answers.extend({"step": step, "answer": answer} for answer in raw)
         added = negatives.add_answers(raw, step + 1)
         update = route.with_negative(tensors, negatives.prompt()) if added and step + 1 < settings.steps else {}

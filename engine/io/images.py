@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import io
-import json
+import os
 import stat
 import warnings
 from collections.abc import Sequence
@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.io.atomic import write_atomically, write_json
+from conceptlab.engine.io.records import RecordError, read_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RENDER_RECORD = ".rendered.json"
@@ -194,11 +195,13 @@ def rendered_files(folder: Path, record: dict[str, Any]) -> tuple[list[Path], st
 
 
 def render_source(folder: Path) -> dict[str, Any] | None:
-    """What the renders in `folder` were made from, or None for a folder without a (readable) record."""
-    try:
-        if not (folder / RENDER_RECORD).is_file():
-            return None
-        source = json.loads((folder / RENDER_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+    """What the renders in `folder` were made from (the protocol's render record), or None for a folder without
+    one (an interrupted render). The record is read as records are (`read_json`): one that is not a regular file,
+    too large or too deep, or not a table is refused in one line."""
+    path = folder / RENDER_RECORD
+    if not os.path.lexists(path):
         return None
-    return source if isinstance(source, dict) else None
+    source = read_json(path, fix="; delete it to render the folder again")
+    if not isinstance(source, dict):
+        raise RecordError(f"{path} is not a render record (a table); delete it to render the folder again.")
+    return source

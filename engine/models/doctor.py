@@ -14,13 +14,39 @@ from pathlib import Path
 
 import torch
 
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.records import record_bytes
 from conceptlab.engine.models.backend import Backend
 from conceptlab.engine.models.offload import HEADROOM_BYTES
 from conceptlab.engine.models.plugins import backend_names, find, load_backend, names
 from conceptlab.engine.models.settings import CLIP_ROLE, SD_ROLE, Settings, load_settings
 
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
+MAX_WALK_ENTRIES = 20_000
+"""Files and folders the size walk visits before it gives up: a model folder holds dozens; `prior = "/"` in a
+settings file would otherwise walk the whole filesystem."""
+HUB_TRUE_VALUES = {"1", "ON", "YES", "TRUE"}
+"""What huggingface_hub reads as true (`constants.ENV_VARS_TRUE_VALUES`, compared after `.upper()`, unstripped)."""
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+"""What a hub cache's `refs/<revision>` holds: a commit hash, never a path."""
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` (else `TRANSFORMERS_OFFLINE`) read as huggingface_hub reads it (`constants._is_true`): " 1"
+    is not true there, so it is not here."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return value is not None and value.upper() in HUB_TRUE_VALUES
+
+
+def is_hub_id(reference: str) -> bool:
+    """A repo id as huggingface_hub validates one (`owner/name`, no `..`, no `--`): `owner/../../etc` is not."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(reference)
+    except HFValidationError:
+        return False
+    return "/" in reference
 
 
 @dataclass(frozen=True)
@@ -75,13 +101,12 @@ def doctor() -> DoctorReport:
     devices = tuple(_devices())
     free = next((device.free_bytes for device in devices if device.free_bytes is not None), None)
     backends = tuple(_backend_report(load_backend(name), settings, free) for name in backend_names())
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     return DoctorReport(
         torch=torch.__version__,
         cuda=torch.version.cuda,
         devices=devices,
         backends=backends,
-        hub_offline=offline,
+        hub_offline=hub_offline(),
         settings_file=str(settings.path) if settings.path else None,
         hub_cache=str(constants.HF_HUB_CACHE),
     )
@@ -147,7 +172,7 @@ def locate(reference: str, revision: str | None = None) -> tuple[str, int | None
     path = Path(reference).expanduser()
     if path.exists():
         return "folder", _weights_bytes(path)
-    if not HUB_ID.match(reference):
+    if not is_hub_id(reference):
         return "built on first use", None
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
@@ -160,23 +185,34 @@ def locate(reference: str, revision: str | None = None) -> tuple[str, int | None
 
 
 def _snapshot(repo: Path, revision: str | None) -> Path | None:
+    """The snapshot folder a revision names: through `refs/<revision>` (a commit hash, read as a small regular
+    file), else a commit folder of that name; never a path that leads out of `snapshots`."""
     snapshots = repo / "snapshots"
     ref = repo / "refs" / (revision or "main")
-    if ref.is_file():
-        commit = snapshots / ref.read_text().strip()
-        return commit if commit.is_dir() else None
-    if revision and (snapshots / revision).is_dir():
+    if ref.is_file() and ref.resolve().is_relative_to(repo.resolve()):
+        try:
+            commit = record_bytes(ref, 256).decode("ascii", "replace").strip()
+        except UsageError:
+            return None
+        return snapshots / commit if COMMIT.match(commit) and (snapshots / commit).is_dir() else None
+    if revision and COMMIT.match(revision) and (snapshots / revision).is_dir():
         return snapshots / revision
     found = sorted(snapshots.iterdir()) if snapshots.is_dir() and revision is None else []
     return found[0] if found else None
 
 
-def _weights_bytes(path: Path) -> int:
-    """Bytes of the weight files under `path` (symbolic links followed, as the hub cache links to its blobs)."""
+def _weights_bytes(path: Path) -> int | None:
+    """Bytes of the weight files under `path` (links to files followed, as the hub cache links to its blobs; links
+    to folders not); None past `MAX_WALK_ENTRIES` entries: that is no model folder, and it is not walked."""
     if path.is_file():
         return path.stat().st_size
-    files = {file.resolve() for file in path.rglob("*") if file.suffix in WEIGHT_SUFFIXES and file.is_file()}
-    return sum(file.stat().st_size for file in files)
+    files, seen = set(), 0
+    for folder, folders, entries in os.walk(path):
+        seen += len(folders) + len(entries)
+        if seen > MAX_WALK_ENTRIES:
+            return None
+        files |= {(Path(folder) / name).resolve() for name in entries if Path(name).suffix in WEIGHT_SUFFIXES}
+    return sum(file.stat().st_size for file in files if file.is_file())
 
 
 def offload_decision(models: tuple[ModelPlace, ...], free_bytes: int | None) -> str:

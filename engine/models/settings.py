@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
+from conceptlab.engine.io.records import check_depth, record_bytes
 from conceptlab.engine.models.backend import BACKEND_GROUP
 
 if sys.version_info >= (3, 11):
@@ -38,6 +39,8 @@ SD_ROLE = "sd"
 """The settings key of the Stable Diffusion weights a baseline runs for a backend."""
 MODEL_ROLES = ("prior", "decoder", "oracle", CLIP_ROLE, SD_ROLE)
 """The models a backend's table may name (each also with `<role>_revision`)."""
+MAX_SETTINGS_BYTES = 1024 * 1024
+"""A settings file names a few folders; a megabyte is far more than any needs."""
 KEYS = frozenset(MODEL_ROLES) | {f"{role}_revision" for role in MODEL_ROLES}
 
 
@@ -80,13 +83,17 @@ def load_settings() -> Settings:
     path = settings_path()
     if path is None:
         return Settings(None)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UsageError(f"{ENVIRONMENT}={path}: no such file; point it at a settings file or set it empty for none.")
+    data = record_bytes(path, MAX_SETTINGS_BYTES, fix="; point at a settings file, or move it away")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: not a readable TOML file ({error}); fix it or move it away.") from None
-    return Settings(path, _models(path, data))
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to be a settings file; fix it or move it away.") from None
+    check_depth(path, table, "; fix it or move it away")
+    return Settings(path, _models(path, table))
 
 
 def _models(path: Path, data: dict) -> dict[str, dict[str, str]]:

@@ -21,7 +21,7 @@ from conceptlab.engine.models.backend import DecoderStack
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice
 from conceptlab.engine.models.model_cache import ModelCache
 from conceptlab.engine.models.offload import IDLE_DEVICE, prior_and_decoder_residency
-from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, check_bounds
+from conceptlab.engine.options import COMMAND_LINE_ONLY, JOB_ONLY, check_bounds, check_seeds
 from conceptlab.engine.portability.routes import category_word, route_for
 from conceptlab.engine.prior.tokens import concept_token
 from conceptlab.engine.rendering.render import RenderSettings, prior_image_embeds, render_prompts, render_settings
@@ -122,7 +122,7 @@ def fill_prompt(prompt: str, tokens: Sequence[str]) -> str:
     """Put the concepts' tokens into `prompt`: `{}` (in order) or `{0}`, `{1}`..., or the tokens written as is."""
     fields = prompt_fields(prompt)
     if not fields:
-        if not any(token in prompt for token in tokens):
+        if not any(re.search(_whole_token(token), prompt) for token in tokens):
             raise UsageError(f"--prompt {prompt!r} has no {{}} and no concept token; write e.g. 'a plush toy {{}}'.")
         return prompt
     for name in fields:
@@ -145,6 +145,7 @@ def check_sample_request(concepts: Sequence[Concept], prompt: str, n: int, seed:
         raise UsageError(f"-n {n}: give a positive number of images.")
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer (got {seed}).")
+    check_seeds("the last seed (--seed + -n - 1)", [seed + n - 1])
     return fill_prompt(prompt, [concept.token for concept in concepts])
 
 
@@ -163,8 +164,16 @@ def model_prompt(prompt: str, concepts: Sequence[Concept], tokens: Sequence[str]
     written = {}
     for concept, token in zip(concepts, tokens, strict=True):
         written.setdefault(concept.token, token)  # a token written twice stands for the first concept with it
-    pattern = "|".join(re.escape(name) for name in sorted(written, key=len, reverse=True))
+    pattern = "|".join(_whole_token(name) for name in sorted(written, key=len, reverse=True))
     return re.sub(pattern, lambda match: written[match.group(0)], prompt)
+
+
+def _whole_token(name: str) -> str:
+    """A pattern for `name` as a whole token: a token `e` is not the `e` inside "the" (a word character at either end
+    must not touch another; `<x>` has none to guard)."""
+    before = r"(?<!\w)" if re.match(r"\w", name[:1]) else ""
+    after = r"(?!\w)" if re.match(r"\w", name[-1:]) else ""
+    return f"{before}{re.escape(name)}{after}"
 
 
 def slug(text: str) -> str:

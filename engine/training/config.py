@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from conceptlab.engine.adaptive.oracle import STYLE_CONTENT
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.options import TRAINING_STEPS, check_bounds, renamed
+from conceptlab.engine.options import TRAINING_STEPS, check_bounds, check_seeds, renamed
 from conceptlab.engine.prior.tokens import check_token_text
 from conceptlab.engine.training.templates import EDIT_TEMPLATES, TEMPLATE_SETS, templates_for
 
@@ -163,6 +163,8 @@ class CreateConfig:
             raise UsageError("--compile compiles the prior's image-space step; drop --compile to use --space text.")
         if not self.image_seeds or any(seed < 0 for seed in self.image_seeds):
             raise UsageError("--image-seeds must be non-negative integers, e.g. 42,500.")
+        check_seeds("--seed", [self.seed])
+        check_seeds("--image-seeds", self.image_seeds)
         for option, value in (("--image-size", self.image_size), ("--image-steps", self.image_steps)):
             if value is not None and value <= 0:
                 raise UsageError(f"{option} must be at least 1 (got {value}); leave it out for the decoder's default.")
