@@ -91,7 +91,7 @@ def test_quick_gpu_check_writes_every_row_with_positive_numbers(run_cli, tmp_pat
         (name, preview) for name in pipeline_names() for preview in ("tiny", "full")
     }
     for row in imagine:
-        assert row["status"] == "ran" and row["rounds"] == 1
+        assert row["status"] == "ran" and row["rounds"] == row["rounds_run"] == 1 and not row["cut_by_budget"]
         assert _positive(row["plain_s_per_image"], row["imagine_s_per_image"], row["peak_memory_mb"], row["seconds"])
 
     machine = report["machine"]
@@ -147,3 +147,21 @@ def test_gpu_check_refuses_an_existing_file_before_building_anything(run_cli, tm
     out.write_text("earlier")
     code, _, stderr = run_cli("bench", "--gpu-check", "--quick", "--device", "cpu", "--out", out)
     assert code == 2 and "--force" in stderr and out.read_text() == "earlier"
+
+
+def test_the_simulated_card_caps_this_process_and_lifts_the_cap_after(monkeypatch):
+    """The 16 GB row's cap, on the device `auto` resolves to (no index: the current one), restored after."""
+    from types import SimpleNamespace
+
+    from conceptlab.engine.benchmark import gpu_check
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(total_memory=80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda index: 0.9, raising=False)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda *call: calls.append(call))
+    with gpu_check.simulated_card(torch.device("cuda"), gpu_check.SIMULATED_CARD_BYTES):
+        assert calls == [(0.2, 0)]  # 16 of 80 GiB
+    assert calls == [(0.2, 0), (0.9, 0)]
+    with gpu_check.simulated_card(torch.device("cuda"), None):  # the card as it is: no cap
+        assert len(calls) == 2

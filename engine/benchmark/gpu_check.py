@@ -121,9 +121,11 @@ class GpuCheckRequest:
 
     def __post_init__(self) -> None:
         known = stack_names()
-        unknown = [name for name in (*self.stacks, self.create_stack) if name not in known]
+        named = [*self.stacks, *([self.create_stack] if self.create_stack else [])]
+        unknown = [name for name in named if name not in known]
         if unknown or not self.stacks:
-            raise UsageError(f"--gpu-check: unknown stack {', '.join(map(str, unknown)) or 'none given'}.")
+            given = ", ".join(unknown) or "none given"
+            raise UsageError(f"--gpu-check: unknown stack {given}; use {', '.join(known)}.")
 
 
 @dataclass
@@ -337,7 +339,8 @@ def simulated_card(device: torch.device, card_bytes: int | None) -> Iterator[Non
         return
     index = device.index if device.index is not None else torch.cuda.current_device()
     total = torch.cuda.get_device_properties(index).total_memory
-    before = torch.cuda.get_per_process_memory_fraction(index)
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch 2.8 and later
+    before = fraction(index) if fraction else 1.0
     torch.cuda.set_per_process_memory_fraction(min(1.0, card_bytes / total), index)
     try:
         yield
@@ -375,13 +378,13 @@ def _create_row(
         progress(f"adaptive create on {request.create_stack}" + (" (simulated 16 GB card)" if simulated else ""))
         _free_device_memory(device)
         memory = PeakMemory(device)
+        built = time.perf_counter()
+        loaded, decoder = bench_stack(request.create_stack).world(device, dtype, settings.cut)
+        decoder.pipeline.to(IDLE_DEVICE)  # where `create` loads a decoder before deciding to offload
+        built_s = time.perf_counter() - built
+        memory.reset()  # the build's float32 scratch is freed before a card is simulated: it is not the run's
         with simulated_card(device, card_bytes):
-            built = time.perf_counter()
-            loaded, decoder = bench_stack(request.create_stack).world(device, dtype, settings.cut)
-            decoder.pipeline.to(IDLE_DEVICE)  # where `create` loads a decoder before deciding to offload
-            built_s = time.perf_counter() - built
             decision = _offload_decision(loaded, decoder, device, card_bytes)
-            memory.reset()
             timed = _timed_create(request, settings, loaded, decoder, clock, offload=True if simulated else None)
             timed["peak_memory_mb"] = round(memory.peak_mb(), 1)
         del loaded, decoder
@@ -481,9 +484,8 @@ def _imagine_rows(
             loaded.route.preview_decoder = tiny if preview == TINY_PREVIEW else None
         deadline = clock.deadline(1.0 / (len(PREVIEWS) - index))  # an even share of what is left
         warmup = 0 if any(row.get("status") == "ran" for row in rows) else 1  # warm from the first preview's rounds
-        timed = _imagine_timing(
-            request, loaded, oracle, pipeline.oracle, preview, (settings.imagine_rounds, warmup), deadline
-        )
+        rounds = (settings.imagine_rounds, warmup)
+        timed = _imagine_timing(request, loaded, oracle, pipeline.oracle, preview, rounds, deadline, base["budget_s"])
         rows.append(_guarded(row, timed))
     with contextlib.suppress(AttributeError):
         loaded.route.preview_decoder = tiny  # as built: a caller may time it again
@@ -493,7 +495,14 @@ def _imagine_rows(
 
 
 def _imagine_timing(
-    request: Any, loaded: Any, oracle: Any, oracle_name: str, preview: str, rounds: tuple[int, int], deadline: float
+    request: Any,
+    loaded: Any,
+    oracle: Any,
+    oracle_name: str,
+    preview: str,
+    rounds: tuple[int, int],
+    deadline: float | None,
+    budget_s: float,
 ) -> Callable[[], dict[str, Any]]:
     """One preview's rounds (`time_loaded`, the bench's imagine row; `rounds`: timed and warm-up), with its peak
     memory."""
@@ -505,12 +514,15 @@ def _imagine_timing(
         start = time.perf_counter()
         previewed = dataclasses.replace(request, preview=preview)
         measured = time_loaded(previewed, loaded, oracle, oracle_name, rounds, deadline, warmup)
+        seconds = time.perf_counter() - start
         return measured | {
             "peak_memory_mb": round(memory.peak_mb(), 1),
-            "seconds": round(time.perf_counter() - start, 3),
+            "seconds": round(seconds, 3),
             "rounds_asked": rounds,
+            "rounds_run": measured["rounds"],
             "warmup_rounds": warmup,
             "cut_by_budget": measured["rounds"] < rounds,
+            "over_budget": seconds > budget_s,
         }
 
     return run
