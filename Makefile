@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ demo: install
 # Ours against the official code's step on random models of the real widths (depth cut on a CPU; --full on a GPU).
 bench: install
 	$(BIN)/conceptlab bench --imagine tiny,tiny-sdxl,tiny-sd3 --out runs/bench.json --force
+
+# Every GPU number in one run, within 8 minutes on one H100 (docs/performance.md); QUICK=1: the same rows on a CPU.
+gpu-check: install
+	$(BIN)/conceptlab bench --gpu-check $(if $(QUICK),--quick) --out runs/gpu-check.json --force
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -4,6 +4,8 @@ conceptlab bench
 conceptlab bench --stacks kandinsky-2.1 --repeats 5 --out bench.json
 conceptlab bench --stacks tiny --json
 conceptlab bench --full --device cuda
+conceptlab bench --gpu-check
+conceptlab bench --gpu-check --quick --device cpu --out gpu-check.json
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli import options
-from conceptlab.cli.output import print_json, spinner, stdout
+from conceptlab.cli.output import print_json, shown, spinner, stdout
 from conceptlab.cli.parsing import integer_list, word_list
+from conceptlab.engine.benchmark.gpu_check import GpuCheckRequest, run_gpu_check
 from conceptlab.engine.benchmark.request import BenchRequest, bench
+from conceptlab.engine.errors import UsageError
 
 BENCH_EXAMPLES = """
 [bold]Examples[/]
@@ -28,6 +32,8 @@ BENCH_EXAMPLES = """
   conceptlab bench --stacks tiny --json | jq .stacks   [dim]# the report as JSON on stdout[/]
 
   conceptlab bench --full --device cuda              [dim]# full depth on a GPU[/]
+
+  conceptlab bench --gpu-check                       [dim]# every GPU number in one run (make gpu-check)[/]
 """
 
 
@@ -35,6 +41,25 @@ RENDER_MODEL = "tiny"
 """The render and oracle rows run on the tiny world."""
 TIMED_ORACLES = (("clip-zeroshot", None), ("blip2", "tiny"))
 """The oracles timed there: clip-zeroshot and the tiny BLIP-2."""
+GPU_CHECK_STACKS = ("kandinsky-2.1", "kandinsky-2.2")
+GPU_CHECK_CREATE = ("kandinsky-2.2", "clip-zeroshot")
+"""The adaptive create of --gpu-check: the 2.2 world of the real widths, asking the oracle that uses its own CLIP."""
+GPU_CHECK_OUT = Path("runs/gpu-check.json")
+BENCH_ONLY = (
+    "stacks",
+    "full",
+    "text_layers",
+    "prior_layers",
+    "repeats",
+    "warmup",
+    "negatives",
+    "negative_counts",
+    "sweep_repeats",
+    "compiled",
+    "render",
+    "imagine_models",
+)
+"""What --gpu-check decides itself (its rows, depth, rounds and subjects)."""
 
 
 def _ratio_text(ratio: dict) -> str:
@@ -87,7 +112,86 @@ def _imagine_table(rows: list[dict]) -> None:
         )
 
 
+def _gpu_check_table(report: dict) -> None:
+    machine = report["machine"]
+    stdout.print(
+        f"[bold]gpu-check[/] on {machine['gpu'] or machine['device']} (torch {machine['torch']}, "
+        f"CUDA {machine['cuda']}, driver {machine['driver']}){' [dim]quick[/]' if report['quick'] else ''}"
+    )
+    stdout.print(f"  {'row':<22}{'subject':<24}{'status':<9}{'seconds':>9}{'budget':>8}  result")
+    for row in report["rows"]:
+        seconds = f"{row['seconds']:>9.1f}" if "seconds" in row else f"{'':>9}"
+        stdout.print(
+            f"  {row['row']:<22}{shown(row.get('name') or '')[:23]:<24}{row['status']:<9}{seconds}"
+            f"{row['budget_s']:>8.0f}  {_row_result(row)}"
+        )
+    total = report["total"]
+    stdout.print(
+        f"  total {total['seconds']:.0f} s (row budgets {total['row_budgets_s']:.0f} s, "
+        f"limit {total['budget_s']:.0f} s on one H100); memory: {report['memory_kind']}"
+    )
+
+
+def _row_result(row: dict) -> str:
+    """One line of what a row measured (or why it did not run)."""
+    if row["status"] != "ran":
+        return shown(row.get("reason", ""))
+    cut = " [yellow]cut by budget[/]" if row.get("cut_by_budget") else ""
+    if row["row"] == "create_step":
+        steps = ", ".join(f"{side} {row[side]['steps_per_s']:.1f}" for side in ("baseline", "ours", "compiled"))
+        ratio = row["ratio"]["compiled"]
+        return (
+            f"steps/s {steps}; baseline/compiled {ratio['median']:.2f}x ({ratio['low']:.2f}-{ratio['high']:.2f}); "
+            f"compile {row['compiled']['compile_s']:.0f} s{cut}"
+        )
+    if row["row"].startswith("adaptive_create"):
+        return (
+            f"{row['steps']} steps: train {row['training_s']:.1f} s, render {row['render_s']:.1f} s, oracle "
+            f"{row['oracle_s']:.1f} s; offload {row['offload']}; peak {row['peak_memory_mb']:.0f} MB{cut}"
+        )
+    return (
+        f"{row['preview']} preview: plain {row['plain_s_per_image']:.2f} s/image, imagine "
+        f"{row['imagine_s_per_image']:.2f} s/image ({row['ratio']:.2f}x){cut}"
+    )
+
+
+def _check_gpu_check_options(context: typer.Context) -> None:
+    """Refuse, rather than ignore, a bench option --gpu-check decides itself."""
+    given = [
+        parameter.opts[0]
+        for parameter in context.command.params
+        if parameter.name in BENCH_ONLY
+        and (source := context.get_parameter_source(parameter.name)) is not None
+        and source.name == "COMMANDLINE"
+    ]
+    if given:
+        raise UsageError(f"--gpu-check runs its own rows; drop {', '.join(given)}.")
+
+
+def gpu_check_command(quick: bool, device: str, dtype: str, out: Path | None, force: bool, as_json: bool) -> None:
+    """`--gpu-check`: one request, one engine call, the table (or the report as JSON)."""
+    stack, oracle = GPU_CHECK_CREATE
+    request = GpuCheckRequest(
+        quick=quick,
+        device=device,
+        dtype=dtype,
+        out=out or GPU_CHECK_OUT,
+        force=force,
+        stacks=GPU_CHECK_STACKS,
+        create_stack=stack,
+        oracle=oracle,
+    )
+    with spinner("GPU check…") as status:
+        report = run_gpu_check(request, status.update)
+    if as_json:
+        print_json(report)
+        return
+    _gpu_check_table(report)
+    stdout.print(f"  json: {request.out}")
+
+
 def bench_command(
+    context: typer.Context,
     stacks: Annotated[
         str, typer.Option(help="Comma-separated stacks: kandinsky-2.1, kandinsky-2.2 (real widths), tiny.")
     ] = "kandinsky-2.1,kandinsky-2.2",
@@ -124,8 +228,25 @@ def bench_command(
     as_json: options.JsonOpt = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the report as JSON to this file.")] = None,
     force: Annotated[bool, options.force_option("an existing --out file")] = False,
+    gpu_check: Annotated[
+        bool,
+        typer.Option(
+            "--gpu-check",
+            help="Every GPU number in one run (create step, adaptive create, imagine rows, the machine), within "
+            "8 minutes on one H100; writes runs/gpu-check.json unless --out.",
+        ),
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="With --gpu-check: depth cut, few rounds, small sizes (a CPU).")
+    ] = False,
 ) -> None:
     """Time the create step (ours vs the official code's) on random models of the real widths."""
+    if gpu_check:
+        _check_gpu_check_options(context)
+        gpu_check_command(quick, device, dtype, out, force, as_json)
+        return
+    if quick:
+        raise UsageError("--quick goes with --gpu-check; add --gpu-check or drop --quick.")
     request = BenchRequest(
         stacks=word_list(stacks),
         full=full,

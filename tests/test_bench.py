@@ -68,7 +68,7 @@ def _scripted_rounds(monkeypatch, scripted: dict[str, list[float]]) -> None:
 
     timed_rounds = step.timed_rounds
 
-    def rounds(steps, device, count, warmup=0):
+    def rounds(steps, device, count, warmup=0, deadline=None):
         if set(steps) != set(scripted):  # a side's first steps: timed for real
             return timed_rounds(steps, device, count, warmup)
         assert warmup == 0 and all(len(times) == count for times in scripted.values())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from conceptlab.engine.adaptive.answers import checked_answers, new_negative
@@ -65,9 +69,12 @@ class ConceptWatcher:
         folder: Path | None,
         oracle: Oracle | None = None,
         residency: Residency | None = None,
+        on_phase: Callable[[str, float], None] | None = None,
     ):
         self.stack, self.decoder, self.config, self.settings = stack, decoder, config, settings
         self.folder, self.oracle = folder, oracle
+        self.on_phase = on_phase
+        """Hears ("render" or "oracle", wall seconds, model moves included) after each; `bench --gpu-check`."""
         self.residency = residency or Residency(stack.device, offload=False)
         self.own_weights = isinstance(oracle, OracleWithWeights)
         self.residency.add("oracle", oracle.modules if self.own_weights else [], IDLE_DEVICE)
@@ -100,21 +107,37 @@ class ConceptWatcher:
             seeds = list(self.config.image_seeds)
             prompts = self.config.checkpoint_prompts(step)
             pairs = [(index, prompt, seed) for index, prompt in enumerate(prompts) for seed in seeds]
-            images = render_prompts(
-                self.stack,
-                self.decoder,
-                [prompt for _, prompt, _ in pairs],
-                [seed for _, _, seed in pairs],
-                self.settings,
-                before_phase=self.residency.use,
-            )
-            self.residency.use("prior")  # training goes on
+            with self._phase("render"):
+                images = render_prompts(
+                    self.stack,
+                    self.decoder,
+                    [prompt for _, prompt, _ in pairs],
+                    [seed for _, _, seed in pairs],
+                    self.settings,
+                    before_phase=self.residency.use,
+                )
+                self.residency.use("prior")  # training goes on
             self.images_by_step[step] = images
             if self.folder is not None:
                 for (index, _, seed), image in zip(pairs, images, strict=True):
                     write_png(self.image_path(step, seed, index), image)
                 self._write_strip()
         return self.images_by_step[step]
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Time the block for `on_phase`, between device synchronisations (GPU work is asynchronous)."""
+        if self.on_phase is None:
+            yield
+            return
+        device = self.stack.device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        yield
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.on_phase(name, time.perf_counter() - start)
 
     def _write_strip(self) -> None:
         """The strip shows the first prompt's renders (one row per seed)."""
@@ -127,9 +150,10 @@ class ConceptWatcher:
         question = Question(self.config.category, self.config.style)
         images = self.images_at(step)[:1]  # only the first image (first prompt, first seed), as the official code
         # clip-zeroshot uses the prior's own CLIP; with offloading, the others make room for an oracle's weights
-        self.residency.use("oracle" if self.own_weights else "prior")
-        answers = checked_answers(self.oracle.ask(images, question, known), self.oracle)
-        self.residency.use("prior")  # with offloading, the oracle's weights leave the device
+        with self._phase("oracle"):
+            self.residency.use("oracle" if self.own_weights else "prior")
+            answers = checked_answers(self.oracle.ask(images, question, known), self.oracle)
+            self.residency.use("prior")  # with offloading, the oracle's weights leave the device
         found: list[str] = []
         for answer in answers:
             word = new_negative(answer, self.config.category, [*known, *found])

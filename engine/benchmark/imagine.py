@@ -54,8 +54,17 @@ def time_imagine(model: str, device: str, dtype: str, rounds: int = 3, steps: in
     return time_loaded(base, loaded, oracle, oracle_name, rounds)
 
 
-def time_loaded(base: ImagineRequest, loaded: Loaded, oracle: Oracle, oracle_name: str, rounds: int = 3) -> dict:
-    """`time_imagine` on a model and oracle the caller loaded or built (random real-width ones)."""
+def time_loaded(
+    base: ImagineRequest,
+    loaded: Loaded,
+    oracle: Oracle,
+    oracle_name: str,
+    rounds: int = 3,
+    deadline: float | None = None,
+    warmup: int = 1,
+) -> dict:
+    """`time_imagine` on a model and oracle the caller loaded or built (random real-width ones); `deadline`: see
+    `timed_rounds` (fewer rounds, `rounds` says how many ran); `warmup` 0 where the caller has warmed it up."""
     sides = {"plain": replace(base, ask_from=0.0, ask_until=0.0), "imagine": base}
     asking: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -68,7 +77,7 @@ def time_loaded(base: ImagineRequest, loaded: Loaded, oracle: Oracle, oracle_nam
 
         device = torch.device("cuda" if "cuda" in base.device else "cpu")
         steps = {side: (lambda side=side: image(side)) for side in sides}
-        times = timed_rounds(steps, device, rounds, warmup=1)
+        times = timed_rounds(steps, device, rounds, warmup=warmup, deadline=deadline)
     plain, imagined = (statistics.median(times[side]) / 1000 for side in sides)
     return {
         "model": base.model,
@@ -80,5 +89,6 @@ def time_loaded(base: ImagineRequest, loaded: Loaded, oracle: Oracle, oracle_nam
         "plain_s_per_image": round(plain, 4),
         "imagine_s_per_image": round(imagined, 4),
         "ratio": round(imagined / plain, 3),
-        "asking_s_per_image": round(statistics.median(asking[1:]), 4),  # the first is the warm-up round's
+        "asking_s_per_image": round(statistics.median(asking[warmup:]), 4),  # not the warm-up rounds
+        "rounds": len(times["plain"]),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -55,6 +56,9 @@ class BenchSettings:
     compiled: bool = True
     """Also time the compiled step (its first step, compiling included, is reported apart)."""
     bootstrap: int = 2000
+    budget_s: float | None = None
+    """Seconds the whole stack may take (building and compiling included): the main rounds stop early, never
+    below one, when the next would end after it (`bench --gpu-check`); None: every round runs."""
 
 
 def bench_words(count: int) -> list[str]:
@@ -298,6 +302,7 @@ def benchmark_stack(
 ) -> StackReport:
     """Build the baseline's stack (official precision, with its constraint encoder) and ours (`dtype`), time the
     sides interleaved round by round, sweep the negative counts, free them."""
+    deadline = time.perf_counter() + settings.budget_s if settings.budget_s is not None else None
     progress(f"{name}: building the stacks")
     stacks = {"baseline": build(device, official_dtype(device)), "ours": build(device, dtype)}
     sides = _sides(stacks, settings, constraint_encoder(stacks["baseline"]), compile_backend)
@@ -305,7 +310,10 @@ def benchmark_stack(
     first = _first_steps(sides, settings, device)
     progress(f"{name}: {settings.repeats} interleaved rounds with {settings.negatives} negatives")
     times = timed_rounds(
-        {key: _count_step(side, settings.negatives) for key, side in sides.items()}, device, settings.repeats
+        {key: _count_step(side, settings.negatives) for key, side in sides.items()},
+        device,
+        settings.repeats,
+        deadline=deadline,
     )
     sweeps = {}
     for key in ("baseline", "ours"):

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from conceptlab.engine.benchmark.step import ConstraintEncoder
     from conceptlab.engine.imagine.request import ImagineRequest
     from conceptlab.engine.imagine.run import Loaded
+    from conceptlab.engine.models.backend import DecoderStack
+    from conceptlab.engine.models.loading import LoadedPrior
 
 STACK_GROUP = "conceptlab.benchmark_stacks"
 PIPELINE_GROUP = "conceptlab.benchmark_pipelines"
@@ -41,6 +43,10 @@ class BenchStack(Protocol):
 
     def constraint_encoder(self, stack: PriorStack, cut: DepthCut | None) -> ConstraintEncoder | None:
         """The official code's constraint encoder for this stack (None: the prior's own CLIP)."""
+        ...
+
+    def world(self, device: torch.device, dtype: torch.dtype, cut: DepthCut | None) -> tuple[LoadedPrior, DecoderStack]:
+        """The prior, loaded, and a decoder for it: what `bench --gpu-check` runs a short adaptive `create` on."""
         ...
 
 

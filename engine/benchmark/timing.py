@@ -26,14 +26,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_rounds(steps: dict[str, Step], device: torch.device, rounds: int, warmup: int = 0) -> dict[str, list[float]]:
+def timed_rounds(
+    steps: dict[str, Step], device: torch.device, rounds: int, warmup: int = 0, deadline: float | None = None
+) -> dict[str, list[float]]:
     """Milliseconds of each call: `warmup` untimed rounds, then `rounds` timed rounds of one call of each step in
-    turn."""
+    turn. With a `deadline` (a `time.perf_counter()` value), a round that the last one says would end after it is
+    not started, but one timed round always runs: fewer rounds, never a cut round."""
     for _ in range(warmup):
         for step in steps.values():
             step()
     times: dict[str, list[float]] = {key: [] for key in steps}
-    for _ in range(rounds):
+    for index in range(rounds):
+        last_round_s = sum(values[-1] for values in times.values()) / 1000 if index else 0.0
+        if index and deadline is not None and time.perf_counter() + last_round_s > deadline:
+            break
         for key, step in steps.items():
             synchronize(device)
             start = time.perf_counter()

@@ -176,6 +176,7 @@ def _watcher(
     render: RenderSettings | None,
     decoder: DecoderStack | None,
     offload: bool | None,
+    on_phase: Callable[[str, float], None] | None = None,
 ) -> ConceptWatcher | None:
     """Loads the oracle only when the run asks; `decoder` is loaded (`_decoder`) when the run renders or asks.
 
@@ -193,7 +194,7 @@ def _watcher(
     check_size(decoder, settings.size, "--image-size")
     oracle_bytes = oracle.expected_bytes() if isinstance(oracle, OracleWithWeights) else 0
     residency = prior_and_decoder_residency(loaded, decoder, offload, oracle_bytes)
-    return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency)
+    return ConceptWatcher(loaded.stack, decoder, config, settings, folder_for_images, oracle, residency, on_phase)
 
 
 @dataclass
@@ -207,6 +208,8 @@ class RunCallbacks:
     """evolve: (parent, images done, images in all) while a parent's images are rendered."""
     on_compile: Callable[[float], None] | None = None
     """`--compile`: the first step's wall time in seconds, compiling included."""
+    on_phase: Callable[[str, float], None] | None = None
+    """Each checkpoint render and oracle question: ("render" or "oracle", wall seconds)."""
 
 
 def create(
@@ -248,10 +251,11 @@ def create(
     choice = model if isinstance(model, ModelChoice) else ModelChoice(None)
     decoder = _decoder(config, loaded, decoder, offload, constraints, (choice.decoder, choice.decoder_revision))
     embed = _constraint_embedder(config, loaded, decoder, constraints)
-    watcher = _watcher(config, loaded, folder, render, decoder, offload)
+    callbacks = callbacks or RunCallbacks()
+    watcher = _watcher(config, loaded, folder, render, decoder, offload, callbacks.on_phase)
     extra = _decoder_record(decoder, choice) | _oracle_record(watcher)
     extra |= extra_metadata or {}
-    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks or RunCallbacks(), offload, embed)
+    run = _Run(config, loaded, folder, watcher, constraints, extra, callbacks, offload, embed)
     with folder.claim(force):
         return run.train(None, [])
 

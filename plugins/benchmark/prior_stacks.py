@@ -27,8 +27,12 @@ from transformers import (
 )
 
 from conceptlab.engine.benchmark.subjects import DepthCut
-from conceptlab.engine.models.backend import PriorStack
+from conceptlab.engine.errors import UsageError
+from conceptlab.engine.models.backend import DecoderStack, PriorStack, model_info
+from conceptlab.engine.models.devices import dtype_name
+from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_decoder, load_prior
 from conceptlab.engine.models.plugins import load_backend
+from conceptlab.plugins.benchmark.create_world import build_decoder
 from conceptlab.plugins.tiny.world import build_tokenizer
 
 CLIP_VOCAB_SIZE = 49408
@@ -144,7 +148,7 @@ def build_real_width_stack(
 ) -> PriorStack:
     """Build `shape` with random weights; a `*_layers` of None keeps that model's real depth."""
     tokenizer = _real_size_tokenizer()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # initialised where they run (a GPU: seconds)
         torch.manual_seed(seed)
         text_config = CLIPTextConfig(
             **{**shape.text, "num_hidden_layers": text_layers or shape.text_layers},
@@ -209,7 +213,7 @@ def build_constraint_encoder(
         return None
     config = dict(shape.constraint_text)
     config["num_hidden_layers"] = layers or config["num_hidden_layers"]
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device(stack.device):
         torch.manual_seed(seed)
         model = MultilingualCLIP(MCLIPConfig(**config))
     model.to(device=stack.device, dtype=stack.dtype).requires_grad_(False).eval()
@@ -221,6 +225,9 @@ class RealWidthStack:
     """A stack of `shape`'s widths with random weights, its depth cut for a CPU unless the run is full."""
 
     shape: StackShape
+    backend: str | None = None
+    """The backend whose loading code the stack stands for, when a random decoder of its widths exists (2.2): the
+    adaptive `create` of `bench --gpu-check` trains, renders and asks on it."""
 
     def depth(self, cut: DepthCut | None) -> dict[str, int | str]:
         shape = self.shape
@@ -242,6 +249,15 @@ class RealWidthStack:
         """2.1: M-CLIP, cut like the text encoder; 2.2: none (the prior's CLIP)."""
         return build_constraint_encoder(self.shape, stack, layers=cut.text_layers if cut else None)
 
+    def world(self, device: torch.device, dtype: torch.dtype, cut: DepthCut | None) -> tuple[LoadedPrior, DecoderStack]:
+        """The prior (loaded as `backend`'s) and a random decoder of the real widths, both on `device`."""
+        if self.backend is None:
+            raise UsageError(f"{self.shape.name} has no random decoder of its widths here; use kandinsky-2.2.")
+        stack = self.build(device, dtype, cut)
+        backend = load_backend(self.backend)
+        loaded = LoadedPrior(backend, stack, model_info(backend, "random, real widths", None, stack))
+        return loaded, build_decoder(stack.embedding_dim, device, dtype, cut is not None)
+
 
 @dataclass(frozen=True)
 class BackendStack:
@@ -259,9 +275,14 @@ class BackendStack:
     def constraint_encoder(self, stack: PriorStack, cut: DepthCut | None) -> None:
         return None
 
+    def world(self, device: torch.device, dtype: torch.dtype, cut: DepthCut | None) -> tuple[LoadedPrior, DecoderStack]:
+        """The backend's prior and its default decoder, as `create` loads them."""
+        loaded = load_prior(ModelChoice(self.backend, device=str(device), dtype=dtype_name(dtype)))
+        return loaded, load_decoder(loaded)
+
 
 KANDINSKY_21 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.1"])
-KANDINSKY_22 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.2"])
+KANDINSKY_22 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.2"], backend="kandinsky-2.2")
 TINY_WORLD = BackendStack(
     "tiny", {"text_encoder_layers": 2, "prior_layers": 2, "cut": "none (the tiny world, 64 wide)"}
 )

@@ -220,10 +220,12 @@ class RealWidthPipeline:
 
     name: str
     oracle: str = "vilt (random, real width)"
+    gpu_check_budget_s: float | None = None
+    """Seconds on one H100 for `bench --gpu-check`'s rows of this pipeline (docs/performance.md, gpu-check budget)."""
 
     def build(self, device: torch.device, dtype: torch.dtype, full: bool) -> tuple[Any, Any, Any]:
         return real_width_imagine(self.name, device, dtype, full)
 
 
-SD35_REAL_WIDTH = RealWidthPipeline("sd3.5-real-width")
-SDXL_REAL_WIDTH = RealWidthPipeline("sdxl-real-width")
+SD35_REAL_WIDTH = RealWidthPipeline("sd3.5-real-width", gpu_check_budget_s=75.0)
+SDXL_REAL_WIDTH = RealWidthPipeline("sdxl-real-width", gpu_check_budget_s=20.0)
