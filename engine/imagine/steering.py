@@ -65,6 +65,10 @@ class Route:
         """x̂0 decoded to a picture (latents already shrunk to the oracle's size by `shrink_latents`)."""
         raise NotImplementedError
 
+    def official_preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        """x̂0 decoded as the official code decodes it (flow-matching families only)."""
+        raise NotImplementedError
+
 
 class KandinskyRoute(Route):
     tensor_inputs = ("image_embeds",)
@@ -111,6 +115,8 @@ class KandinskyRoute(Route):
 
 POOLED_NAMES = {"StableDiffusionXLPipeline": "add_text_embeds", "StableDiffusion3Pipeline": "pooled_prompt_embeds"}
 """The pooled text embedding's tensor name in each family's pipeline class (its step callback's input)."""
+FLOW_MATCHING = ("StableDiffusion3Pipeline", "FluxPipeline")
+"""The families whose x̂0 the official code's `latents − prediction` estimates (flow matching)."""
 
 
 class StableDiffusionRoute(Route):
@@ -146,11 +152,22 @@ class StableDiffusionRoute(Route):
 
     def with_negative(self, tensors: dict[str, torch.Tensor], negative: str) -> dict[str, torch.Tensor]:
         embeds, pooled = self.encode_negative(negative)
+        if not negative and getattr(self.pipeline.config, "force_zeros_for_empty_prompt", False):
+            embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)  # as SDXL's empty negative
         both, both_pooled = tensors["prompt_embeds"], tensors[self.pooled_name]
         return {
             "prompt_embeds": torch.cat([embeds.to(both.dtype), both.chunk(2)[1]]),
             self.pooled_name: torch.cat([pooled.to(both_pooled.dtype), both_pooled.chunk(2)[1]]),
         }
+
+    @torch.inference_mode()
+    def official_preview(self, x0: torch.Tensor) -> PIL.Image.Image:
+        """x̂0 as the official `_latents_to_rgb` decodes it: the pipeline's own VAE at full size, then its image
+        processor's `postprocess` to a picture."""
+        vae = self.pipeline.vae
+        latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
+        images = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        return self.pipeline.image_processor.postprocess(images, output_type="pil")[0]
 
     @torch.inference_mode()
     def preview(self, x0: torch.Tensor) -> PIL.Image.Image:
