@@ -157,8 +157,9 @@ class ImagineRequest:
 
 def ask_steps(total: int, ask_from: float, ask_until: float, every: int, official: bool = False) -> set[int]:
     """The step indices whose estimate the oracle sees: `int(from·N) <= i < int(until·N)` (the official code's
-    window, as fractions), every `every`-th counted from the window's start; `official`: every step of the window
-    (the official `freq` only decides which steps' answers are kept, `OfficialNegatives`)."""
+    formula for fractional bounds; its default window is every step, ours the first half), every `every`-th counted
+    from the window's start; `official`: every step of the window (the official `freq` only decides which steps'
+    answers are kept, `OfficialNegatives`)."""
     start, stop = int(ask_from * total), int(ask_until * total)
     return set(range(start, stop, 1 if official else every))
 
