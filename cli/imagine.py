@@ -48,11 +48,14 @@ def imagine_command(
     model: Annotated[
         str,
         typer.Option(
-            "--model", "-m", help="kandinsky-2.2, sdxl, sd3.5, tiny (Kandinsky), tiny-sdxl, tiny-sd3, an id or folder."
+            "--model",
+            "-m",
+            help="kandinsky-2.2, sdxl, sd3.5, flux.1-dev, flux.1-schnell, tiny (Kandinsky), tiny-sdxl, tiny-sd3, "
+            "tiny-flux, an id or folder.",
         ),
     ] = ImagineRequest.model,
     backend: Annotated[
-        str | None, typer.Option(help="Family of a hub id given to --model (sdxl, sd3.5, kandinsky-2.2).")
+        str | None, typer.Option(help="Family of a hub id given to --model (sdxl, sd3.5, flux.1-dev, kandinsky-2.2).")
     ] = None,
     oracle: Annotated[
         str | None, typer.Option(help="vilt (default), blip2, qwen2.5-vl, clip-zeroshot (tiny's default).")
@@ -82,7 +85,9 @@ def imagine_command(
     neg: Annotated[str | None, typer.Option(help="Negatives from the start, comma-separated (cat,dog).")] = None,
     max_negatives: Annotated[int | None, typer.Option(help="At most this many negatives (default: no cap).")] = None,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's; sd3.5: 28).")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance (default: the model's).")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance (FLUX: true CFG's scale; default: the model's).")
+    ] = None,
     size: Annotated[int | None, typer.Option(help="Image size in pixels (default: the model's).")] = None,
     preview: Annotated[
         str | None,

@@ -45,7 +45,9 @@ from conceptlab.engine.imagine.request import (
 )
 from conceptlab.engine.imagine.steering import (
     FLOW_MATCHING,
+    FLUX_FAMILY,
     POOLED_NAMES,
+    FluxRoute,
     KandinskyRoute,
     Route,
     Settings,
@@ -165,8 +167,14 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
     pipeline.set_progress_bar_config(disable=True)
     preview = entry.preview_autoencoder() if request.preview_mode == TINY_PREVIEW else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
-    route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
-    return Loaded(route, settings, DeviceHost(device), entry)
+    return Loaded(_route(entry, pipeline, preview_decoder), settings, DeviceHost(device), entry)
+
+
+def _route(entry: PipelineModel, pipeline: Any, preview_decoder: Any) -> Route:
+    if entry.family == FLUX_FAMILY:
+        guidance, tokens = getattr(entry, "distilled_guidance", None), getattr(entry, "max_sequence_length", None)
+        return FluxRoute(pipeline, guidance, tokens, preview_decoder)
+    return StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
 
 
 def _from_pretrained(entry: PipelineModel, reference: str, dtype: torch.dtype) -> Any:
@@ -357,10 +365,11 @@ class Asking:
     def preview(self) -> PIL.Image.Image:
         """What the oracle sees of x̂0 at this step."""
         if self.request.preview_mode == OFFICIAL_PREVIEW:
-            return self.route.official_preview(self.recorder.official_estimate())
+            return self.route.official_preview(self.route.spatial(self.recorder.official_estimate()))
         if not self._side:  # asked on the first question: the oracle loads its weights only when it is asked
             self._side.append(oracle_input_size(self.oracle))
-        x0 = shrink_latents(self.recorder.clean_estimate(), self.settings.size, self._side[0])
+        x0 = self.route.spatial(self.recorder.clean_estimate())
+        x0 = shrink_latents(x0, self.settings.size, self._side[0])
         return fit_to_oracle(self.route.preview(x0), self._side[0])
 
     def ask(self, picture: PIL.Image.Image) -> list[str]:
