@@ -25,7 +25,9 @@ IMAGINE_EXAMPLES = """
 
   conceptlab imagine --category pet --model tiny -n 4   [dim]# offline, nothing downloaded[/]
 
-  conceptlab imagine --category pet --model sd3.5 -n 8   [dim]# the paper's setting: 28 steps, guidance 4.5[/]
+  conceptlab imagine --category pet --model sd3.5 -n 8 --preset paper   [dim]# the paper's setting[/]
+
+  conceptlab imagine --category pet --model sd3.5 --question "What is the main object?" --question "What {} is it?"
 
   conceptlab imagine --category "musical instrument" --model sdxl --neg guitar --ask-until 0.3
 
@@ -46,29 +48,54 @@ def imagine_command(
     model: Annotated[
         str,
         typer.Option(
-            "--model", "-m", help="kandinsky-2.2, sdxl, sd3.5, tiny (Kandinsky), tiny-sdxl, tiny-sd3, an id or folder."
+            "--model",
+            "-m",
+            help="kandinsky-2.2, sdxl, sd3.5, flux.1-dev, flux.1-schnell, tiny (Kandinsky), tiny-sdxl, tiny-sd3, "
+            "tiny-flux, an id or folder.",
         ),
     ] = ImagineRequest.model,
     backend: Annotated[
-        str | None, typer.Option(help="Family of a hub id given to --model (sdxl, sd3.5, kandinsky-2.2).")
+        str | None, typer.Option(help="Family of a hub id given to --model (sdxl, sd3.5, flux.1-dev, kandinsky-2.2).")
     ] = None,
     oracle: Annotated[
         str | None, typer.Option(help="vilt (default), blip2, qwen2.5-vl, clip-zeroshot (tiny's default).")
     ] = None,
     oracle_model: Annotated[str | None, typer.Option(help="The oracle's own weights (hub id or folder).")] = None,
     oracle_revision: options.OracleRevisionOpt = None,
-    question: Annotated[str, typer.Option(help="What the oracle is asked; {} is the category.")] = DEFAULT_QUESTION,
+    question: Annotated[
+        list[str] | None,
+        typer.Option(help=f"What the oracle is asked; repeat for several; {{}} is the category. [{DEFAULT_QUESTION}]"),
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="Take each question's k best answers (vilt).")] = 1,
+    main_object: Annotated[
+        str | None, typer.Option(help="Append this to every answer before it joins the negatives (cat -> cat pet).")
+    ] = None,
+    clear_at_stop: Annotated[
+        bool, typer.Option(help="After the window, drop the oracle's negatives (--preset paper: every negative).")
+    ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="paper: the official code's settings where they differ from ours (sd3.5, FLUX)."),
+    ] = None,
     ask_from: Annotated[float, typer.Option(help="Start asking at this fraction of the steps.")] = 0.0,
-    ask_until: Annotated[float, typer.Option(help="Stop asking at this fraction of the steps.")] = 0.5,
+    ask_until: Annotated[
+        float | None, typer.Option(help="Stop asking at this fraction of the steps. [0.5; --preset paper: 1]")
+    ] = None,
     ask_every: Annotated[int, typer.Option(help="Ask every this many steps inside the window.")] = 1,
     neg: Annotated[str | None, typer.Option(help="Negatives from the start, comma-separated (cat,dog).")] = None,
     max_negatives: Annotated[int | None, typer.Option(help="At most this many negatives (default: no cap).")] = None,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's; sd3.5: 28).")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance (default: the model's).")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance (FLUX: true CFG's scale; default: the model's).")
+    ] = None,
     size: Annotated[int | None, typer.Option(help="Image size in pixels (default: the model's).")] = None,
     preview: Annotated[
-        str, typer.Option(help="Decode the oracle's previews with a tiny autoencoder (tiny) or the model's (full).")
-    ] = "tiny",
+        str | None,
+        typer.Option(
+            help="Decode the oracle's previews with a tiny autoencoder (tiny), the model's (full), or as the official "
+            "code: latents − prediction, full VAE, full size (official). [tiny; --preset paper: official]"
+        ),
+    ] = None,
     seeds: Annotated[str | None, typer.Option(help="Exactly these seeds (3,5,9) instead of -n and --seed.")] = None,
     device: options.DeviceOpt = "auto",
     dtype: options.DtypeOpt = "auto",
@@ -76,7 +103,12 @@ def imagine_command(
     force: Annotated[bool, options.force_option("the images and record of an earlier imagine run in --out")] = False,
 ) -> None:
     """Creative images without training: VLM-guided adaptive negative prompting."""
-    request = options.request(ImagineRequest, context, seeds=integer_list("--seeds", seeds) if seeds else ())
+    request = options.request(
+        ImagineRequest,
+        context,
+        seeds=integer_list("--seeds", seeds) if seeds else (),
+        question=tuple(question) if question else ImagineRequest.question,
+    )
     bar = progress_bar(
         description_column(),
         BarColumn(),

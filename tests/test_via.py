@@ -90,11 +90,11 @@ def test_ip_adapter_sdxl_renders_the_concept_through_the_adapter(concepts, cache
             "lives in CLIP ViT-L/14 (openai/clip-vit-large-patch14), "
             "768-d, but --via ip-adapter-sdxl takes OpenCLIP ViT-bigG/14, 1280-d",
         ),
-        ("kandinsky-2.1", ["--via", "ip-adapter-sdxl"], "use --via unclip."),
+        ("kandinsky-2.1", ["--via", "ip-adapter-sdxl"], "use --via flux-ip-adapter or --via unclip."),
         ("kandinsky-2.2", ["--via", "unclip"], "use --via ip-adapter-sdxl."),
         ("a", ["--via", "unclip", "--ip-scale", "0.5"], "--ip-scale does not apply to --via unclip"),
         ("a", ["--ip-scale", "0.5"], "--ip-scale applies to --via routes only"),
-        ("a", ["--via", "dall-e"], "Unknown route 'dall-e'; installed routes: ip-adapter-sdxl, unclip."),
+        ("a", ["--via", "dall-e"], "route 'dall-e'; installed routes: flux-ip-adapter, ip-adapter-sdxl, unclip."),
         ("a", ["--via", "unclip", "--size", "30"], "needs a positive multiple of 8"),
         ("a", ["--via", "unclip", "--decoder", "tiny"], "--decoder is the decoder's"),
     ],

@@ -37,6 +37,9 @@ class Question:
     """Another question about the category (an evaluation judge's), asked instead of "What kind of ...?"."""
     yes_no: bool = False
     """The wording asks for yes or no ("Is this a pet?"): an oracle that picks words answers "yes" or "no"."""
+    official: bool = False
+    """Asked as the official imagine code asks (`imagine --preset paper`): an oracle that words a prompt around the
+    question (Qwen2.5-VL) uses the official one."""
 
     @property
     def text(self) -> str:

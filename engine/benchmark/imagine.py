@@ -82,7 +82,7 @@ def time_loaded(
     return {
         "model": base.model,
         "oracle": oracle_name,
-        "preview": base.preview,
+        "preview": base.preview_mode,
         "steps": loaded.settings.steps,
         "size": loaded.settings.size,
         "asks_per_image": int(0.5 * loaded.settings.steps),

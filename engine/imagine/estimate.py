@@ -3,7 +3,8 @@
 The stock pipelines call `callback_on_step_end` after `scheduler.step`, with the new latents only. So `StepRecorder`
 wraps the scheduler's `step` for the duration of one image and keeps what it was given (the guided prediction, the
 timestep, the latents it started from) and the noise level it used; `clean_estimate` then applies the scheduler's
-own formula. The reference code estimates x̂0 = x_t − v for flow matching, dropping sigma_t; this uses x_t − sigma_t·v.
+own formula. The official code estimates x̂0 = x_t − v for flow matching, dropping sigma_t; ours uses x_t − sigma_t·v
+(`official_estimate` is theirs, for `--preset paper`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class StepRecorder:
         if sigmas is None or index is None:
             return None
         return float(sigmas[index - 1])
+
+    def official_estimate(self) -> torch.Tensor:
+        """The official code's x̂0 (`_flow_to_x0` in custom_sd35.py): latents − guided prediction, no sigma, in the
+        latents' own dtype."""
+        if self.last is None:
+            raise RuntimeError("No scheduler step was recorded yet.")
+        return self.last.sample - self.last.model_output
 
     def clean_estimate(self) -> torch.Tensor:
         if self.last is None:

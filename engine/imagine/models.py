@@ -24,7 +24,8 @@ class PipelineModel(Protocol):
 
     name: str
     family: str
-    """The diffusers pipeline class that loads it: "StableDiffusionXLPipeline" or "StableDiffusion3Pipeline"."""
+    """The diffusers pipeline class that loads it: "StableDiffusionXLPipeline", "StableDiffusion3Pipeline" or
+    "FluxPipeline"."""
     default_model: str
     steps: int
     guidance: float

@@ -1,7 +1,8 @@
 """The negative list of one image: given words first, then the oracle's answers as it names them.
 
-Answers are cleaned like the reference code's (filler such as "it is" or "appears to be" dropped, lists split on
-",", "and", "or") and then normalised by the same rules as `create --adaptive` (`adaptive.answers`).
+Our cleaner, not the official one (that is `official.clean_vqa_answer`, the preset's): filler such as "it is" or
+"appears to be" dropped anywhere, lists split on ",", "and", "or" into separate negatives, each normalised by the
+same rules as `create --adaptive` (`adaptive.answers`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class NegativeList:
     category: str
     given: tuple[str, ...] = ()
     limit: int | None = None
+    main_object: str | None = None
+    """Appended to each oracle word ("cat" -> "cat pet"), as the official `--main_object`."""
     entries: list[dict[str, object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,7 +56,7 @@ class NegativeList:
 
     @property
     def words(self) -> list[str]:
-        return [str(entry["word"]) for entry in self.entries]
+        return [str(entry["word"]) for entry in self.entries if "until" not in entry]
 
     def prompt(self) -> str:
         """The negative prompt: the words joined with ", " (as the reference code joins them)."""
@@ -68,7 +71,15 @@ class NegativeList:
                 if self.limit is not None and len(self.entries) >= self.limit:
                     return added
                 word = new_negative(part, self.category, self.words)
+                if word is not None and self.main_object:
+                    word = None if f"{word} {self.main_object}" in self.words else f"{word} {self.main_object}"
                 if word is not None:
                     self.entries.append({"word": word, "step": step, "source": "oracle"})
                     added.append(word)
         return added
+
+    def clear(self, step: int) -> None:
+        """`--clear-at-stop`: the oracle's words stop acting from `step` on; the given ones stay."""
+        for entry in self.entries:
+            if entry["source"] != "given":
+                entry.setdefault("until", step)

@@ -8,13 +8,18 @@ from pathlib import Path
 
 from conceptlab.engine.errors import UsageError
 from conceptlab.engine.imagine.models import default_imagine_model
+from conceptlab.engine.imagine.official import PAPER, PAPER_ASK_UNTIL, PRESETS
 from conceptlab.engine.options import COMMAND_LINE_ONLY, check_bounds, check_seeds
 
 DEFAULT_PROMPT = "a photo of a new type of {}"
 DEFAULT_QUESTION = "What kind of {} is this?"
+DEFAULT_ASK_UNTIL = 0.5
 TINY_PREVIEW = "tiny"
 """`--preview tiny`: x̂0 decoded by a tiny autoencoder (a preview mode, not the tiny model)."""
-PREVIEWS = (TINY_PREVIEW, "full")
+OFFICIAL_PREVIEW = "official"
+"""`--preview official`: x̂0 = latents − guided prediction (no sigma), decoded by the model's own VAE at the image's
+full size and handed whole to the oracle's processor, as the official code does (flow matching only)."""
+PREVIEWS = (TINY_PREVIEW, "full", OFFICIAL_PREVIEW)
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,19 @@ class ImagineRequest:
     oracle_model: str | None = None
     oracle_revision: str | None = None
     """Hub revision of the oracle's weights."""
-    question: str = DEFAULT_QUESTION
+    question: tuple[str, ...] = (DEFAULT_QUESTION,)
+    """What the oracle is asked at each step, each question in turn; `{}` (optional) is the category."""
+    top_k: int = 1
+    """Answers taken per question: its k best (an oracle that ranks answers: ViLT)."""
+    main_object: str | None = None
+    """Appended to each answer before it joins the negatives ("cat" -> "cat pet"), as the official `--main_object`."""
+    clear_at_stop: bool = False
+    """After the window, the oracle's negatives stop acting (the preset: every negative, as the official code)."""
+    preset: str | None = None
+    """"paper": the official code's settings where they differ from ours (`official.py`, docs/imagine.md)."""
     ask_from: float = 0.0
-    ask_until: float = 0.5
+    ask_until: float | None = None
+    """None: 0.5 (the first half); with --preset paper 1 (every step, as the official code)."""
     ask_every: int = 1
     neg: tuple[str, ...] = ()
     max_negatives: int | None = None
@@ -43,8 +58,9 @@ class ImagineRequest:
     """Denoising steps (None: the model's default, e.g. 28 for SD3.5 as the paper)."""
     guidance: float | None = None
     size: int | None = None
-    preview: str = TINY_PREVIEW
-    """How x̂0 is decoded for the oracle: "tiny" (a tiny autoencoder where the family has one) or "full"."""
+    preview: str | None = None
+    """How x̂0 is decoded for the oracle: "tiny" (a tiny autoencoder where the family has one; the default), "full"
+    or "official" (the preset's)."""
     seeds: tuple[int, ...] = ()
     """Only these seeds (instead of `seed`..`seed + n - 1`)."""
     device: str = "auto"
@@ -68,6 +84,26 @@ class ImagineRequest:
     def filled_prompt(self) -> str:
         return self.prompt.replace("{}", self.category)
 
+    @property
+    def official(self) -> bool:
+        """--preset paper: the official code's asking, cleaning and negatives."""
+        return self.preset == PAPER
+
+    @property
+    def window_end(self) -> float:
+        if self.ask_until is not None:
+            return self.ask_until
+        return PAPER_ASK_UNTIL if self.official else DEFAULT_ASK_UNTIL
+
+    @property
+    def preview_mode(self) -> str:
+        if self.preview is not None:
+            return self.preview
+        return OFFICIAL_PREVIEW if self.official else TINY_PREVIEW
+
+    def filled_questions(self) -> tuple[str, ...]:
+        return tuple(question.replace("{}", self.category) for question in self.question)
+
     def check(self) -> None:
         """Refuse in one line what no model could run; called before any weights load."""
         check_bounds(self)
@@ -80,20 +116,26 @@ class ImagineRequest:
         check_seeds("--seeds" if self.seeds else "the last seed (--seed + -n - 1)", self.image_seeds)
         if any(not word.strip() for word in self.neg):
             raise UsageError("--neg has an empty item; write the words separated by commas, e.g. --neg cat,dog.")
-        if "{}" not in self.question:
-            raise UsageError(
-                f"--question {self.question!r} has no {{}}; write where the category goes, e.g. {DEFAULT_QUESTION!r}."
-            )
+        if not self.question or any(not question.strip() for question in self.question):
+            raise UsageError(f"--question is empty; ask something, e.g. {DEFAULT_QUESTION!r}.")
+        if self.top_k < 1:
+            raise UsageError(f"--top-k {self.top_k}: take 1 or more answers per question.")
+        if self.main_object is not None and not self.main_object.strip():
+            raise UsageError("--main-object is empty; name the object, e.g. --main-object pet, or leave it out.")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise UsageError(f"--preset {self.preset!r}: the one preset is paper (the official code's settings).")
+        if self.official and self.max_negatives is not None:
+            raise UsageError("--max-negatives: the official code has no cap; leave it out with --preset paper.")
         if self.prompt.count("{}") != 1:
             raise UsageError(f"--prompt {self.prompt!r} needs one {{}} for the category, e.g. {DEFAULT_PROMPT!r}.")
-        for option, value in (("--ask-from", self.ask_from), ("--ask-until", self.ask_until)):
+        for option, value in (("--ask-from", self.ask_from), ("--ask-until", self.window_end)):
             if not math.isfinite(value) or not 0 <= value <= 1:
                 raise UsageError(
                     f"{option} {value} is outside the steps; give a fraction of them from 0 to 1 (0.5: halfway)."
                 )
-        if self.ask_until < self.ask_from:
+        if self.window_end < self.ask_from:
             raise UsageError(
-                f"--ask-until {self.ask_until} comes before --ask-from {self.ask_from}; give an end after the start."
+                f"--ask-until {self.window_end} comes before --ask-from {self.ask_from}; give an end after the start."
             )
         if self.ask_every < 1:
             raise UsageError(f"--ask-every {self.ask_every}: ask every 1 or more steps.")
@@ -109,15 +151,19 @@ class ImagineRequest:
             )
         if self.size is not None and self.size <= 0:
             raise UsageError(f"--size must be a positive number of pixels (got {self.size}).")
-        if self.preview not in PREVIEWS:
-            raise UsageError(f"--preview {self.preview!r}: choose tiny (a tiny autoencoder) or full (the model's).")
+        if self.preview_mode not in PREVIEWS:
+            raise UsageError(
+                f"--preview {self.preview!r}: choose tiny (a tiny autoencoder), full (the model's) or official."
+            )
 
 
-def ask_steps(total: int, ask_from: float, ask_until: float, every: int) -> set[int]:
-    """The step indices whose estimate the oracle sees: `int(from·N) <= i < int(until·N)`, every `every`-th (the
-    reference code's window)."""
+def ask_steps(total: int, ask_from: float, ask_until: float, every: int, official: bool = False) -> set[int]:
+    """The step indices whose estimate the oracle sees: `int(from·N) <= i < int(until·N)` (the official code's
+    formula for fractional bounds; its default window is every step, ours the first half), every `every`-th counted
+    from the window's start; `official`: every step of the window (the official `freq` only decides which steps'
+    answers are kept, `OfficialNegatives`)."""
     start, stop = int(ask_from * total), int(ask_until * total)
-    return set(range(start, stop, every))
+    return set(range(start, stop, 1 if official else every))
 
 
 @dataclass(frozen=True)

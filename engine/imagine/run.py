@@ -28,6 +28,7 @@ from conceptlab.engine.adaptive.oracle import (
     check_oracle_inputs,
     fit_to_oracle,
     load_oracle,
+    oracle_factory,
     oracle_input_size,
     oracle_uses_prior,
 )
@@ -36,8 +37,10 @@ from conceptlab.engine.errors import BackendError, UsageError
 from conceptlab.engine.imagine.estimate import StepRecorder
 from conceptlab.engine.imagine.models import PipelineModel, resolve_family
 from conceptlab.engine.imagine.negatives import NegativeList
+from conceptlab.engine.imagine.official import OfficialNegatives
 from conceptlab.engine.imagine.record import FORMAT, RECORD, read_imagine_record
 from conceptlab.engine.imagine.request import (
+    OFFICIAL_PREVIEW,
     TINY_PREVIEW,
     ImageRecord,
     ImagineProgress,
@@ -46,7 +49,10 @@ from conceptlab.engine.imagine.request import (
     ask_steps,
 )
 from conceptlab.engine.imagine.steering import (
+    FLOW_MATCHING,
+    FLUX_FAMILY,
     POOLED_NAMES,
+    FluxRoute,
     KandinskyRoute,
     Route,
     Settings,
@@ -67,9 +73,11 @@ PER_RUN_FIELDS = ("n", "seed", "seeds", "out", "force", "device", "dtype")
 """Request fields that do not change an image (which seeds, where, on which device): left out of its settings."""
 
 
-def imagine_question(request: ImagineRequest) -> Question:
-    """The oracle's question ("What kind of {} is this?" with the category in place), shaped as oracles expect."""
-    return Question(request.category, wording=request.question.replace("{}", request.category))
+def imagine_questions(request: ImagineRequest) -> tuple[Question, ...]:
+    """The oracle's questions ("What kind of {} is this?" with the category in place), shaped as oracles expect."""
+    return tuple(
+        Question(request.category, wording=wording, official=request.official) for wording in request.filled_questions()
+    )
 
 
 @dataclass(frozen=True)
@@ -115,13 +123,28 @@ def check(request: ImagineRequest) -> tuple[PipelineModel | None, str, str | Non
         )
     try:
         options = OracleOptions(model=weights, revision=request.oracle_revision)
-        check_oracle_inputs(name, imagine_question(request), options)
+        for question in imagine_questions(request):
+            check_oracle_inputs(name, question, options)
     except NoVocabulary:
         raise UsageError(
             f"--oracle {name} picks from known kinds of a category and knows none of {request.category!r}; use "
             "--oracle vilt (free-text answers) or a category it knows (pet, plant, fruit, ...)."
         ) from None
+    _check_official(request, entry, name)
     return entry, name, weights
+
+
+def _check_official(request: ImagineRequest, entry: PipelineModel | None, oracle: str) -> None:
+    """--top-k needs an oracle that ranks its answers; the official decode needs a flow-matching model."""
+    if request.top_k > 1 and not hasattr(oracle_factory(oracle), "ask_ranked"):
+        raise UsageError(f"--top-k {request.top_k}: {oracle} gives one answer per question; use --oracle vilt.")
+    official = request.official or request.preview_mode == OFFICIAL_PREVIEW
+    if official and (entry is None or entry.family not in FLOW_MATCHING):
+        option = "--preset paper" if request.official else "--preview official"
+        raise UsageError(
+            f"{option} is the official code's SD3.5 setting: x̂0 = latents − prediction holds for flow matching "
+            f"only, which {request.model} is not; use --model sd3.5 (or a FLUX model)."
+        )
 
 
 def resolved_settings(request: ImagineRequest, entry: PipelineModel | None) -> tuple[Settings, RenderSettings | None]:
@@ -156,15 +179,23 @@ def load(request: ImagineRequest, kandinsky: tuple[LoadedPrior, Any] | None = No
     pipeline = _from_pretrained(entry, entry.reference(model), dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
     _check_pipeline_size(pipeline, settings.size)
-    preview = entry.preview_autoencoder() if request.preview == TINY_PREVIEW else None
+    preview = entry.preview_autoencoder() if request.preview_mode == TINY_PREVIEW else None
     preview_decoder = _tiny_autoencoder(preview, device, dtype) if preview else None
-    route = StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
-    return Loaded(route, settings, DeviceHost(device), entry)
+    return Loaded(_route(entry, pipeline, preview_decoder), settings, DeviceHost(device), entry)
+
+
+def _route(entry: PipelineModel, pipeline: Any, preview_decoder: Any) -> Route:
+    if entry.family == FLUX_FAMILY:
+        guidance, tokens = getattr(entry, "distilled_guidance", None), getattr(entry, "max_sequence_length", None)
+        return FluxRoute(pipeline, guidance, tokens, preview_decoder)
+    return StableDiffusionRoute(pipeline, POOLED_NAMES[entry.family], preview_decoder)
 
 
 def _check_pipeline_size(pipeline: Any, size: int) -> None:
     """Refuse a size the pipeline would round (or reject with an internal error): the record says what is written."""
-    multiple = getattr(pipeline, "vae_scale_factor", 1) * getattr(pipeline, "patch_size", 1)
+    scale, processor = getattr(pipeline, "vae_scale_factor", 1), getattr(pipeline, "image_processor", None)
+    # SD3 patches the latents (`patch_size`); FLUX packs 2 x 2 latents, which its image processor's factor counts
+    multiple = max(scale * getattr(pipeline, "patch_size", 1), getattr(processor, "vae_scale_factor", 1))
     if size % multiple:
         raise UsageError(
             f"--size {size}: this model needs a multiple of {multiple} (e.g. {size - size % multiple or multiple})."
@@ -210,6 +241,7 @@ def image_settings(request: ImagineRequest, settings: Settings, oracle: str, ora
     chosen = {f.name: getattr(request, f.name) for f in fields(request) if f.name not in PER_RUN_FIELDS}
     chosen.update(oracle=oracle, oracle_model=oracle_model, neg=list(request.neg))
     chosen.update(steps=settings.steps, guidance=settings.guidance, size=settings.size)
+    chosen.update(question=list(request.question), ask_until=request.window_end, preview=request.preview_mode)
     return chosen
 
 
@@ -359,48 +391,97 @@ def sample_one(
     out: Path,
     on_step: Callable[[tuple[int, int, tuple[str, ...]]], Any] | None = None,
 ) -> tuple[PIL.Image.Image, ImageRecord]:
-    """One image: at each step of the window, x̂0 is decoded at the oracle's input size and shown to it; what it
-    names joins the negatives, re-encoded into the unconditional branch from the next step on."""
-    route, settings = loaded.route, loaded.settings
-    negatives = NegativeList(request.category, tuple(request.neg), request.max_negatives)
-    question = imagine_question(request)
-    window = ask_steps(settings.steps, request.ask_from, request.ask_until, request.ask_every)
-    recorder = StepRecorder(route.pipeline.scheduler)
-    answers: list[dict[str, object]] = []
-    asking = 0.0
-    oracle_side: list[int | None] = []
-
-    def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, torch.Tensor]) -> dict:
-        nonlocal asking
-        if step not in window:
-            if on_step:
-                on_step((step + 1, settings.steps, ()))
-            return {}
-        started = time.perf_counter()
-        if not oracle_side:  # asked on the first question: the oracle loads its weights only when it is asked
-            oracle_side.append(oracle_input_size(oracle))
-        x0 = shrink_latents(recorder.clean_estimate(), settings.size, oracle_side[0])
-        preview = fit_to_oracle(route.preview(x0), oracle_side[0])
-        raw = checked_answers(oracle.ask([preview], question, negatives.words), oracle)
-        answers.extend({"step": step, "answer": answer} for answer in raw)
-        added = negatives.add_answers(raw, step + 1)
-        update = route.with_negative(tensors, negatives.prompt()) if added and step + 1 < settings.steps else {}
-        asking += time.perf_counter() - started
-        if on_step:
-            on_step((step + 1, settings.steps, tuple(added)))
-        return update
-
+    """One image: at each step of the window, x̂0 is decoded and shown to the oracle; what it names joins the
+    negatives, re-encoded into the unconditional branch from the next step on (see `Asking`)."""
+    asking = Asking(request, loaded, oracle)
     started = time.perf_counter()
-    with recorder.active(), torch.inference_mode():
-        output = route.pipeline(
-            **route.arguments(request.filled_prompt(), seed, negatives.prompt(), settings),
+    with asking.recorder.active(), torch.inference_mode():
+        output = loaded.route.pipeline(
+            **loaded.route.arguments(request.filled_prompt(), seed, asking.negatives.prompt(), loaded.settings),
             output_type="np",
-            callback_on_step_end=on_step_end,
-            callback_on_step_end_tensor_inputs=list(route.tensor_inputs),
+            callback_on_step_end=asking.callback(on_step),
+            callback_on_step_end_tensor_inputs=list(loaded.route.tensor_inputs),
         )
     total = time.perf_counter() - started
-    record = ImageRecord(seed, out / f"{seed}.png", tuple(negatives.entries), tuple(answers), total - asking, asking)
+    negatives, answers = tuple(asking.negatives.entries), tuple(asking.answers)
+    record = ImageRecord(seed, out / f"{seed}.png", negatives, answers, total - asking.seconds, asking.seconds)
     return finite_images(output.images, f"The image of seed {seed}")[0], record
+
+
+class Asking:
+    """One image's questions: the window, the previews, the answers and the negative list they grow.
+
+    Ours: x̂0 with the scheduler's own formula, decoded at the oracle's input size, asked every `--ask-every`-th step
+    of the window, our cleaner, the negatives re-encoded when they grow. `--preset paper` (the official code): every
+    step of the window asked, x̂0 = latents − guided prediction decoded by the full VAE at full size for the oracle's
+    own processor, answers kept at steps that `freq` divides, the official cleaner, one entry per answer, the joined
+    negatives re-encoded at every step of the window once there are any."""
+
+    def __init__(self, request: ImagineRequest, loaded: Loaded, oracle: Oracle):
+        self.request, self.route, self.settings, self.oracle = request, loaded.route, loaded.settings, oracle
+        steps = self.settings.steps
+        self.window = ask_steps(steps, request.ask_from, request.window_end, request.ask_every, request.official)
+        self.stop = int(request.window_end * steps)
+        self.questions = imagine_questions(request)
+        self.negatives: NegativeList | OfficialNegatives = (
+            OfficialNegatives(tuple(request.neg), request.main_object, request.ask_every)
+            if request.official
+            else NegativeList(request.category, tuple(request.neg), request.max_negatives, request.main_object)
+        )
+        self.recorder = StepRecorder(self.route.pipeline.scheduler)
+        self.answers: list[dict[str, object]] = []
+        self.seconds = 0.0
+        self._side: list[int | None] = []
+
+    def preview(self) -> PIL.Image.Image:
+        """What the oracle sees of x̂0 at this step."""
+        if self.request.preview_mode == OFFICIAL_PREVIEW:
+            return self.route.official_preview(self.route.spatial(self.recorder.official_estimate()))
+        if not self._side:  # asked on the first question: the oracle loads its weights only when it is asked
+            self._side.append(oracle_input_size(self.oracle))
+        x0 = self.route.spatial(self.recorder.clean_estimate())
+        x0 = shrink_latents(x0, self.settings.size, self._side[0])
+        return fit_to_oracle(self.route.preview(x0), self._side[0])
+
+    def ask(self, picture: PIL.Image.Image) -> list[str]:
+        """Each question's `top_k` answers, rank by rank (the official loop: for each rank, each question)."""
+        k = self.request.top_k
+        if k == 1:
+            known = self.negatives.words
+            asked = (self.oracle.ask([picture], question, known) for question in self.questions)
+            return [answer for answers in asked for answer in checked_answers(answers, self.oracle)]
+        ranked = [
+            checked_answers(self.oracle.ask_ranked(picture, question, k), self.oracle) for question in self.questions
+        ]
+        return [answers[rank] for rank in range(k) for answers in ranked if rank < len(answers)]
+
+    def step(self, tensors: dict[str, torch.Tensor], step: int) -> tuple[dict, list[str]]:
+        """The oracle asked at `step` (in the window): the tensors to replace and the words added."""
+        raw = self.ask(self.preview())
+        self.answers.extend({"step": step, "answer": answer} for answer in raw)
+        added = self.negatives.add_answers(raw, step + 1)
+        encode = bool(self.negatives.words) if self.request.official else bool(added)
+        if encode and step + 1 < self.settings.steps:
+            return self.route.with_negative(tensors, self.negatives.prompt()), added
+        return {}, added
+
+    def callback(self, on_step: Callable[[tuple[int, int, tuple[str, ...]]], Any] | None) -> Callable[..., dict]:
+        steps = self.settings.steps
+
+        def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, torch.Tensor]) -> dict:
+            started = time.perf_counter()
+            update, added = {}, []
+            if step in self.window:
+                update, added = self.step(tensors, step)
+            elif self.request.clear_at_stop and step == self.stop and step + 1 < steps:
+                self.negatives.clear(step + 1)
+                update = self.route.with_negative(tensors, self.negatives.prompt())
+            self.seconds += time.perf_counter() - started
+            if on_step:
+                on_step((step + 1, steps, tuple(added)))
+            return update
+
+        return on_step_end
 
 
 def grid_image(records: tuple[ImageRecord, ...], caption: str) -> PIL.Image.Image:

@@ -191,12 +191,9 @@ CPU_SETTINGS = (8, 256)
 def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full: bool) -> tuple[Any, Any, Any]:
     """`(request, loaded, oracle)` for `time_loaded`: the pipeline, its preview autoencoder and a ViLT oracle of the
     real widths, random, on `device`."""
-    from conceptlab.engine.adaptive.oracle import OracleOptions
     from conceptlab.engine.imagine.request import ImagineRequest
-    from conceptlab.engine.imagine.run import DeviceHost, Loaded
+    from conceptlab.engine.imagine.run import Loaded
     from conceptlab.engine.imagine.steering import POOLED_NAMES, Settings, StableDiffusionRoute
-    from conceptlab.plugins.oracles.vilt import ViltOracle
-    from conceptlab.plugins.tiny.vilt import tiny_vilt_folder
 
     pipeline, preview = REAL_WIDTH_IMAGINE[name](cut=not full)
     if (device.type, dtype) != ("cpu", torch.float32):  # built there, in that dtype
@@ -206,12 +203,23 @@ def real_width_imagine(name: str, device: torch.device, dtype: torch.dtype, full
     real = REAL_MODELS[name]
     steps, size = (real.steps, real.size) if full else CPU_SETTINGS
     route = StableDiffusionRoute(pipeline, POOLED_NAMES[real.family], preview)
+    host, oracle = real_width_vilt(device)
+    request = ImagineRequest(category="pet", n=1, model=name, device=str(device), steps=steps, size=size)
+    return request, Loaded(route, Settings(steps, real.guidance, size), host, None), oracle
+
+
+def real_width_vilt(device: torch.device) -> tuple[Any, Any]:
+    """`(oracle host, oracle)`: the `vilt` oracle holding a random ViLT-B/32 of the real widths, on `device`."""
+    from conceptlab.engine.adaptive.oracle import OracleOptions
+    from conceptlab.engine.imagine.run import DeviceHost
+    from conceptlab.plugins.oracles.vilt import ViltOracle
+    from conceptlab.plugins.tiny.vilt import tiny_vilt_folder
+
     host = DeviceHost(device)
     oracle = ViltOracle(host, OracleOptions())
     oracle._processor, model = build_vilt(tiny_vilt_folder())
     oracle._model = model.to(device)
-    request = ImagineRequest(category="pet", n=1, model=name, device=str(device), steps=steps, size=size)
-    return request, Loaded(route, Settings(steps, real.guidance, size), host, None), oracle
+    return host, oracle
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from conceptlab.engine.adaptive.oracle import OracleOptions, Question
+from conceptlab.engine.imagine.official import QWEN_PROMPT
 from conceptlab.plugins.oracles.lazy import LazyOracle
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -80,7 +81,8 @@ class QwenVLOracle(LazyOracle):
 
     @staticmethod
     def prompt(question: Question) -> str:
-        return f"{PREFIX} {question.text}"
+        """Ours: "Answer with a single word. QUESTION"; the official code's has a newline before the question."""
+        return QWEN_PROMPT.format(question=question.text) if question.official else f"{PREFIX} {question.text}"
 
     def inputs(self, images: list[Image.Image], question: Question) -> dict[str, torch.Tensor]:
         """What `Qwen2_5_VLProcessor` would give the model for each image with the prompt."""

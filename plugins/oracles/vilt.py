@@ -50,6 +50,14 @@ class ViltOracle(LazyOracle):
         labels = model.config.id2label
         return [labels[int(index)] for index in logits.argmax(dim=-1)]
 
+    @torch.inference_mode()
+    def ask_ranked(self, image: Image.Image, question: Question, k: int) -> list[str]:
+        """Its `k` best answers for one image, best first (the official `top_k`: the VQA pipeline's ranking)."""
+        model = self.loaded()
+        inputs = self._processor(images=[image], text=[question.text], return_tensors="pt")
+        logits = model(**inputs.to(self.device)).logits[0]
+        return [model.config.id2label[int(index)] for index in logits.topk(min(k, logits.numel())).indices]
+
 
 vilt_oracle = ViltOracle
 """The `conceptlab.oracles` entry point: the class is its own factory, with its `check_inputs`."""

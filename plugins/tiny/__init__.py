@@ -41,6 +41,7 @@ STAND_INS = {
     "qwen2.5-vl": StandIn("qwen_vl:tiny_qwen_vl_folder"),
     "ip-adapter-sdxl": StandIn("portability_routes:tiny_ip_adapter_sdxl", TINY_ROUTE_SETTINGS),
     "unclip": StandIn("portability_routes:tiny_unclip_folder", TINY_ROUTE_SETTINGS),
+    "flux-ip-adapter": StandIn("flux_ip_adapter:tiny_flux_ip_adapter", TINY_ROUTE_SETTINGS),
     "sd-neg": StandIn("stable_diffusion:tiny_stable_diffusion_folder"),
 }
 

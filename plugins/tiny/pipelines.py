@@ -1,5 +1,6 @@
-"""`tiny-sdxl` and `tiny-sd3`: `conceptlab.pipelines` entries built locally from diffusers' fast-test components
-(`sdxl.py`, `sd3.py`), with tiny preview autoencoders (`taesd.py`) and the tiny ViLT oracle, so tests run offline."""
+"""`tiny-sdxl`, `tiny-sd3` and `tiny-flux`: `conceptlab.pipelines` entries built locally from diffusers' fast-test
+components (`sdxl.py`, `sd3.py`, `flux.py`), with tiny preview autoencoders (`taesd.py`, `flux.py`) and the tiny ViLT
+oracle, so tests run offline."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from conceptlab.plugins.pipelines import SD3_PIPELINE, SDXL_PIPELINE, PipelineModel
+from conceptlab.plugins.pipelines import FLUX_PIPELINE, SD3_PIPELINE, SDXL_PIPELINE, PipelineModel
 from conceptlab.plugins.tiny import TINY
 
 
@@ -21,6 +22,12 @@ def _tiny_sd3() -> Path:
     from conceptlab.plugins.tiny.sd3 import tiny_sd3_folder
 
     return tiny_sd3_folder()
+
+
+def _tiny_flux() -> Path:
+    from conceptlab.plugins.tiny.flux import tiny_flux_folder
+
+    return tiny_flux_folder()
 
 
 @dataclass(frozen=True)
@@ -43,4 +50,26 @@ TINY_SDXL = TinyPipelineModel(
 )
 TINY_SD3 = TinyPipelineModel(
     "tiny-sd3", SD3_PIPELINE, "tiny-sd3", 10, 4.5, 32, default_oracle_model=TINY, preview="sd3", build=_tiny_sd3
+)
+
+
+@dataclass(frozen=True)
+class TinyFluxModel(TinyPipelineModel):
+    def preview_autoencoder(self) -> str | None:
+        from conceptlab.plugins.tiny.flux import tiny_taef1_folder
+
+        return str(tiny_taef1_folder())
+
+
+TINY_FLUX = TinyFluxModel(
+    "tiny-flux",
+    FLUX_PIPELINE,
+    "tiny-flux",
+    10,
+    4.0,
+    32,
+    default_oracle_model=TINY,
+    distilled_guidance=3.5,
+    max_sequence_length=48,
+    build=_tiny_flux,
 )
