@@ -8,6 +8,7 @@ under `--root` from the server's own listing, confined again when it comes back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from conceptlab.cli import studio_requests as argv_of
+from conceptlab.cli.output import stdout
 from conceptlab.cli.studio_requests import command_line, command_request
 from conceptlab.engine.adaptive.oracle import ORACLE_GROUP
 from conceptlab.engine.errors import ConceptLabError
@@ -244,26 +246,25 @@ class Studio:
     # The timer: what each page's job has told so far
 
     def tick(self, seen: dict[str, Any]) -> list[Any]:
+        """Every page's live outputs, those whose job has told nothing new since this browser's last tick skipped."""
         seen = dict(seen or {})
-        outputs = [seen]
-        for page, kinds, view in (
-            ("create", ("create", "resume"), self._create_view),
-            ("imagine", ("imagine",), self._imagine_view),
-            ("concept", ("concept",), self._training_view),
-            ("evolve", ("evolve",), self._training_view),
-            ("compare", ("compare",), self._compare_view),
-            ("sample", ("sample",), self._sample_view),
+        outputs: list[Any] = []
+        for page, kinds, view, count in (
+            ("create", ("create", "resume"), self._create_view, 4),
+            ("imagine", ("imagine",), self._imagine_view, 3),
+            ("concept", ("concept",), self._training_view, 2),
+            ("evolve", ("evolve",), self._training_view, 2),
+            ("compare", ("compare",), self._compare_view, 3),
+            ("sample", ("sample",), self._sample_view, 2),
         ):
             job = self.runner.latest(*kinds)
             signature = _signature(job)
-            views = view(job)
             if seen.get(page) == signature:
-                outputs += [gr.skip()] * len(views)
+                outputs += [gr.skip()] * count
             else:
                 seen[page] = signature
-                outputs += views
-        outputs[0] = seen
-        return outputs
+                outputs += view(job)
+        return [seen, *outputs]
 
     def _create_view(self, job: Job | None) -> list[Any]:
         out = job.out if job else None
@@ -480,16 +481,17 @@ def _weight_sliders(parents: Sequence[str]) -> list[Any]:
     ]
 
 
-def launch(demo: gr.Blocks, settings: StudioSettings, *, block: bool) -> None:
-    """Serve `demo` where the settings say: never a share link; only `--root` is served as files."""
+def launch(demo: gr.Blocks, settings: StudioSettings) -> None:
+    """Serve `demo` where the settings say, on a thread of Gradio's (the caller keeps the process alive): never a
+    share link; only `--root` is served as files."""
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         auth=settings.login,
         share=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         allowed_paths=[str(Path(settings.root).resolve())],
-        quiet=not block,
+        quiet=True,
         css=cards.CSS,
         ssr_mode=False,
         pwa=False,
@@ -500,5 +502,15 @@ def launch(demo: gr.Blocks, settings: StudioSettings, *, block: bool) -> None:
 
 def serve(settings: StudioSettings) -> None:
     """`conceptlab studio`: build the pages and serve them until Ctrl-C."""
-    demo, _studio = build(settings)
-    launch(demo, settings, block=True)
+    demo, studio = build(settings)
+    launch(demo, settings)
+    where = f"http://{settings.host}:{settings.port}"
+    stdout.print(f"conceptlab studio on {where} (library: {settings.root}); Ctrl-C stops it.", markup=False)
+    try:
+        while demo.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        stdout.print("stopping: a running job saves its state (resume it from the library)", markup=False)
+        studio.runner.stop_all(timeout=60)
+    finally:
+        demo.close()

@@ -128,6 +128,15 @@ class JobRunner:
         """Ask `job` to stop: between steps when running (its state saved), before it starts when queued."""
         job.stop.request()
 
+    def stop_all(self, timeout: float) -> None:
+        """Ask every unfinished job to stop (the server is going away) and wait for the running one to save."""
+        for job in self.jobs():
+            if not job.done:
+                job.stop.request()
+        running = next((job for job in self.jobs() if job.status == RUNNING), None)
+        if running is not None:
+            self.wait(running, timeout)
+
     def wait(self, job: Job, timeout: float) -> bool:
         """Wait until `job` is finished or `timeout` seconds pass; whether it finished."""
         deadline = time.monotonic() + timeout

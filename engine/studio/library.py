@@ -61,8 +61,17 @@ def read_library(root: Path) -> Library:
     if not root.is_dir():
         return Library(root, (), (), (), (), ())
     scan = find_concepts(root)
-    runs = tuple(find_imagine_runs(root))
-    return Library(root, tuple(scan.concepts), runs, _image_sets(root), _interrupted(root), tuple(scan.skipped))
+    concepts = tuple(concept for concept in scan.concepts if all(_inside(root, path) for path in concept.paths))
+    runs = tuple(run for run in find_imagine_runs(root) if _inside(root, run.folder))
+    image_sets = tuple(folder for folder in _image_sets(root) if _inside(root, folder))
+    return Library(root, concepts, runs, image_sets, _interrupted(root), tuple(scan.skipped))
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether `path`, symlinks followed, is still under `root` (a link out of the library is not listed)."""
+    base = root.resolve()
+    resolved = path.resolve()
+    return resolved == base or base in resolved.parents
 
 
 def _is_picture(path: Path) -> bool:
