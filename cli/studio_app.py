@@ -35,6 +35,8 @@ from conceptlab.engine.studio.uploads import import_uploads
 WEIGHT_SLIDERS = 4
 """Evolve's parents with a weight slider each (more parents share equal weights)."""
 TICK_SECONDS = 0.5
+LIBRARY_OUTPUTS = 6
+"""What `Studio.library_view` fills: summary, family graph, concept list, interrupted runs, parents, compare list."""
 RENDER_PREFIX = "step-"
 
 
@@ -116,9 +118,11 @@ class Studio:
     def library(self) -> Library:
         return read_library(self.root)
 
-    def submit(self, kind: str, argv: Callable[[], list[str]], work_of: Callable[[Any], work.Work]) -> str:
+    def submit(
+        self, kind: str, argv: Callable[[], list[str]], work_of: Callable[[Any], work.Work], before: str = ""
+    ) -> str:
         """Build the request the command line would (`argv()` is called here so a refusal shows on the page) and
-        queue it; the job's status line, or the refusal."""
+        queue it; the job's status line, or the refusal. `before`: the command line of a step that runs first."""
         try:
             arguments = argv()
             request = command_request(arguments)
@@ -126,7 +130,8 @@ class Studio:
             return _refused(problem)
         out = getattr(request, "out", None) or getattr(request, "run_dir", None)
         total = request.total_steps() if hasattr(request, "total_steps") else 0
-        job = Job(kind, request, out, total, command=command_line(arguments))
+        command = " && ".join(line for line in (before, command_line(arguments)) if line)
+        job = Job(kind, request, out, total, command=command)
         self.runner.submit(job, work_of(request))
         return _job_html(job, self.runner)
 
@@ -168,13 +173,18 @@ class Studio:
             return _refused(ConceptLabError("Select images of a finished imagine run first."))
         run = relative_name(self.root, imagined.out)
         chosen = name.strip() or unused_name(self.root, f"{run}-concept")
-        pick = argv_of.pick_argv(self.root, run, [int(seed) for seed in seeds], f"{chosen}-picked")
         try:
+            pick = argv_of.pick_argv(self.root, run, [int(seed) for seed in seeds], f"{chosen}-picked")
             picked = command_request(pick)
         except ConceptLabError as problem:
             return _refused(problem)
-        evolve = argv_of.evolve_argv(self.root, chosen, [f"{chosen}-picked"], steps=steps, model=self.model)
-        return self.submit("concept", lambda: evolve, lambda request: work.picking_then_evolving(picked, request))
+        form = {"steps": steps, "model": self.model}
+        return self.submit(
+            "concept",
+            lambda: argv_of.evolve_argv(self.root, chosen, [f"{chosen}-picked"], **form),
+            lambda request: work.picking_then_evolving(picked, request),
+            before=command_line(pick),
+        )
 
     # Evolve
 
@@ -264,6 +274,12 @@ class Studio:
             else:
                 seen[page] = signature
                 outputs += view(job)
+        finished = sum(job.done for job in self.runner.jobs())
+        if seen.get("library") == finished:
+            outputs += [gr.skip()] * LIBRARY_OUTPUTS
+        else:  # a job ended: what it made joins the lists
+            seen["library"] = finished
+            outputs += self.library_view()
         return [seen, *outputs]
 
     def _create_view(self, job: Job | None) -> list[Any]:
@@ -285,9 +301,8 @@ class Studio:
         started = [seed for seed in seeds if seed in job.imagined or (job.out / f"{seed}.png").is_file()]
         images = []
         for seed in started:
-            path = job.out / f"{seed}.png"
-            finished = path.is_file() and (seed != job.image_seed or job.done)
-            images.append((seed, path if finished else None, job.imagined.get(seed, [])))
+            path = job.out / f"{seed}.png"  # written atomically once the image is done, into the job's new folder
+            images.append((seed, path if path.is_file() else None, job.imagined.get(seed, [])))
         done = [str(seed) for seed, path, _ in images if path is not None]
         return [_job_html(job, self.runner), cards.imagined_html(images, file_url), gr.CheckboxGroup(choices=done)]
 
@@ -467,6 +482,7 @@ def build(settings: StudioSettings) -> tuple[gr.Blocks, Studio]:
         live = [create_status, create_chart, create_renders, create_chips]
         live += [imagine_status, imagine_images, imagine_pick, concept_status, concept_chart]
         live += [evolve_status, evolve_chart, compare_status, compare_table, compare_chart, sample_status, samples]
+        live += library_outputs
         gr.Timer(TICK_SECONDS).tick(studio.tick, seen, [seen, *live], show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
     return demo, studio

@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from conceptlab.engine.errors import ConceptLabError
 from conceptlab.engine.gallery.html import STYLE, card_html, escaped, graph_svg, negative_chips
 from conceptlab.engine.gallery.model import GalleryConcept
 from conceptlab.engine.gallery.pictures import PictureLink, roles
 from conceptlab.engine.gallery.scan import gallery_graph
+from conceptlab.engine.models.plugins import resolve_model
 
 FileUrl = Callable[[Path], str]
 
@@ -44,16 +46,15 @@ def chips(negatives: Sequence[dict[str, Any]]) -> str:
     return _wrapped(negative_chips(list(negatives)))
 
 
-def imagined_html(images: Sequence[tuple[int, Path | None, Sequence[str]]], file_url: FileUrl) -> str:
+def imagined_html(images: Sequence[tuple[int, Path | None, Sequence[dict[str, Any]]]], file_url: FileUrl) -> str:
     """Imagine's images as they come: each seed with its picture once written, and its negatives so far."""
     figures = []
-    for seed, path, words in images:
+    for seed, path, entries in images:
         picture = (
             f'<img src="{escaped(file_url(path))}" alt="seed {seed}" width="128" height="128">'
             if path is not None
             else '<span class="hint">denoising…</span>'
         )
-        entries = [{"word": word, "step": "", "source": "oracle"} for word in words]
         figures.append(
             f'<figure class="imagined" data-seed="{seed}">{picture}<figcaption>seed {seed}</figcaption>'
             f"{negative_chips(entries)}</figure>"
@@ -81,10 +82,19 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _prior_reference(metadata: dict[str, Any]) -> str:
+    """The hub id or folder of the prior the concept records (a backend name stands for its default weights)."""
+    recorded = str(metadata.get("model") or "")
+    try:
+        return resolve_model(recorded, metadata.get("backend"))[1]
+    except (ConceptLabError, TypeError):
+        return recorded or "MODEL"
+
+
 def loading_snippet(concept_path: Path, metadata: dict[str, Any]) -> str:
     """The lines that load the concept into a stock diffusers prior pipeline (docs/portability.md's snippet), with
     the model it records."""
-    model = json.dumps(str(metadata.get("model") or "MODEL"))
+    model = json.dumps(_prior_reference(metadata))
     return "\n".join(
         (
             "import torch",

@@ -47,8 +47,8 @@ class Job:
     """Each step's record (`StepRecord.as_json`): loss and similarity to each word."""
     negatives: list[dict[str, Any]] = field(default_factory=list)
     """Each negative as it joined: word, step, source."""
-    imagined: dict[int, list[str]] = field(default_factory=dict)
-    """imagine: each seed's negatives so far, in order."""
+    imagined: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    """imagine: each seed's negatives so far, in order (`word`, the `step` the oracle named it at, `source`)."""
     image_seed: int | None = None
     """imagine: the seed being denoised now."""
     notes: list[str] = field(default_factory=list)
@@ -78,7 +78,8 @@ class Job:
         self.image_seed = event.seed
         self.step = event.image * event.steps + event.step
         self.total = event.images * event.steps
-        self.imagined.setdefault(event.seed, []).extend(event.added)
+        named = [{"word": word, "step": event.step, "source": "oracle"} for word in event.added]
+        self.imagined.setdefault(event.seed, []).extend(named)
 
     def on_task(self, description: str, total: int) -> Callable[[int], None]:
         self.notes.append(f"{description}: 0 of {total}")
