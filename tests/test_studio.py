@@ -175,6 +175,8 @@ def test_stop_then_resume_gives_the_bytes_of_an_uninterrupted_run(
     page.click("#create-resume")
     _wait_status(page, "create-status", "done", timeout=60)
     page.close()
+    resumed = studio.runner.latest("resume")
+    assert [record["step"] for record in resumed.losses] == list(range(1, 151))  # its chart holds the whole run
     reference = tmp_path / "reference"
     assert run_cli(*shlex.split(stopped.command)[1:-1], str(reference))[0] == 0
     made, expected = (

@@ -3,6 +3,10 @@ job's callbacks in place of the terminal's progress bar. Nothing here trains, sa
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
 from conceptlab.engine.evaluation.request import EvaluateRequest, EvaluateResult, evaluate
 from conceptlab.engine.imagine.pick import PickRequest, pick
 from conceptlab.engine.imagine.request import ImagineRequest, ImagineResult
@@ -10,7 +14,9 @@ from conceptlab.engine.imagine.run import imagine
 from conceptlab.engine.rendering.sample import SampleRequest, SampleResult, sample
 from conceptlab.engine.studio.jobs import Job, Work
 from conceptlab.engine.training.create import CreateResult, RunCallbacks
-from conceptlab.engine.training.request import EvolveRequest, TrainRequest, train
+from conceptlab.engine.training.loop import StepRecord
+from conceptlab.engine.training.request import EvolveRequest, ResumeRequest, TrainRequest, train
+from conceptlab.engine.training.run_folder import RunFolder, read_log, step_lines
 
 
 def callbacks(job: Job) -> RunCallbacks:
@@ -19,12 +25,29 @@ def callbacks(job: Job) -> RunCallbacks:
 
 
 def training(request: TrainRequest) -> Work:
-    """`create`, `mix`, `evolve` or `--resume`: `train(request)`."""
+    """`create`, `mix`, `evolve` or `--resume`: `train(request)`; a resumed run's chart starts with the steps it
+    made before it was stopped."""
 
     def work(job: Job) -> CreateResult:
-        return train(request, callbacks(job))
+        heard = callbacks(job)
+        if isinstance(request, ResumeRequest):
+            heard = dataclasses.replace(heard, on_step=_with_earlier_steps(job, request.run_dir))
+        return train(request, heard)
 
     return work
+
+
+def _with_earlier_steps(job: Job, run_dir: Path) -> Callable[[StepRecord], None]:
+    """`job.on_step`, first filling in the steps before the resumed one from the run's log, which `resume` has by
+    then checked against its saved state and cut back to what the state covers."""
+
+    def on_step(record: StepRecord) -> None:
+        if not job.losses:
+            earlier = step_lines(read_log(RunFolder(run_dir, "").log_path))
+            job.losses = [line for line in earlier if line.get("step", record.step) < record.step]
+        job.on_step(record)
+
+    return on_step
 
 
 def imagining(request: ImagineRequest) -> Work:
