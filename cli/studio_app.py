@@ -210,12 +210,19 @@ class Studio:
 
     # Compare and sample
 
-    def compare(self, concepts: Sequence[str], n: float, seed: float) -> str:
-        if len(concepts) < 1:
-            return _refused(ConceptLabError("Choose concepts to compare from the library."))
+    def compare(self, chosen: Sequence[str], n: float, seed: float, category: str = "") -> str:
+        """Evaluate the chosen concepts (rendered) and image folders (scored as they are, against `category`)."""
+        if not chosen:
+            return _refused(ConceptLabError("Choose concepts or image runs to compare from the library."))
+        library = self.library()
+        folders = set(library.image_set_names() + library.imagine_run_names())
+        concepts = [name for name in chosen if name not in folders]
+        images = [name for name in chosen if name in folders]
         name = unused_name(self.root, "compare")
-        form = {"n": n, "seed": seed}
-        return self.submit("compare", lambda: argv_of.evaluate_argv(self.root, name, concepts, **form), work.evaluating)
+        form = {"category": category, "n": n, "seed": seed}
+        return self.submit(
+            "compare", lambda: argv_of.evaluate_argv(self.root, name, concepts, images, **form), work.evaluating
+        )
 
     def sample(self, concept: str | None, prompt: str, n: float, seed: float) -> str:
         if not concept:
@@ -239,7 +246,7 @@ class Studio:
             gr.Dropdown(choices=concepts, value=concepts[-1] if concepts else None),
             gr.Dropdown(choices=library.interrupted_names(), value=None),
             gr.CheckboxGroup(choices=concepts + library.image_set_names()),
-            gr.CheckboxGroup(choices=concepts),
+            gr.CheckboxGroup(choices=concepts + library.imagine_run_names() + library.image_set_names()),
         )
 
     def concept_view(self, name: str | None) -> tuple[str, Any, str]:
@@ -448,8 +455,11 @@ def build(settings: StudioSettings) -> tuple[gr.Blocks, Studio]:
                     interrupted = gr.Dropdown(label="interrupted runs", choices=[], elem_id="library-interrupted")
                     resume_run = gr.Button("Resume this run", elem_id="library-resume")
             with gr.Tab("Compare", id="compare"):
-                compared = gr.CheckboxGroup(label="concepts", choices=[], elem_id="compare-concepts")
+                compared = gr.CheckboxGroup(
+                    label="concepts, imagine runs and image sets", choices=[], elem_id="compare-concepts"
+                )
                 with gr.Row():
+                    compare_category = gr.Textbox(label="category of the image folders (e.g. pet)")
                     compare_n = gr.Number(label="images per concept", value=4, precision=0, elem_id="compare-n")
                     compare_seed = gr.Number(label="seed", value=0, precision=0)
                 compare_button = gr.Button("Compare", variant="primary", elem_id="compare-start")
@@ -478,7 +488,7 @@ def build(settings: StudioSettings) -> tuple[gr.Blocks, Studio]:
         chosen.change(studio.concept_view, chosen, [card, download, snippet])
         sample_button.click(studio.sample, [chosen, prompt, sample_n, sample_seed], sample_status)
         resume_run.click(studio.resume, interrupted, create_status)
-        compare_button.click(studio.compare, [compared, compare_n, compare_seed], compare_status)
+        compare_button.click(studio.compare, [compared, compare_n, compare_seed, compare_category], compare_status)
         live = [create_status, create_chart, create_renders, create_chips]
         live += [imagine_status, imagine_images, imagine_pick, concept_status, concept_chart]
         live += [evolve_status, evolve_chart, compare_status, compare_table, compare_chart, sample_status, samples]

@@ -130,11 +130,24 @@ def evolve_argv(
     return ["evolve", *folders, *_given(pairs), "--out", str(confined(root, name))]
 
 
-def evaluate_argv(root: Path, name: str, concepts: Sequence[str], *, n: float = 4, seed: float = 0) -> list[str]:
+def evaluate_argv(
+    root: Path,
+    name: str,
+    concepts: Sequence[str],
+    folders: Sequence[str] = (),
+    *,
+    category: str = "",
+    n: float = 4,
+    seed: float = 0,
+) -> list[str]:
+    """Concepts are rendered and scored; image folders (imagine runs, picked or uploaded sets) are scored as they
+    are, against `category` (evaluate's own rules on mixing the two apply)."""
     paths = [str(confined(root, concept)) for concept in concepts]
+    images = [argument for folder in folders for argument in ("--images", str(confined(root, folder)))]
     folder = confined(root, name)
     files = ["--csv", str(folder / "metrics.csv"), "--plot", str(folder / "metrics.png")]
-    return ["evaluate", *paths, "-n", str(int(n)), "--seed", str(int(seed)), *files]
+    options = _given([("--category", category.strip()), ("-n", int(n)), ("--seed", int(seed))])
+    return ["evaluate", *paths, *images, *options, *files]
 
 
 def sample_argv(root: Path, concept: str, *, prompt: str, n: float = 2, seed: float = 42, name: str) -> list[str]:

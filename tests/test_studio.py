@@ -314,7 +314,7 @@ def test_a_crafted_request_naming_a_path_outside_the_root_is_refused(server, roo
     )
     assert 'data-status="refused"' in refused and "outside" in refused
     with pytest.raises(AppError, match="not in the list of choices"):  # only names from the server's listing
-        client.predict(["/etc/passwd"], 2, 0, api_name="/compare")
+        client.predict(["/etc/passwd"], 2, 0, "", api_name="/compare")
     for crafted in (["../studio0/runs/a/new-pet.safetensors"], ["escape/../../x.safetensors"], [str(outside)]):
         assert 'data-status="refused"' in studio.compare(crafted, 2, 0)  # the handler behind it refuses too
     assert 'data-status="refused"' in studio.sample("../a/new-pet.safetensors", "a {}", 1, 0)
@@ -362,6 +362,8 @@ def test_text_from_files_reaches_the_page_escaped(root):
     assert "<script>x" not in html and "&lt;script&gt;x" in html and "&lt;b&gt;pet" in html
     assert argv_of.command_line(["create", "--category", "a b"]) == "conceptlab create --category 'a b'"
     assert command_request(argv_of.resume_argv(root, "stopped")).run_dir == root.resolve() / "stopped"
+    scored = command_request(argv_of.evaluate_argv(root, "c", [], ["a/images"], category="pet", n=2))
+    assert (scored.images, scored.category, scored.concepts, scored.count) == ((root / "a" / "images",), "pet", (), 2)
 
 
 PAGES = ("Create", "Imagine", "Evolve", "Library", "Compare")
