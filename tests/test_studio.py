@@ -330,6 +330,7 @@ def test_uploaded_photos_are_bounded_and_become_an_image_set(root, tmp_path):
     folder = import_uploads(root, "my lizard", photos)
     assert folder == (root / "uploads" / "my-lizard").resolve()
     assert "uploads/my-lizard" in read_library(root).image_set_names()
+    assert "compare" not in read_library(root).image_set_names()  # an evaluation's chart is no image set
     (tmp_path / "notes.png").write_text("<script>")
     with pytest.raises(UsageError, match=r"notes\.png is not a readable image"):
         import_uploads(root, "bad", [tmp_path / "notes.png"])

@@ -83,7 +83,8 @@ def _is_picture(path: Path) -> bool:
 
 
 def _image_sets(root: Path) -> tuple[Path, ...]:
-    """Folders holding images of their own that are neither a training run's renders nor an imagine run."""
+    """Folders holding images of their own that are neither a training run's renders, an imagine run, nor an
+    evaluation's table and chart (a Compare's folder)."""
     folders = sorted({path.parent for path in root.rglob("*") if _is_picture(path)})
     return tuple(
         folder
@@ -91,6 +92,7 @@ def _image_sets(root: Path) -> tuple[Path, ...]:
         if not (folder / RECORD).exists()
         and not (folder / RUN_LOG).exists()
         and not (folder.parent / RUN_LOG).exists()
+        and not any(folder.glob("*.csv"))
         and "checkpoints" not in folder.relative_to(root).parts
     )
 
