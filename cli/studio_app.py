@@ -71,6 +71,8 @@ def _job_html(job: Job | None, runner: JobRunner) -> str:
         parts.append(f"step {job.step} of {job.total}")
     if job.losses:
         parts.append(f"loss {job.losses[-1]['loss']:.4f}")
+    if job.started is not None:
+        parts.append(f"{(job.finished or time.time()) - job.started:.1f} s")
     lines = [escaped(" · ".join(parts))]
     lines += [escaped(job.notes[-1])] if job.notes else []
     lines += [f'<span class="error">{escaped(job.error)}</span>'] if job.error else []
@@ -145,9 +147,8 @@ class Studio:
 
     def stop(self, *kinds: str) -> str:
         job = self.runner.latest(*kinds)
-        if job is None or job.done:
-            return _job_html(job, self.runner)
-        self.runner.stop(job)
+        if job is not None and not job.done:
+            self.runner.stop(job)
         return _job_html(job, self.runner)
 
     def resume(self, run: str | None = None) -> str:
