@@ -24,6 +24,7 @@ from conceptlab.cli.info import INFO_EXAMPLES, info_command
 from conceptlab.cli.lineage import LINEAGE_EXAMPLES, VERIFY_EXAMPLES, lineage_command, verify_command
 from conceptlab.cli.output import error
 from conceptlab.cli.sample import SAMPLE_EXAMPLES, sample_command
+from conceptlab.cli.studio import STUDIO_EXAMPLES, studio_command
 from conceptlab.engine.errors import ConceptLabError
 
 app = typer.Typer(
@@ -74,6 +75,9 @@ app.command("batch", help="Run a plan of many jobs, here or on a Ray cluster.", 
 app.command("breed", help="Evolve a population of concepts over generations.", epilog=BREED_EXAMPLES)(breed_command)
 app.command("gallery", help="Write a static web page of concepts and their family graph.", epilog=GALLERY_EXAMPLES)(
     gallery_command
+)
+app.command("studio", help="The creative loop in a browser: a local Gradio app.", epilog=STUDIO_EXAMPLES)(
+    studio_command
 )
 app.command("demo", help="A new pet on the tiny offline backend (a first run also builds the tiny world).")(
     demo_command

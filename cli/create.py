@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.markup import escape
 
@@ -128,15 +129,30 @@ def _given_options(context: typer.Context) -> Iterator[str]:
             yield parameter.opts[0] if parameter.param_type_name == "option" else parameter.name.upper()
 
 
-def resume_training(
-    context: typer.Context, run_dir: Path, device: str, dtype: str, offload: bool | None
-) -> CreateResult:
-    """`--resume DIR`: the run's own settings; refuse any other training option rather than ignore it."""
+def resume_request(context: click.Context) -> ResumeRequest:
+    """What `--resume DIR` builds: the run's own settings; any other training option is refused, not ignored."""
     given = list(_given_options(context))
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(given)}.")
-    request = ResumeRequest(run_dir, None if device == "auto" else device, None if dtype == "auto" else dtype, offload)
-    return train_with_progress(request, run_dir.name, context.info_name or "create")
+    params = context.params
+    device, dtype = (None if params[name] == "auto" else params[name] for name in ("device", "dtype"))
+    return ResumeRequest(params["resume_dir"], device, dtype, params["offload"])
+
+
+def resume_training(context: typer.Context) -> CreateResult:
+    """`--resume DIR`, with a progress bar."""
+    request = resume_request(context)
+    return train_with_progress(request, request.run_dir.name, context.info_name or "create")
+
+
+def create_request(context: click.Context) -> CreateRequest:
+    """What `conceptlab create` builds from its parsed options (the studio builds its requests through this too)."""
+    params = context.params
+    if params["category"] is None:
+        raise UsageError("Missing option '--category' (or --resume DIR); e.g. --category pet.")
+    values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["create"])
+    model = options.model_choice(context, default=default_model())
+    return CreateRequest(command_config("create", values), model, params["out"], params["force"], params["offload"])
 
 
 def run_training(
@@ -241,13 +257,10 @@ def create_command(
 ) -> None:
     """Invent a new member of a category, unlike the given negatives."""
     if resume_dir is not None:
-        resume_training(context, resume_dir, device, dtype, offload)
+        resume_training(context)
         return
-    if category is None:
-        raise UsageError("Missing option '--category' (or --resume DIR); e.g. --category pet.")
-    values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["create"])
-    model = options.model_choice(context, default=default_model())
-    run_training(command_config("create", values), model, out, force, offload)
+    request = create_request(context)
+    train_with_progress(request, request.config.token, request.config.kind)
 
 
 def mix_command(
@@ -287,7 +300,7 @@ def mix_command(
 ) -> None:
     """Blend several words into one hybrid concept (no negatives)."""
     if resume_dir is not None:
-        resume_training(context, resume_dir, device, dtype, offload)
+        resume_training(context)
         return
     words = tuple(word.strip() for word in words or ())
     values = options.option_values(CreateConfig, context, COMMAND_OPTIONS["mix"]) | {"positives": words}

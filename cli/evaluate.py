@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.table import Table
 
@@ -257,34 +258,7 @@ def evaluate_command(
         raise UsageError(
             "--quick, --out, --ray and --max-parallel belong to --protocol paper or creative; add one or drop them."
         )
-    request = EvaluateRequest(
-        concepts=tuple(concepts),
-        images=tuple(folders),
-        category=category,
-        negatives=word_list(neg),
-        vocab=vocab,
-        parent_images=tuple(parent_images or ()),
-        parent_weights=number_list("--weights", weights),
-        baselines=tuple(baselines),
-        sd_model=sd_model,
-        count=count,
-        seed=seed,
-        size=size,
-        steps=steps,
-        model=model,
-        backend=backend,
-        revision=revision,
-        device=device,
-        dtype=dtype,
-        decoder=decoder,
-        decoder_revision=decoder_revision,
-        clip=clip,
-        judge=judge,
-        clip_revision=clip_revision,
-        csv=csv_path,
-        plot=plot,
-        force=force,
-    )
+    request = evaluate_request(context)
     with task_progress() as on_task:
         result = evaluate(request, on_task=on_task)
     for note in result.notes:
@@ -294,3 +268,37 @@ def evaluate_command(
         print_json(results_json(result.rows, result.clip, result.judge))
     else:
         print_table(list(result.rows), result.clip, result.judge, plain)
+
+
+def evaluate_request(context: click.Context) -> EvaluateRequest:
+    """What `conceptlab evaluate` (without --protocol) builds from its parsed options (the studio builds its
+    requests through this too)."""
+    params = context.params
+    return EvaluateRequest(
+        concepts=tuple(params["concepts"] or ()),
+        images=tuple(params["images"] or ()),
+        category=params["category"],
+        negatives=word_list(params["neg"]),
+        vocab=params["vocab"],
+        parent_images=tuple(params["parent_images"] or ()),
+        parent_weights=number_list("--weights", params["weights"]),
+        baselines=tuple(params["baseline"] or ()),
+        sd_model=params["sd_model"],
+        count=params["count"],
+        seed=params["seed"],
+        size=params["size"],
+        steps=params["steps"],
+        model=params["model"],
+        backend=params["backend"],
+        revision=params["revision"],
+        device=params["device"],
+        dtype=params["dtype"],
+        decoder=params["decoder"],
+        decoder_revision=params["decoder_revision"],
+        clip=params["clip"],
+        judge=params["judge"],
+        clip_revision=params["clip_revision"],
+        csv=params["csv_path"],
+        plot=params["plot"],
+        force=params["force"],
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from conceptlab.cli import options
@@ -75,10 +76,16 @@ def evolve_command(
 ) -> None:
     """Evolve a new concept from parents: L = 1 - sum_i w_i mean cos(parent image, prior output)."""
     if resume_dir is not None:
-        resume_training(context, resume_dir, device, dtype, offload)
+        resume_training(context)
         return
-    if not parents:
+    train_with_progress(evolve_request(context), "evolve", "evolve")
+
+
+def evolve_request(context: click.Context) -> EvolveRequest:
+    """What `conceptlab evolve` builds from its parsed options (the studio builds its requests through this too)."""
+    params = context.params
+    if not params["parents"]:
         raise UsageError("Missing PARENT...: give concept files and/or image folders (or --resume DIR).")
     training = options.option_values(CreateConfig, context, COMMAND_OPTIONS["evolve"])
     model = options.model_choice(context, default=None)
-    train_with_progress(EvolveRequest(tuple(parents), model, training, out, force, offload), "evolve", "evolve")
+    return EvolveRequest(tuple(params["parents"]), model, training, params["out"], params["force"], params["offload"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -103,12 +104,7 @@ def imagine_command(
     force: Annotated[bool, options.force_option("the images and record of an earlier imagine run in --out")] = False,
 ) -> None:
     """Creative images without training: VLM-guided adaptive negative prompting."""
-    request = options.request(
-        ImagineRequest,
-        context,
-        seeds=integer_list("--seeds", seeds) if seeds else (),
-        question=tuple(question) if question else ImagineRequest.question,
-    )
+    request = imagine_request(context)
     bar = progress_bar(
         description_column(),
         BarColumn(),
@@ -142,6 +138,17 @@ def imagine_command(
     print(printable(result.record))
 
 
+def imagine_request(context: click.Context) -> ImagineRequest:
+    """What `conceptlab imagine` builds from its parsed options (the studio builds its requests through this too)."""
+    seeds, question = context.params["seeds"], context.params["question"]
+    return options.request(
+        ImagineRequest,
+        context,
+        seeds=integer_list("--seeds", seeds) if seeds else (),
+        question=tuple(question) if question else ImagineRequest.question,
+    )
+
+
 PICK_EXAMPLES = """
 [bold]Examples[/]
 
@@ -159,5 +166,10 @@ def pick_command(
     force: Annotated[bool, options.force_option("picked images already in --out")] = False,
 ) -> None:
     """Copy chosen images of an imagine run into a folder that evolve takes as a parent."""
-    for path in pick(options.request(PickRequest, context)):
+    for path in pick(pick_request(context)):
         print(printable(path))
+
+
+def pick_request(context: click.Context) -> PickRequest:
+    """What `conceptlab pick` builds from its parsed options."""
+    return options.request(PickRequest, context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.markup import escape
 
@@ -108,7 +109,7 @@ def sample_command(
     force: Annotated[bool, options.force_option("images of an earlier sample with the same names")] = False,
 ) -> None:
     """Render prompts that use learned concepts."""
-    request = options.request(SampleRequest, context)
+    request = sample_request(context)
     with image_progress(request.n, "Rendering") as on_image:
         result = sample(request, on_image=on_image)
     prompt = escape(repr(result.prompt))
@@ -116,3 +117,8 @@ def sample_command(
     stdout.print(f"[bold green]Rendered[/] {prompt} ({seeds})", highlight=False)
     for path in [*result.images, *([result.grid] if result.grid else [])]:
         print(path)
+
+
+def sample_request(context: click.Context) -> SampleRequest:
+    """What `conceptlab sample` builds from its parsed options."""
+    return options.request(SampleRequest, context)

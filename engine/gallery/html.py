@@ -334,3 +334,13 @@ def gallery_html(
         "<footer>Made by <code>conceptlab gallery</code>. Dashed nodes: ancestors recorded in a child's lineage "
         "whose own file is not in the folder.</footer></body></html>\n"
     )
+
+
+def escaped(value: Any) -> str:
+    """Text from a file made safe in HTML: the one escape of the gallery's page and the studio's."""
+    return _text(value)
+
+
+def negative_chips(negatives: Any) -> str:
+    """Negatives (`word`, `step`, `source` each) as the cards' chips, escaped."""
+    return _negatives_html({"negatives": negatives})

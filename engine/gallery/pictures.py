@@ -29,7 +29,7 @@ class PictureLink:
     """The thumbnail, or the full-size copy when it is small enough."""
 
 
-def _roles(concept: GalleryConcept) -> list[tuple[str, Path]]:
+def roles(concept: GalleryConcept) -> list[tuple[str, Path]]:
     pictures = concept.pictures
     found = [("strip", pictures.strip)] if pictures.strip else []
     found += [("render", path) for path in pictures.latest]
@@ -49,7 +49,7 @@ def copy_pictures(concept: GalleryConcept, out: Path) -> list[PictureLink]:
     """Copy `concept`'s pictures under `out/images/<sha>/`; unreadable images are left out of the page."""
     folder = Path(IMAGES_FOLDER) / concept.sha256[:16]
     links = []
-    for index, (role, source) in enumerate(_roles(concept)):
+    for index, (role, source) in enumerate(roles(concept)):
         data = source.read_bytes()
         try:
             with Image.open(BytesIO(data)) as image:
