@@ -154,7 +154,7 @@ def test_more_negatives_than_the_machine_holds_are_refused_before_the_folder_is_
     from conceptlab.engine.training import constraints
 
     monkeypatch.setattr(constraints, "available_memory", lambda device: 8 * 1024 * 1024)
-    negatives = ",".join(f"thing{index}" for index in range(3000))
+    negatives = ",".join(f"thing{index}" for index in range(999))  # within --neg's 1000 items
     args = ("create", "--category", "pet", "--neg", negatives, "--model", "tiny", "--device", "cpu", *QUICK)
     code, _, err = run_cli(*args, "--out", tmp_path / "run")
     assert code == 2, err
@@ -163,5 +163,5 @@ def test_more_negatives_than_the_machine_holds_are_refused_before_the_folder_is_
     from conceptlab.engine.training.templates import OBJECT_TEMPLATES
 
     most = 4 * 1024 * 1024 // (len(OBJECT_TEMPLATES) * 64 * 4)  # half the 8 MiB, over 54 templates x 64 floats
-    assert "3001 constraint words need" in line and f"give at most {most:,} negatives" in line, line
+    assert "1000 constraint words need" in line and f"give at most {most:,} negatives" in line, line
     assert not (tmp_path / "run").exists()

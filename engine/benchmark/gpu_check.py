@@ -37,7 +37,7 @@ from conceptlab.engine.benchmark.step import CREATE_STEPS, BenchSettings, benchm
 from conceptlab.engine.benchmark.subjects import DepthCut, bench_pipeline, bench_stack, pipeline_names, stack_names
 from conceptlab.engine.benchmark.timing import PeakMemory, synchronize
 from conceptlab.engine.errors import UsageError
-from conceptlab.engine.imagine.request import PREVIEWS, TINY_PREVIEW
+from conceptlab.engine.imagine.request import FULL_PREVIEW, TINY_PREVIEW
 from conceptlab.engine.io.atomic import refuse_existing, write_json
 from conceptlab.engine.models.devices import dtype_name, resolve_device, resolve_dtype
 from conceptlab.engine.models.offload import IDLE_DEVICE, module_bytes, offload_needed, prior_and_decoder_residency
@@ -59,6 +59,9 @@ SIMULATED_CARD_BUDGET_S = 50.0
 """The same on the simulated 16 GB card: plus the offload path's model moves."""
 IMAGINE_BUDGET_S = 45.0
 """One pipeline's imagine rows, both previews, unless the entry declares its own `gpu_check_budget_s`."""
+TIMED_PREVIEWS = (TINY_PREVIEW, FULL_PREVIEW)
+"""The two previews the issue times: the tiny autoencoder and the full VAE (the preset's full-size decode is the
+full VAE's cost at the image's own size, not timed apart)."""
 SIMULATED_CARD_BYTES = 16 * 1024**3
 CUDA_ONLY = "a CPU has no per-process memory fraction (torch.cuda.set_per_process_memory_fraction): CUDA only"
 
@@ -464,17 +467,17 @@ def _imagine_rows(
     tiny autoencoder when built; the full VAE always). The entry's budget covers building it and both rows."""
     pipeline = bench_pipeline(name)
     clock = RowClock(_budget(pipeline, IMAGINE_BUDGET_S), settings.enforce_budgets)
-    base = {"row": "imagine", "name": name, "budget_s": clock.budget_s / len(PREVIEWS)}
+    base = {"row": "imagine", "name": name, "budget_s": clock.budget_s / len(TIMED_PREVIEWS)}
     progress(f"imagine on {name}: building")
     _free_device_memory(device)
     try:
         request, loaded, oracle = pipeline.build(device, dtype, settings.cut is None)
     except Exception as error:  # recorded in both rows
-        return [base | {"preview": preview, "status": "failed", "reason": failure(error)} for preview in PREVIEWS]
+        return [base | {"preview": preview, "status": "failed", "reason": failure(error)} for preview in TIMED_PREVIEWS]
     base["build_s"] = round(time.perf_counter() - clock.start, 3)
     tiny = getattr(loaded.route, "preview_decoder", None)
     rows = []
-    for index, preview in enumerate(PREVIEWS):
+    for index, preview in enumerate(TIMED_PREVIEWS):
         row = base | {"preview": preview}
         if preview == TINY_PREVIEW and tiny is None:
             rows.append(row | {"status": "skipped", "reason": "its route has no tiny autoencoder"})
@@ -482,7 +485,7 @@ def _imagine_rows(
         progress(f"imagine on {name}, {preview} preview")
         with contextlib.suppress(AttributeError):  # a route without a preview autoencoder decodes with its own
             loaded.route.preview_decoder = tiny if preview == TINY_PREVIEW else None
-        deadline = clock.deadline(1.0 / (len(PREVIEWS) - index))  # an even share of what is left
+        deadline = clock.deadline(1.0 / (len(TIMED_PREVIEWS) - index))  # an even share of what is left
         warmup = 0 if any(row.get("status") == "ran" for row in rows) else 1  # warm from the first preview's rounds
         rounds = (settings.imagine_rounds, warmup)
         timed = _imagine_timing(request, loaded, oracle, pipeline.oracle, preview, rounds, deadline, base["budget_s"])

@@ -19,7 +19,8 @@ TINY_PREVIEW = "tiny"
 OFFICIAL_PREVIEW = "official"
 """`--preview official`: x̂0 = latents − guided prediction (no sigma), decoded by the model's own VAE at the image's
 full size and handed whole to the oracle's processor, as the official code does (flow matching only)."""
-PREVIEWS = (TINY_PREVIEW, "full", OFFICIAL_PREVIEW)
+FULL_PREVIEW = "full"
+PREVIEWS = (TINY_PREVIEW, FULL_PREVIEW, OFFICIAL_PREVIEW)
 
 
 @dataclass(frozen=True)
