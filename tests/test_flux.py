@@ -15,7 +15,7 @@ from conceptlab.engine.io.images import png_bytes
 from conceptlab.engine.rendering.render import seeded_generator
 from conceptlab.plugins.tiny.flux import MAX_SEQUENCE_LENGTH
 
-STEPS = 4
+STEPS = 3
 
 
 class Always:
@@ -52,7 +52,7 @@ def test_an_answer_becomes_the_true_cfg_negative_from_the_next_step(flux, tmp_pa
         with_kwargs=True,
     )
     try:
-        result = imagine(_request(tmp_path, ask_until=0.25), oracle=Always(), loaded=flux)
+        result = imagine(_request(tmp_path, ask_until=0.34), oracle=Always(), loaded=flux)
     finally:
         hook.remove()
     assert result.negatives == {0: ["cat"]} and result.images[0].negatives[0]["step"] == 1
