@@ -15,7 +15,7 @@ from conceptlab.engine.io.images import png_bytes
 from conceptlab.engine.rendering.render import seeded_generator
 from conceptlab.plugins.tiny.flux import MAX_SEQUENCE_LENGTH
 
-STEPS = 4
+STEPS = 3
 
 
 class Always:
@@ -52,7 +52,7 @@ def test_an_answer_becomes_the_true_cfg_negative_from_the_next_step(flux, tmp_pa
         with_kwargs=True,
     )
     try:
-        result = imagine(_request(tmp_path, ask_until=0.25), oracle=Always(), loaded=flux)
+        result = imagine(_request(tmp_path, ask_until=0.34), oracle=Always(), loaded=flux)
     finally:
         hook.remove()
     assert result.negatives == {0: ["cat"]} and result.images[0].negatives[0]["step"] == 1
@@ -128,3 +128,21 @@ def test_bad_flux_inputs_are_refused_in_one_line_before_weights_load(run_cli, mo
     code, _, err = run_cli("imagine", "--category", "pet", "--model", "tiny-flux", "--out", tmp_path / "o", *args)
     assert code == 2
     assert names in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_diffusers_facts_the_flux_route_rests_on():
+    """FluxPipeline's callback cannot replace the negative embeddings (hence the in-place copy), and FLUX.2's pipeline
+    takes no negative prompt at all (hence no FLUX.2 entry), in the installed diffusers."""
+    import inspect
+
+    from diffusers import Flux2Pipeline, FluxPipeline
+
+    from conceptlab.engine.imagine.models import pipeline_names
+
+    assert FluxPipeline._callback_tensor_inputs == ["latents", "prompt_embeds"]
+    assert {"negative_prompt_embeds", "negative_pooled_prompt_embeds", "true_cfg_scale"} <= set(
+        inspect.signature(FluxPipeline.__call__).parameters
+    )
+    flux2 = set(inspect.signature(Flux2Pipeline.__call__).parameters)
+    assert not {"negative_prompt", "negative_prompt_embeds", "true_cfg_scale"} & flux2
+    assert not [name for name in pipeline_names() if "flux.2" in name]

@@ -43,6 +43,7 @@ def _render(cache, concept: Path, out: Path, **options) -> bytes:
         dtype="float32",
         out=out,
         grid=False,
+        steps=2,
         **options,
     )
     (image,) = sample(request, cache=cache).images

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from diffusers import AutoencoderTiny, FluxPipeline
 
@@ -36,6 +38,7 @@ def test_the_flux_row_times_plain_and_imagine_on_the_built_pipeline(monkeypatch)
     monkeypatch.setattr(flux_pipelines, "build_flux_dev", tiny)
     monkeypatch.setattr(flux_pipelines, "real_width_vilt", _tiny_vilt)
     monkeypatch.setattr(flux_pipelines, "CPU_SETTINGS", (2, 32))
+    monkeypatch.setattr(flux_pipelines, "FLUX_DEV", replace(flux_pipelines.FLUX_DEV, max_sequence_length=48))
     row = imagine_row("flux.1-dev-real-width", CPU, torch.float32, 1, full=False)
     assert (row["model"], row["steps"], row["size"], row["asks_per_image"]) == ("flux.1-dev-real-width", 2, 32, 1)
     assert 0 < row["asking_s_per_image"] < row["imagine_s_per_image"]

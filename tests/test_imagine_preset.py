@@ -25,7 +25,7 @@ from conceptlab.engine.imagine.official import (
 from conceptlab.engine.imagine.request import ask_steps
 from conceptlab.plugins.pipelines import SD35
 
-STEPS = 4
+STEPS = 3
 
 OFFICIAL_SCRIPT_DEFAULTS = {"steps": 28, "guidance_scale": 4.5, "height": 1024, "topk": 1, "freq": 1}
 """gen_utils/generate_sd35_image.py, `main`'s argparse defaults: --steps 28, --guidance_scale 4.5, --height 1024,
@@ -147,7 +147,7 @@ def test_clear_at_stop_drops_the_oracles_negatives_after_the_window(sd3, tmp_pat
         lambda module, args, kwargs: seen.append(kwargs["encoder_hidden_states"][0].clone()), with_kwargs=True
     )
     try:
-        request = _request(tmp_path, ask_until=0.25, clear_at_stop=True, preview="full", neg=("bird",))
+        request = _request(tmp_path, ask_until=0.34, clear_at_stop=True, preview="full", neg=("bird",))
         result = imagine(request, oracle=Recording("cat"), loaded=sd3)
     finally:
         hook.remove()
@@ -169,7 +169,7 @@ def test_top_k_takes_each_questions_k_best_rank_by_rank(sd3, tmp_path):
             return [f"{question.text} {rank}" for rank in range(k)]
 
     oracle = Ranked()
-    request = _request(tmp_path, question=("first {}", "second"), top_k=2, ask_until=0.25, preview="full")
+    request = _request(tmp_path, question=("first {}", "second"), top_k=2, ask_until=0.34, preview="full")
     result = imagine(request, oracle=oracle, loaded=sd3)
     answers = [entry["answer"] for entry in result.images[0].answers]
     assert answers == ["first pet 0", "second 0", "first pet 1", "second 1"]  # for each rank, each question
