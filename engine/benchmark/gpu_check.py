@@ -53,9 +53,9 @@ TOTAL_BUDGET_S = 480.0
 """Eight minutes on one H100 for the whole run."""
 STEP_BUDGET_S = 95.0
 """One stack's step row: building both stacks, compiling, the rounds (a stack entry's `gpu_check_budget_s` wins)."""
-CREATE_BUDGET_S = 40.0
+CREATE_BUDGET_S = 30.0
 """The adaptive `create` on the card as it is: building the world, 100 steps, 3 render sets, 2 questions."""
-SIMULATED_CARD_BUDGET_S = 50.0
+SIMULATED_CARD_BUDGET_S = 40.0
 """The same on the simulated 16 GB card: plus the offload path's model moves."""
 IMAGINE_BUDGET_S = 45.0
 """One pipeline's imagine rows, both previews, unless the entry declares its own `gpu_check_budget_s`."""

@@ -99,6 +99,8 @@ class FluxRealWidth:
     """The `conceptlab.benchmark_pipelines` entry `flux.1-dev-real-width`."""
 
     oracle: str = "vilt (random, real width)"
+    gpu_check_budget_s: float = 110.0
+    """Seconds on one H100 for `bench --gpu-check`'s imagine rows (docs/performance.md, gpu-check budget)."""
 
     def build(self, device: torch.device, dtype: torch.dtype, full: bool) -> tuple[Any, Any, Any]:
         return real_width_flux(device, dtype, full)

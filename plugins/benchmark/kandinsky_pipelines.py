@@ -111,6 +111,8 @@ class KandinskyRealWidth:
     """The `conceptlab.benchmark_pipelines` entry `kandinsky-2.2-real-width`."""
 
     oracle: str = "vilt (random, real width)"
+    gpu_check_budget_s: float = 20.0
+    """Seconds on one H100 for `bench --gpu-check`'s imagine rows (docs/performance.md, gpu-check budget)."""
 
     def build(self, device: torch.device, dtype: torch.dtype, full: bool) -> tuple[Any, Any, Any]:
         return real_width_kandinsky(device, dtype, full)

@@ -228,6 +228,8 @@ class RealWidthStack:
     backend: str | None = None
     """The backend whose loading code the stack stands for, when a random decoder of its widths exists (2.2): the
     adaptive `create` of `bench --gpu-check` trains, renders and asks on it."""
+    gpu_check_budget_s: float | None = None
+    """Seconds on one H100 for `bench --gpu-check`'s step row of this stack (None: the runner's default)."""
 
     def depth(self, cut: DepthCut | None) -> dict[str, int | str]:
         shape = self.shape
@@ -281,7 +283,7 @@ class BackendStack:
         return loaded, load_decoder(loaded)
 
 
-KANDINSKY_21 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.1"])
+KANDINSKY_21 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.1"], gpu_check_budget_s=85.0)
 KANDINSKY_22 = RealWidthStack(REAL_WIDTH_STACKS["kandinsky-2.2"], backend="kandinsky-2.2")
 TINY_WORLD = BackendStack(
     "tiny", {"text_encoder_layers": 2, "prior_layers": 2, "cut": "none (the tiny world, 64 wide)"}
