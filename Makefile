@@ -41,7 +41,7 @@ demo: install
 
 # Ours against the official code's step on random models of the real widths (depth cut on a CPU; --full on a GPU).
 bench: install
-	$(BIN)/conceptlab bench --imagine tiny,tiny-sdxl,tiny-sd3 --out runs/bench.json --force
+	$(BIN)/conceptlab bench --imagine tiny,tiny-sdxl,tiny-sd3,kandinsky-2.2-real-width,flux.1-dev-real-width --out runs/bench.json --force
 
 # Every GPU number in one run, within 8 minutes on one H100 (docs/performance.md); QUICK=1: the same rows on a CPU.
 gpu-check: install
