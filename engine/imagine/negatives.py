@@ -39,16 +39,12 @@ def answer_parts(answer: str) -> list[str]:
     return [part.strip() for part in SEPARATORS.split(text) if part.strip()]
 
 
-@dataclass
-class NegativeList:
-    """The negatives of one image, each with the first step whose guidance uses it (given ones: step 0)."""
+class NegativeEntries:
+    """What both negative lists (ours and the preset's official one) share: the entries, each with the first step
+    whose guidance uses it (given ones: step 0) and, once cleared, the step it stopped acting at."""
 
-    category: str
-    given: tuple[str, ...] = ()
-    limit: int | None = None
-    main_object: str | None = None
-    """Appended to each oracle word ("cat" -> "cat pet"), as the official `--main_object`."""
-    entries: list[dict[str, object]] = field(default_factory=list)
+    given: tuple[str, ...]
+    entries: list[dict[str, object]]
 
     def __post_init__(self) -> None:
         for word in self.given:
@@ -61,6 +57,18 @@ class NegativeList:
     def prompt(self) -> str:
         """The negative prompt: the words joined with ", " (as the reference code joins them)."""
         return ", ".join(self.words)
+
+
+@dataclass
+class NegativeList(NegativeEntries):
+    """The negatives of one image, each with the first step whose guidance uses it (given ones: step 0)."""
+
+    category: str
+    given: tuple[str, ...] = ()
+    limit: int | None = None
+    main_object: str | None = None
+    """Appended to each oracle word ("cat" -> "cat pet"), as the official `--main_object`."""
+    entries: list[dict[str, object]] = field(default_factory=list)
 
     def add_answers(self, answers: list[str], step: int) -> list[str]:
         """Add what the answers name and is new (not the category, not known, not a non-answer), up to the limit;

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from conceptlab.engine.imagine.negatives import NegativeEntries
+
 PAPER = "paper"
 PRESETS = (PAPER,)
 PAPER_ASK_FROM = 0.0
@@ -107,7 +109,7 @@ def clean_vqa_answer(answer: str) -> str:
 
 
 @dataclass
-class OfficialNegatives:
+class OfficialNegatives(NegativeEntries):
     """The official `detected_objects`: the static negative prompt as one entry, then each cleaned answer (with the
     main object appended) that is not already there, only at steps that `freq` divides.
 
@@ -118,17 +120,6 @@ class OfficialNegatives:
     main_object: str | None = None
     freq: int = PAPER_FREQ
     entries: list[dict[str, object]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for word in self.given:
-            self.entries.append({"word": word, "step": 0, "source": "given"})
-
-    @property
-    def words(self) -> list[str]:
-        return [str(entry["word"]) for entry in self.entries if "until" not in entry]
-
-    def prompt(self) -> str:
-        return ", ".join(self.words)
 
     def _detected(self) -> list[str]:
         given = [", ".join(self.given)] if self.given else []
