@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderTiny, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-from transformers import T5Config, T5EncoderModel
+from transformers import T5EncoderModel
 
-from conceptlab.plugins.benchmark.sd_pipelines import T5_VOCAB_SIZE, _clip, _frozen, _vae, real_width_vilt
+from conceptlab.plugins.benchmark.sd_pipelines import _clip, _frozen, _vae, real_width_vilt, t5_xxl_config
 from conceptlab.plugins.pipelines import FLUX_DEV
 from conceptlab.plugins.tiny.sd3 import build_t5_tokenizer
 from conceptlab.plugins.tiny.world import build_tokenizer
@@ -47,18 +47,7 @@ def build_flux_dev(cut: bool = True) -> tuple[FluxPipeline, AutoencoderTiny]:
         guidance_embeds=True,
         axes_dims_rope=(16, 56, 56),
     )
-    t5 = T5Config(
-        vocab_size=T5_VOCAB_SIZE,
-        d_model=4096,
-        d_kv=64,
-        d_ff=10240,
-        num_layers=t5_layers,
-        num_heads=64,
-        feed_forward_proj="gated-gelu",
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
+    t5 = t5_xxl_config(t5_layers)
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256
     )

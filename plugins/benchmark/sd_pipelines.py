@@ -52,6 +52,22 @@ REAL_DEPTHS = (38, 12, 32, 24)
 """Layers of SD3.5 Large's transformer, CLIP-L, CLIP-G and T5-XXL encoders."""
 
 
+def t5_xxl_config(layers: int) -> T5Config:
+    """T5-XXL's encoder widths (SD3.5's and FLUX.1's third text encoder), `layers` deep."""
+    return T5Config(
+        vocab_size=T5_VOCAB_SIZE,
+        d_model=4096,
+        d_kv=64,
+        d_ff=10240,
+        num_layers=layers,
+        num_heads=64,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+
+
 def _clip(hidden: int, heads: int, layers: int, projection: bool = True) -> CLIPTextModel:
     config = CLIPTextConfig(
         vocab_size=CLIP_VOCAB_SIZE,
@@ -98,18 +114,7 @@ def build_sd35_large(cut: bool = True) -> tuple[StableDiffusion3Pipeline, Autoen
         pos_embed_max_size=192,
         qk_norm="rms_norm",
     )
-    t5 = T5Config(
-        vocab_size=T5_VOCAB_SIZE,
-        d_model=4096,
-        d_kv=64,
-        d_ff=10240,
-        num_layers=t5_layers,
-        num_heads=64,
-        feed_forward_proj="gated-gelu",
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
+    t5 = t5_xxl_config(t5_layers)
     vae = _vae(16, 1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False)
     pipeline = StableDiffusion3Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
