@@ -17,6 +17,7 @@ import torch
 from shared_models import SharedTiny
 
 from conceptlab.cli.app import main
+from conceptlab.engine import Concept, save_concept
 from conceptlab.engine.models.backend import DecoderStack, PriorStack
 from conceptlab.engine.models.loading import LoadedPrior, ModelChoice, load_prior
 from conceptlab.engine.models.plugins import load_backend
@@ -100,3 +101,21 @@ def run_cli(capsys):
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def route_concepts(tmp_path_factory, shared_tiny) -> dict[str, Path]:
+    """For the `--via` route tests: two tiny concepts, and two that only claim Kandinsky 2.1 and 2.2 (no weights are
+    ever loaded for those)."""
+    folder = tmp_path_factory.mktemp("concepts")
+    info = shared_tiny.info
+    recorded = {"model": info.model, "text_encoder_fingerprint": info.text_encoder_fingerprint, "category": "pet"}
+    paths = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        vector = 0.3 * torch.randn(info.embedding_dim, generator=torch.Generator().manual_seed(seed))
+        paths[name] = folder / f"{name}.safetensors"
+        save_concept(Concept(f"<{name}>", vector, {**recorded, "backend": "tiny"}), paths[name])
+    for backend, width in (("kandinsky-2.1", 768), ("kandinsky-2.2", 1280)):
+        paths[backend] = folder / f"{backend}.safetensors"
+        save_concept(Concept("<k>", torch.zeros(width), {"backend": backend, "category": "pet"}), paths[backend])
+    return paths

@@ -7,29 +7,12 @@ import inspect
 from pathlib import Path
 
 import pytest
-import torch
 from diffusers import FluxPipeline
 
-from conceptlab.engine import Concept, ModelCache, SampleRequest, sample, save_concept
+from conceptlab.engine import ModelCache, SampleRequest, sample
 from conceptlab.engine.portability.routes import load_route
 from conceptlab.plugins.kandinsky import VIT_BIGG_14, VIT_L_14
 from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
-
-
-@pytest.fixture(scope="module")
-def concepts(tmp_path_factory, shared_tiny) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("concepts")
-    info = shared_tiny.info
-    recorded = {"model": info.model, "text_encoder_fingerprint": info.text_encoder_fingerprint, "category": "pet"}
-    paths = {}
-    for name, seed in (("a", 1), ("b", 2)):
-        vector = 0.3 * torch.randn(info.embedding_dim, generator=torch.Generator().manual_seed(seed))
-        paths[name] = folder / f"{name}.safetensors"
-        save_concept(Concept(f"<{name}>", vector, {**recorded, "backend": "tiny"}), paths[name])
-    for backend, width in (("kandinsky-2.1", 768), ("kandinsky-2.2", 1280)):
-        paths[backend] = folder / f"{backend}.safetensors"
-        save_concept(Concept("<k>", torch.zeros(width), {"backend": backend, "category": "pet"}), paths[backend])
-    return paths
 
 
 def _render(cache, concept: Path, out: Path, **options) -> bytes:
@@ -59,22 +42,24 @@ def test_the_route_takes_vit_l_14_the_2_1_priors_space_and_fluxpipeline_takes_it
     assert {"ip_adapter_image_embeds", "negative_prompt", "true_cfg_scale"} <= set(parameters)
 
 
-def test_flux_ip_adapter_paints_the_concept_same_seed_same_bytes(concepts, tmp_path):
+def test_flux_ip_adapter_paints_the_concept_same_seed_same_bytes(route_concepts, tmp_path):
     cache = ModelCache()
-    first = _render(cache, concepts["a"], tmp_path / "1")
-    assert first == _render(cache, concepts["a"], tmp_path / "2")
-    assert first != _render(cache, concepts["b"], tmp_path / "3")
-    off_a = _render(cache, concepts["a"], tmp_path / "4", ip_scale=0.0)
-    off_b = _render(cache, concepts["b"], tmp_path / "5", ip_scale=0.0)
+    first = _render(cache, route_concepts["a"], tmp_path / "1")
+    assert first == _render(cache, route_concepts["a"], tmp_path / "2")
+    assert first != _render(cache, route_concepts["b"], tmp_path / "3")
+    off_a = _render(cache, route_concepts["a"], tmp_path / "4", ip_scale=0.0)
+    off_b = _render(cache, route_concepts["b"], tmp_path / "5", ip_scale=0.0)
     assert off_a == off_b != first  # at scale 0 the adapter adds nothing: the concept no longer matters
 
 
-def test_a_2_2_concept_is_refused_in_one_line_naming_the_routes_that_fit(concepts, run_cli, monkeypatch, tmp_path):
+def test_a_2_2_concept_is_refused_in_one_line_naming_the_routes_that_fit(
+    route_concepts, run_cli, monkeypatch, tmp_path
+):
     monkeypatch.setattr(
         "conceptlab.engine.models.model_cache.load_prior", lambda *a, **k: pytest.fail("weights were loaded")
     )
     args = ["--prompt", "a {}", "--out", tmp_path, "--via", "flux-ip-adapter"]
-    code, _, stderr = run_cli("sample", concepts["kandinsky-2.2"], *args)
+    code, _, stderr = run_cli("sample", route_concepts["kandinsky-2.2"], *args)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert f"lives in {VIT_BIGG_14}, but --via flux-ip-adapter takes {VIT_L_14}" in stderr
     assert "use --via ip-adapter-sdxl." in stderr

@@ -5,30 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from conceptlab.engine import Concept, ModelCache, SampleRequest, sample, save_concept
+from conceptlab.engine import ModelCache, SampleRequest, sample
 from conceptlab.engine.portability.routes import load_route
 from conceptlab.plugins.kandinsky import VIT_BIGG_14, VIT_L_14
 from conceptlab.plugins.tiny import TINY_IMAGE_SPACE
 from conceptlab.plugins.tiny.world import EMBED_DIM
-
-
-@pytest.fixture(scope="module")
-def concepts(tmp_path_factory, shared_tiny) -> dict[str, Path]:
-    """Two tiny concepts, and two that only claim Kandinsky 2.1 and 2.2 (no weights are ever loaded for those)."""
-    folder = tmp_path_factory.mktemp("concepts")
-    info = shared_tiny.info
-    recorded = {"model": info.model, "text_encoder_fingerprint": info.text_encoder_fingerprint, "category": "pet"}
-    paths = {}
-    for name, seed in (("a", 1), ("b", 2)):
-        vector = 0.3 * torch.randn(info.embedding_dim, generator=torch.Generator().manual_seed(seed))
-        paths[name] = folder / f"{name}.safetensors"
-        save_concept(Concept(f"<{name}>", vector, {**recorded, "backend": "tiny"}), paths[name])
-    for backend, width in (("kandinsky-2.1", 768), ("kandinsky-2.2", 1280)):
-        paths[backend] = folder / f"{backend}.safetensors"
-        save_concept(Concept("<k>", torch.zeros(width), {"backend": backend, "category": "pet"}), paths[backend])
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +42,24 @@ def test_tiny_routes_take_the_tiny_world_space_and_the_real_ones_the_priors_enco
     assert set(load_route("unclip").spaces) == {VIT_L_14, TINY_IMAGE_SPACE}
 
 
-def test_unclip_renders_the_concept_same_seed_same_bytes(concepts, cache, tmp_path):
-    first = _render(cache, concepts["a"], tmp_path / "1", "unclip")
-    again = _render(cache, concepts["a"], tmp_path / "2", "unclip")
-    other = _render(cache, concepts["b"], tmp_path / "3", "unclip")
-    noisy = _render(cache, concepts["a"], tmp_path / "4", "unclip", noise_level=500)
+def test_unclip_renders_the_concept_same_seed_same_bytes(route_concepts, cache, tmp_path):
+    first = _render(cache, route_concepts["a"], tmp_path / "1", "unclip")
+    again = _render(cache, route_concepts["a"], tmp_path / "2", "unclip")
+    other = _render(cache, route_concepts["b"], tmp_path / "3", "unclip")
+    noisy = _render(cache, route_concepts["a"], tmp_path / "4", "unclip", noise_level=500)
     assert first == again
     assert other != first and noisy != first
 
 
-def test_ip_adapter_sdxl_renders_the_concept_through_the_adapter(concepts, cache, tmp_path):
-    first = _render(cache, concepts["a"], tmp_path / "1", "ip-adapter-sdxl")
-    again = _render(cache, concepts["a"], tmp_path / "2", "ip-adapter-sdxl")
-    other = _render(cache, concepts["b"], tmp_path / "3", "ip-adapter-sdxl")
+def test_ip_adapter_sdxl_renders_the_concept_through_the_adapter(route_concepts, cache, tmp_path):
+    first = _render(cache, route_concepts["a"], tmp_path / "1", "ip-adapter-sdxl")
+    again = _render(cache, route_concepts["a"], tmp_path / "2", "ip-adapter-sdxl")
+    other = _render(cache, route_concepts["b"], tmp_path / "3", "ip-adapter-sdxl")
     assert first == again and other != first
     # the image depends on --ip-scale: at 0 the adapter adds nothing and the text prompt alone ("a plush toy pet")
     # decides, whatever the concept
-    off_a = _render(cache, concepts["a"], tmp_path / "5", "ip-adapter-sdxl", ip_scale=0.0)
-    off_b = _render(cache, concepts["b"], tmp_path / "6", "ip-adapter-sdxl", ip_scale=0.0)
+    off_a = _render(cache, route_concepts["a"], tmp_path / "5", "ip-adapter-sdxl", ip_scale=0.0)
+    off_b = _render(cache, route_concepts["b"], tmp_path / "6", "ip-adapter-sdxl", ip_scale=0.0)
     assert off_a == off_b != first
 
 
@@ -99,19 +81,21 @@ def test_ip_adapter_sdxl_renders_the_concept_through_the_adapter(concepts, cache
         ("a", ["--via", "unclip", "--decoder", "tiny"], "--decoder is the decoder's"),
     ],
 )
-def test_via_refusals_come_before_any_weights_load(concepts, run_cli, monkeypatch, tmp_path, concept, args, message):
+def test_via_refusals_come_before_any_weights_load(
+    route_concepts, run_cli, monkeypatch, tmp_path, concept, args, message
+):
     def no_loading(*_args, **_kwargs):
         raise AssertionError("weights were loaded")
 
     monkeypatch.setattr("conceptlab.engine.models.model_cache.load_prior", no_loading)
-    code, _, stderr = run_cli("sample", concepts[concept], "--prompt", "a {}", "--out", tmp_path, *args)
+    code, _, stderr = run_cli("sample", route_concepts[concept], "--prompt", "a {}", "--out", tmp_path, *args)
     assert code == 2, stderr
     assert message in stderr and len(stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_via_takes_one_concept(concepts, run_cli, tmp_path):
+def test_via_takes_one_concept(route_concepts, run_cli, tmp_path):
     code, _, stderr = run_cli(
-        "sample", concepts["a"], concepts["b"], "--prompt", "{} {}", "--via", "unclip", "--out", tmp_path
+        "sample", route_concepts["a"], route_concepts["b"], "--prompt", "{} {}", "--via", "unclip", "--out", tmp_path
     )
     assert code == 2 and "one concept at a time" in stderr
